@@ -1,0 +1,60 @@
+"""``AudioConfigurationPolicy``: how a call's audio device module is built (SPEC §2.5).
+
+Each knob has an effect you can observe: capture/playout channel counts, the Opus encoder's bitrate,
+application (speech ``voip`` or music ``audio``) and stereo flag, and whether voice processing runs.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Literal
+
+OpusApplication = Literal["voip", "audio", "lowdelay"]
+
+
+@dataclass(frozen=True)
+class AudioConfigurationPolicy:
+    name: str
+    capture_channels: int
+    playout_channels: int
+    opus_bitrate: int
+    opus_application: OpusApplication
+    voice_processing: bool
+
+    def __post_init__(self) -> None:
+        if self.capture_channels not in (1, 2) or self.playout_channels not in (1, 2):
+            raise ValueError("channel counts must be 1 or 2")
+        if not 6_000 <= self.opus_bitrate <= 510_000:
+            raise ValueError("opus_bitrate must be within 6000..510000 b/s")
+
+    @property
+    def opus_stereo(self) -> bool:
+        return self.capture_channels == 2
+
+    @classmethod
+    def broadcaster(cls) -> AudioConfigurationPolicy:
+        """Voice: mono capture and playout, voice processing on, speech-tuned Opus."""
+        return cls("broadcaster", 1, 1, 32_000, "voip", True)
+
+    @classmethod
+    def viewer(cls) -> AudioConfigurationPolicy:
+        """Listening: stereo playout, no voice processing, music-tuned Opus at a higher bitrate."""
+        return cls("viewer", 1, 2, 64_000, "audio", False)
+
+    @classmethod
+    def hi_fi(cls) -> AudioConfigurationPolicy:
+        """Stereo capture and playout, no processing, music-tuned Opus."""
+        return cls("hi_fi", 2, 2, 128_000, "audio", False)
+
+    @classmethod
+    def custom(
+        cls,
+        *,
+        capture_channels: int = 1,
+        playout_channels: int = 1,
+        opus_bitrate: int = 32_000,
+        opus_application: OpusApplication = "voip",
+        voice_processing: bool = True,
+        name: str = "custom",
+    ) -> AudioConfigurationPolicy:
+        return cls(name, capture_channels, playout_channels, opus_bitrate, opus_application, voice_processing)

@@ -1,0 +1,422 @@
+"""The coordinator's REST and event models.
+
+These pydantic models validate every request body the server accepts (unknown fields are refused),
+shape every response, and generate ``/openapi.json``. The SDK parses responses and events with the
+same classes, so client and server cannot drift apart.
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from enum import StrEnum
+from typing import Annotated, Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+
+MAX_ID_LENGTH = 64
+
+
+def utcnow() -> datetime:
+    return datetime.now(UTC)
+
+
+Identifier = Annotated[str, Field(min_length=1, max_length=MAX_ID_LENGTH, pattern=r"^[A-Za-z0-9_\-.@]+$")]
+
+
+class Request(BaseModel):
+    """Base of request bodies: unknown fields are an error, not silently dropped."""
+
+    model_config = ConfigDict(extra="forbid")
+
+
+class Response(BaseModel):
+    """Base of responses and events: tolerant when parsing (newer servers may add fields)."""
+
+    model_config = ConfigDict(extra="ignore")
+
+
+class Capability(StrEnum):
+    READ_CALL = "read-call"
+    JOIN_CALL = "join-call"
+    JOIN_BACKSTAGE = "join-backstage"
+    SEND_AUDIO = "send-audio"
+    SEND_VIDEO = "send-video"
+    END_CALL = "end-call"
+    UPDATE_CALL = "update-call"
+    UPDATE_CALL_MEMBER = "update-call-member"
+    MUTE_USERS = "mute-users"
+
+
+class RejectReason(StrEnum):
+    DECLINE = "decline"
+    CANCEL = "cancel"
+    BUSY = "busy"
+    TIMEOUT = "timeout"
+
+
+class RingOutcome(StrEnum):
+    """How a ring ended for one user (see ``call.ring_ended``)."""
+
+    ACCEPTED = "accepted"
+    REJECTED = "rejected"
+    MISSED = "missed"
+    CANCELLED = "cancelled"
+
+
+# ---------------------------------------------------------------- users
+
+
+class UserRequest(Request):
+    id: Identifier
+    name: Annotated[str | None, Field(max_length=200)] = None
+    image: Annotated[str | None, Field(max_length=2000)] = None
+    custom: dict[str, Any] = Field(default_factory=dict)
+
+
+class UserResponse(Response):
+    id: str
+    name: str | None = None
+    image: str | None = None
+    custom: dict[str, Any] = Field(default_factory=dict)
+    created_at: datetime
+    updated_at: datetime
+
+
+# ---------------------------------------------------------------- call settings
+
+
+class AudioSettings(Response):
+    mic_default_on: bool = True
+
+
+class VideoSettings(Response):
+    enabled: bool = True
+    camera_default_on: bool = True
+
+
+class BackstageSettings(Response):
+    enabled: bool = False
+
+
+class RingSettings(Response):
+    incoming_call_timeout_ms: int = 15000
+    auto_cancel_timeout_ms: int = 15000
+
+
+class CallSettings(Response):
+    audio: AudioSettings = Field(default_factory=AudioSettings)
+    video: VideoSettings = Field(default_factory=VideoSettings)
+    backstage: BackstageSettings = Field(default_factory=BackstageSettings)
+    ring: RingSettings = Field(default_factory=RingSettings)
+
+
+class AudioSettingsRequest(Request):
+    mic_default_on: bool | None = None
+
+
+class VideoSettingsRequest(Request):
+    enabled: bool | None = None
+    camera_default_on: bool | None = None
+
+
+class BackstageSettingsRequest(Request):
+    enabled: bool | None = None
+
+
+class RingSettingsRequest(Request):
+    incoming_call_timeout_ms: Annotated[int | None, Field(ge=0, le=600_000)] = None
+    auto_cancel_timeout_ms: Annotated[int | None, Field(ge=0, le=600_000)] = None
+
+
+class CallSettingsRequest(Request):
+    """A partial override of a call type's settings, for one call."""
+
+    audio: AudioSettingsRequest | None = None
+    video: VideoSettingsRequest | None = None
+    backstage: BackstageSettingsRequest | None = None
+    ring: RingSettingsRequest | None = None
+
+
+# ---------------------------------------------------------------- calls and members
+
+
+class MemberRequest(Request):
+    user_id: Identifier
+    role: Annotated[str | None, Field(pattern=r"^(admin|host|call_member)$")] = None
+    custom: dict[str, Any] = Field(default_factory=dict)
+
+
+class MemberResponse(Response):
+    user_id: str
+    user: UserResponse
+    role: str
+    custom: dict[str, Any] = Field(default_factory=dict)
+    created_at: datetime
+
+
+class CallResponse(Response):
+    cid: str
+    type: str
+    id: str
+    created_by: UserResponse
+    custom: dict[str, Any] = Field(default_factory=dict)
+    settings: CallSettings
+    backstage: bool
+    created_at: datetime
+    updated_at: datetime
+    ended_at: datetime | None = None
+
+
+class CallDataRequest(Request):
+    members: Annotated[list[MemberRequest], Field(max_length=1000)] = Field(default_factory=list)
+    custom: dict[str, Any] = Field(default_factory=dict)
+    settings_override: CallSettingsRequest | None = None
+
+
+class GetOrCreateCallRequest(Request):
+    data: CallDataRequest = Field(default_factory=lambda: CallDataRequest())
+    ring: bool = False
+    video: bool = False
+    watch: bool = True
+    connection_id: str | None = None
+
+
+class CallStateResponse(Response):
+    """A call as seen by one user: the call, its members and what this user may do."""
+
+    call: CallResponse
+    members: list[MemberResponse]
+    own_capabilities: list[Capability]
+
+
+class GetOrCreateCallResponse(CallStateResponse):
+    created: bool
+
+
+class GetCallRequest(Request):
+    watch: bool = True
+    connection_id: str | None = None
+
+
+class UpdateCallRequest(Request):
+    custom: dict[str, Any] | None = None
+    settings_override: CallSettingsRequest | None = None
+
+
+class UpdateMembersRequest(Request):
+    update_members: Annotated[list[MemberRequest], Field(max_length=1000)] = Field(default_factory=list)
+    remove_members: Annotated[list[Identifier], Field(max_length=1000)] = Field(default_factory=list)
+
+
+class UpdateMembersResponse(Response):
+    members: list[MemberResponse]
+
+
+class EmptyRequest(Request):
+    pass
+
+
+class RingRequest(Request):
+    video: bool = False
+    member_ids: Annotated[list[Identifier] | None, Field(max_length=1000)] = None
+
+
+class RejectRequest(Request):
+    reason: RejectReason = RejectReason.DECLINE
+
+
+class AckResponse(Response):
+    duration_ms: float = 0.0
+
+
+class IceServer(Response):
+    urls: list[str]
+    username: str | None = None
+    credential: str | None = None
+
+
+class SfuServer(Response):
+    url: str
+    edge_name: str = "embedded"
+
+
+class Credentials(Response):
+    server: SfuServer
+    token: str
+    ice_servers: list[IceServer] = Field(default_factory=list)
+
+
+class JoinCallRequest(Request):
+    create: bool = False
+    data: CallDataRequest | None = None
+    connection_id: str | None = None
+
+
+class JoinCallResponse(CallStateResponse):
+    session_id: str
+    credentials: Credentials
+
+
+class ErrorResponse(Response):
+    code: str
+    message: str
+    details: list[dict[str, Any]] | None = None
+
+
+# ---------------------------------------------------------------- events (WebSocket)
+
+
+class AuthRequest(Request):
+    """The first frame a client sends on the events socket."""
+
+    type: Literal["auth"] = "auth"
+    api_key: str
+    token: str
+    user: UserRequest | None = None
+    last_event_id: int | None = None
+    previous_connection_id: str | None = None
+
+
+class HealthCheck(Request):
+    type: Literal["health.check"] = "health.check"
+
+
+class Event(Response):
+    """Every event carries an increasing ``id`` (per server) and a ``type``."""
+
+    id: int = 0
+    type: str
+    created_at: datetime
+    cid: str | None = None
+
+
+class ConnectionOk(Event):
+    type: Literal["connection.ok"] = "connection.ok"
+    connection_id: str
+    user: UserResponse
+    replayed: int = 0
+    replay_complete: bool = True
+
+
+class HealthCheckEvent(Event):
+    type: Literal["health.check"] = "health.check"
+    connection_id: str
+
+
+class CallEvent(Event):
+    cid: str
+    call: CallResponse
+
+
+class CallCreatedEvent(CallEvent):
+    type: Literal["call.created"] = "call.created"
+    members: list[MemberResponse]
+
+
+class CallUpdatedEvent(CallEvent):
+    type: Literal["call.updated"] = "call.updated"
+
+
+class CallEndedEvent(CallEvent):
+    type: Literal["call.ended"] = "call.ended"
+    user: UserResponse | None = None
+
+
+class CallLiveStartedEvent(CallEvent):
+    type: Literal["call.live_started"] = "call.live_started"
+
+
+class CallLiveStoppedEvent(CallEvent):
+    type: Literal["call.live_stopped"] = "call.live_stopped"
+
+
+class CallMemberAddedEvent(CallEvent):
+    type: Literal["call.member_added"] = "call.member_added"
+    members: list[MemberResponse]
+
+
+class CallMemberUpdatedEvent(CallEvent):
+    type: Literal["call.member_updated"] = "call.member_updated"
+    members: list[MemberResponse]
+
+
+class CallMemberRemovedEvent(CallEvent):
+    type: Literal["call.member_removed"] = "call.member_removed"
+    members: list[str]
+
+
+class CallRingEvent(CallEvent):
+    """Sent to each callee's connections: the call is ringing for you."""
+
+    type: Literal["call.ring"] = "call.ring"
+    user: UserResponse
+    members: list[MemberResponse]
+    video: bool = False
+
+
+class CallAcceptedEvent(CallEvent):
+    type: Literal["call.accepted"] = "call.accepted"
+    user: UserResponse
+
+
+class CallRejectedEvent(CallEvent):
+    type: Literal["call.rejected"] = "call.rejected"
+    user: UserResponse
+    reason: RejectReason
+
+
+class CallMissedEvent(CallEvent):
+    type: Literal["call.missed"] = "call.missed"
+    user_ids: list[str]
+
+
+class CallRingEndedEvent(CallEvent):
+    """The ring ended for ``user_id`` (sent to that user's connections only)."""
+
+    type: Literal["call.ring_ended"] = "call.ring_ended"
+    user_id: str
+    outgoing: bool
+    outcome: RingOutcome
+    reason: RejectReason | None = None
+
+
+class ParticipantJoinedEvent(CallEvent):
+    type: Literal["call.session_participant_joined"] = "call.session_participant_joined"
+    user_id: str
+    session_id: str
+
+
+class ParticipantLeftEvent(CallEvent):
+    type: Literal["call.session_participant_left"] = "call.session_participant_left"
+    user_id: str
+    session_id: str
+
+
+EVENT_TYPES: dict[str, type[Event]] = {
+    cls.model_fields["type"].default: cls
+    for cls in (
+        ConnectionOk,
+        HealthCheckEvent,
+        CallCreatedEvent,
+        CallUpdatedEvent,
+        CallEndedEvent,
+        CallLiveStartedEvent,
+        CallLiveStoppedEvent,
+        CallMemberAddedEvent,
+        CallMemberUpdatedEvent,
+        CallMemberRemovedEvent,
+        CallRingEvent,
+        CallAcceptedEvent,
+        CallRejectedEvent,
+        CallMissedEvent,
+        CallRingEndedEvent,
+        ParticipantJoinedEvent,
+        ParticipantLeftEvent,
+    )
+}
+
+
+def parse_event(data: dict[str, Any]) -> Event:
+    """The typed event for a decoded frame (unknown types parse as a plain :class:`Event`)."""
+    cls = EVENT_TYPES.get(str(data.get("type")), Event)
+    return cls.model_validate(data)

@@ -1,0 +1,1 @@
+"""The client SDK: ``VideoClient``, ``Call``, observable state and the coordinator connection."""

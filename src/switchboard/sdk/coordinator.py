@@ -1,0 +1,229 @@
+"""The SDK's connection to the coordinator: REST requests and the events WebSocket.
+
+The events socket reconnects by itself after a drop and asks for what it missed (the last event id
+and the previous connection id), so a short disconnect loses no event and delivers none twice. A bad
+or expired token is never retried: it fails ``connect()`` at once with :class:`AuthenticationError`.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import logging
+from collections.abc import Callable
+from typing import Any, TypeVar
+
+import aiohttp
+from pydantic import BaseModel, ValidationError
+
+from switchboard.errors import AuthenticationError, NetworkError, SwitchboardError, error_for
+from switchboard.protocol import coordinator as m
+
+log = logging.getLogger("switchboard.sdk.coordinator")
+R = TypeVar("R", bound=BaseModel)
+
+
+class CoordinatorApi:
+    """Typed REST calls; every failure is a :class:`SwitchboardError` subclass."""
+
+    def __init__(self, base_url: str, api_key: str, token: str, session: aiohttp.ClientSession) -> None:
+        self.base_url = base_url.rstrip("/")
+        self._headers = {"X-Api-Key": api_key, "Authorization": f"Bearer {token}"}
+        self._session = session
+
+    async def request(self, method: str, path: str, response: type[R], body: BaseModel | None = None) -> R:
+        url = f"{self.base_url}/api/v1{path}"
+        data = body.model_dump_json(exclude_none=True) if body is not None else None
+        headers = dict(self._headers)
+        if data is not None:
+            headers["Content-Type"] = "application/json"
+        try:
+            async with self._session.request(method, url, data=data, headers=headers) as resp:
+                raw = await resp.read()
+                status = resp.status
+        except (aiohttp.ClientError, OSError, TimeoutError) as exc:
+            raise NetworkError(f"cannot reach the coordinator at {self.base_url}: {exc}") from exc
+        if status >= 400:
+            try:
+                err = m.ErrorResponse.model_validate_json(raw)
+                raise error_for(status, err.code, err.message)
+            except ValidationError:
+                raise error_for(status, None, f"HTTP {status}: {raw[:200]!r}") from None
+        try:
+            return response.model_validate_json(raw)
+        except ValidationError as exc:
+            raise SwitchboardError(
+                f"unexpected answer from the coordinator for {method} {path}: {exc}"
+            ) from exc
+
+    @staticmethod
+    def call_path(call_type: str, call_id: str) -> str:
+        return f"/calls/{call_type}/{call_id}"
+
+
+EventCallback = Callable[[m.Event], None]
+
+
+class EventsConnection:
+    """One events WebSocket with automatic reconnect and replay."""
+
+    def __init__(
+        self,
+        base_url: str,
+        auth: m.AuthRequest,
+        session: aiohttp.ClientSession,
+        on_event: EventCallback,
+        *,
+        health_check_interval: float = 10.0,
+        on_state: Callable[[str], None] | None = None,
+    ) -> None:
+        self._url = (
+            base_url.rstrip("/").replace("http://", "ws://").replace("https://", "wss://") + "/api/v1/events"
+        )
+        self._auth = auth
+        self._session = session
+        self._on_event = on_event
+        self._on_state = on_state or (lambda state: None)
+        self._interval = health_check_interval
+        self._ws: aiohttp.ClientWebSocketResponse | None = None
+        self._task: asyncio.Task[None] | None = None
+        self._closing = False
+        self.connection_id: str | None = None
+        self.last_event_id: int = 0
+        self.reconnects = 0
+        self.user: m.UserResponse | None = None
+
+    async def connect(self) -> m.ConnectionOk:
+        ok = await self._open(replay=False)
+        self._task = asyncio.get_running_loop().create_task(self._run())
+        return ok
+
+    async def _open(self, *, replay: bool) -> m.ConnectionOk:
+        auth = self._auth.model_copy(
+            update={
+                "last_event_id": self.last_event_id if replay else None,
+                "previous_connection_id": self.connection_id if replay else None,
+            }
+        )
+        try:
+            ws = await self._session.ws_connect(
+                self._url, heartbeat=self._interval, timeout=aiohttp.ClientWSTimeout(ws_close=2.0)
+            )
+        except (aiohttp.ClientError, OSError, TimeoutError) as exc:
+            raise NetworkError(f"cannot open the events socket at {self._url}: {exc}") from exc
+        try:
+            await ws.send_str(auth.model_dump_json(exclude_none=True))
+            msg = await ws.receive(timeout=10)
+        except (aiohttp.ClientError, OSError, TimeoutError) as exc:
+            await ws.close()
+            raise NetworkError(f"events socket failed during auth: {exc}") from exc
+        if msg.type != aiohttp.WSMsgType.TEXT:
+            await ws.close()
+            raise NetworkError(f"events socket closed during auth ({ws.close_code})")
+        data = json.loads(msg.data)
+        if data.get("type") == "error":
+            await ws.close()
+            if data.get("code") in (
+                "unauthenticated",
+                "invalid_api_key",
+                "token_expired",
+                "token_invalid",
+                "token_missing",
+                "token_user_mismatch",
+            ):
+                raise AuthenticationError(str(data.get("message")), code=str(data.get("code")))
+            raise error_for(400, str(data.get("code")), str(data.get("message")))
+        ok = m.ConnectionOk.model_validate(data)
+        self._ws = ws
+        self.connection_id = ok.connection_id
+        self.user = ok.user
+        if not ok.replay_complete:
+            log.warning("events socket: some events were lost during the disconnect (server buffer exceeded)")
+        self._on_state("connected")
+        return ok
+
+    async def _run(self) -> None:
+        backoff = 0.05
+        while not self._closing:
+            ws = self._ws
+            if ws is not None:
+                await self._read(ws)
+            if self._closing:
+                return
+            self._ws = None
+            self._on_state("reconnecting")
+            while not self._closing:
+                try:
+                    await self._open(replay=True)
+                    self.reconnects += 1
+                    backoff = 0.05
+                    break
+                except AuthenticationError as exc:
+                    log.error("events socket: reconnect refused: %s", exc)
+                    self._on_state("disconnected")
+                    return
+                except SwitchboardError as exc:
+                    log.info("events socket: reconnect failed (%s); retrying in %.2fs", exc, backoff)
+                    await asyncio.sleep(backoff)
+                    backoff = min(backoff * 2, 5.0)
+
+    async def _read(self, ws: aiohttp.ClientWebSocketResponse) -> None:
+        pinger = asyncio.get_running_loop().create_task(self._health_checks(ws))
+        try:
+            while True:
+                try:
+                    msg = await ws.receive(timeout=3 * self._interval)
+                except TimeoutError:
+                    log.info("events socket: no frame for %.0fs; reconnecting", 3 * self._interval)
+                    return
+                if msg.type != aiohttp.WSMsgType.TEXT:
+                    return
+                self._dispatch(msg.data)
+        finally:
+            pinger.cancel()
+            with contextlib.suppress(Exception):
+                await ws.close()
+
+    def _dispatch(self, raw: str) -> None:
+        try:
+            data: dict[str, Any] = json.loads(raw)
+            if data.get("type") in ("health.check", "error"):
+                if data.get("type") == "error":
+                    log.warning("coordinator error on events socket: %s", data.get("message"))
+                return
+            event = m.parse_event(data)
+        except (ValueError, ValidationError) as exc:
+            log.warning("ignoring malformed event: %s", exc)
+            return
+        if event.id:
+            if event.id <= self.last_event_id:
+                return  # already delivered (replay overlap)
+            self.last_event_id = event.id
+        try:
+            self._on_event(event)
+        except Exception:
+            log.exception("event handler failed for %s", event.type)
+
+    async def _health_checks(self, ws: aiohttp.ClientWebSocketResponse) -> None:
+        frame = m.HealthCheck().model_dump_json()
+        while not ws.closed:
+            await asyncio.sleep(self._interval)
+            with contextlib.suppress(Exception):
+                await ws.send_str(frame)
+
+    async def drop(self) -> None:
+        """Close the socket as a network failure would (used by tests; the client reconnects)."""
+        if self._ws is not None:
+            await self._ws.close()
+
+    async def close(self) -> None:
+        self._closing = True
+        if self._ws is not None:
+            with contextlib.suppress(Exception):
+                await self._ws.close()
+        if self._task is not None:
+            self._task.cancel()
+            with contextlib.suppress(asyncio.CancelledError, Exception):
+                await self._task
+        self._on_state("disconnected")

@@ -1,0 +1,5 @@
+"""The switchboard server: coordinator (REST + events) and SFU, embedded or as ``switchboard serve``."""
+
+from switchboard.server.embedded import EmbeddedServer
+
+__all__ = ["EmbeddedServer"]

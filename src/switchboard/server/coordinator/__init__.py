@@ -1,0 +1,1 @@
+"""The coordinator: users, calls, members, ringing, capabilities and the events socket."""

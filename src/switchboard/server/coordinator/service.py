@@ -1,0 +1,387 @@
+"""The coordinator's business logic, free of HTTP: every public method is one API operation.
+
+Handlers in :mod:`switchboard.server.coordinator.app` parse requests, call these, and serialise the
+result; the errors raised here (:mod:`switchboard.errors`) become the JSON error answers.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
+
+from switchboard.errors import CallStateError, InvalidRequestError, NotFoundError, PermissionDeniedError
+from switchboard.protocol import coordinator as m
+from switchboard.protocol.coordinator import Capability, utcnow
+from switchboard.protocol.tokens import SfuGrants, create_sfu_token, new_session_id
+from switchboard.server.coordinator.call_types import (
+    CALL_TYPES,
+    CallTypeDefinition,
+    apply_override,
+    own_capabilities,
+)
+from switchboard.server.coordinator.events import EventHub
+from switchboard.server.coordinator.store import CallRecord, MemberRecord, Store, UserRecord
+
+log = logging.getLogger("switchboard.coordinator")
+
+
+@dataclass
+class CoordinatorConfig:
+    api_key: str
+    api_secret: str
+    #: where clients reach the SFU; filled in by the server that runs one.
+    sfu_url: str = "ws://127.0.0.1:3031/sfu"
+    ice_servers: list[m.IceServer] = field(default_factory=list)
+    sfu_token_ttl: float = 300.0
+    max_body_bytes: int = 64 * 1024
+    rate_limit_per_second: float = 50.0
+    rate_limit_burst: int = 100
+    health_check_interval: float = 10.0
+
+
+CallEndedHook = Callable[[str], Awaitable[None]]
+
+
+class Coordinator:
+    def __init__(self, config: CoordinatorConfig, store: Store, hub: EventHub) -> None:
+        from switchboard.server.coordinator.ringing import Ringer
+
+        self.config = config
+        self.store = store
+        self.hub = hub
+        self.ringer = Ringer(self)
+        self.call_ended_hooks: list[CallEndedHook] = []
+
+    # ---------------------------------------------------------------- views
+
+    async def user_response(self, user_id: str) -> m.UserResponse:
+        user = await self.store.get_user(user_id)
+        if user is None:
+            user = await self.store.upsert_user(UserRecord(id=user_id))
+        return m.UserResponse(
+            id=user.id,
+            name=user.name,
+            image=user.image,
+            custom=user.custom,
+            created_at=user.created_at,
+            updated_at=user.updated_at,
+        )
+
+    async def call_response(self, call: CallRecord) -> m.CallResponse:
+        return m.CallResponse(
+            cid=call.cid,
+            type=call.type,
+            id=call.id,
+            created_by=await self.user_response(call.created_by),
+            custom=call.custom,
+            settings=call.settings,
+            backstage=call.backstage,
+            created_at=call.created_at,
+            updated_at=call.updated_at,
+            ended_at=call.ended_at,
+        )
+
+    async def member_responses(self, members: list[MemberRecord]) -> list[m.MemberResponse]:
+        return [
+            m.MemberResponse(
+                user_id=member.user_id,
+                user=await self.user_response(member.user_id),
+                role=member.role,
+                custom=member.custom,
+                created_at=member.created_at,
+            )
+            for member in members
+        ]
+
+    async def call_state(self, call: CallRecord, user_id: str) -> m.CallStateResponse:
+        members = await self.store.list_members(call.cid)
+        return m.CallStateResponse(
+            call=await self.call_response(call),
+            members=await self.member_responses(members),
+            own_capabilities=await self.capabilities(call, user_id, members),
+        )
+
+    # ---------------------------------------------------------------- lookups and checks
+
+    @staticmethod
+    def call_type(name: str) -> CallTypeDefinition:
+        definition = CALL_TYPES.get(name)
+        if definition is None:
+            known = ", ".join(sorted(CALL_TYPES))
+            raise NotFoundError(f"call type {name!r} does not exist (known types: {known})")
+        return definition
+
+    async def get_call_record(self, call_type: str, call_id: str) -> CallRecord:
+        self.call_type(call_type)
+        call = await self.store.get_call(f"{call_type}:{call_id}")
+        if call is None:
+            raise NotFoundError(f"call {call_type}:{call_id} does not exist")
+        return call
+
+    async def role_of(self, cid: str, user_id: str, members: list[MemberRecord] | None = None) -> str:
+        for member in members if members is not None else await self.store.list_members(cid):
+            if member.user_id == user_id:
+                return member.role
+        return "user"
+
+    async def capabilities(
+        self, call: CallRecord, user_id: str, members: list[MemberRecord] | None = None
+    ) -> list[Capability]:
+        role = await self.role_of(call.cid, user_id, members)
+        return own_capabilities(
+            self.call_type(call.type), role, backstage=call.backstage, settings=call.settings
+        )
+
+    async def require(self, call: CallRecord, user_id: str, capability: Capability) -> list[Capability]:
+        caps = await self.capabilities(call, user_id)
+        if capability not in caps:
+            role = await self.role_of(call.cid, user_id)
+            raise PermissionDeniedError(
+                f"user {user_id!r} (role {role!r}) lacks {capability.value!r} in call {call.cid}"
+            )
+        return caps
+
+    @staticmethod
+    def require_active(call: CallRecord) -> None:
+        if call.ended_at is not None:
+            raise CallStateError(f"call {call.cid} has ended")
+
+    async def member_user_ids(self, cid: str) -> set[str]:
+        return {member.user_id for member in await self.store.list_members(cid)}
+
+    async def broadcast(self, call: CallRecord, event: m.Event) -> None:
+        """Send a call event to its members' connections and to every connection watching it."""
+        await self.hub.publish(event, users=await self.member_user_ids(call.cid), watchers_of=call.cid)
+
+    def watch(self, connection_id: str | None, user_id: str, cid: str) -> None:
+        conn = self.hub.connection(connection_id, user_id)
+        if conn is not None:
+            self.hub.watch(conn.id, cid)
+
+    # ---------------------------------------------------------------- users
+
+    async def upsert_user(self, request: m.UserRequest) -> m.UserResponse:
+        await self.store.upsert_user(
+            UserRecord(id=request.id, name=request.name, image=request.image, custom=request.custom)
+        )
+        return await self.user_response(request.id)
+
+    # ---------------------------------------------------------------- calls
+
+    async def get_or_create_call(
+        self, user_id: str, call_type: str, call_id: str, request: m.GetOrCreateCallRequest
+    ) -> m.GetOrCreateCallResponse:
+        definition = self.call_type(call_type)
+        members = self._members_with_creator(user_id, request.data.members)
+        for member in members:
+            if await self.store.get_user(member.user_id) is None:
+                await self.store.upsert_user(UserRecord(id=member.user_id))
+        settings = apply_override(definition.settings, request.data.settings_override)
+        record = CallRecord(
+            type=call_type,
+            id=call_id,
+            created_by=user_id,
+            settings=settings,
+            backstage=settings.backstage.enabled,
+            custom=request.data.custom,
+        )
+        call, created = await self.store.create_call(record, members)
+        if created:
+            state = await self.call_state(call, user_id)
+            await self.broadcast(
+                call,
+                m.CallCreatedEvent(created_at=utcnow(), cid=call.cid, call=state.call, members=state.members),
+            )
+        else:
+            await self.require(call, user_id, Capability.READ_CALL)
+        if request.watch:
+            self.watch(request.connection_id, user_id, call.cid)
+        if request.ring:
+            await self.ringer.ring(call, user_id, video=request.video, member_ids=None)
+        state = await self.call_state(call, user_id)
+        return m.GetOrCreateCallResponse(**state.model_dump(), created=created)
+
+    @staticmethod
+    def _members_with_creator(user_id: str, requested: list[m.MemberRequest]) -> list[MemberRecord]:
+        seen: dict[str, MemberRecord] = {}
+        for member in requested:
+            seen[member.user_id] = MemberRecord(member.user_id, member.role or "call_member", member.custom)
+        if user_id not in seen:
+            seen[user_id] = MemberRecord(user_id, "host")
+        elif not any(r.user_id == user_id and r.role for r in requested):
+            seen[user_id].role = "host"
+        return list(seen.values())
+
+    async def get_call(
+        self, user_id: str, call_type: str, call_id: str, request: m.GetCallRequest
+    ) -> m.CallStateResponse:
+        call = await self.get_call_record(call_type, call_id)
+        await self.require(call, user_id, Capability.READ_CALL)
+        if request.watch:
+            self.watch(request.connection_id, user_id, call.cid)
+        return await self.call_state(call, user_id)
+
+    async def update_call(
+        self, user_id: str, call_type: str, call_id: str, request: m.UpdateCallRequest
+    ) -> m.CallStateResponse:
+        call = await self.get_call_record(call_type, call_id)
+        await self.require(call, user_id, Capability.UPDATE_CALL)
+        self.require_active(call)
+        if request.custom is not None:
+            call.custom = request.custom
+        if request.settings_override is not None:
+            call.settings = apply_override(call.settings, request.settings_override)
+        await self.store.save_call(call)
+        response = await self.call_response(call)
+        await self.broadcast(call, m.CallUpdatedEvent(created_at=utcnow(), cid=call.cid, call=response))
+        return await self.call_state(call, user_id)
+
+    async def end_call(self, user_id: str, call_type: str, call_id: str) -> m.CallStateResponse:
+        call = await self.get_call_record(call_type, call_id)
+        await self.require(call, user_id, Capability.END_CALL)
+        self.require_active(call)
+        call.ended_at = utcnow()
+        await self.store.save_call(call)
+        await self.ringer.end_for_call(call)
+        await self.broadcast(
+            call,
+            m.CallEndedEvent(
+                created_at=utcnow(),
+                cid=call.cid,
+                call=await self.call_response(call),
+                user=await self.user_response(user_id),
+            ),
+        )
+        for hook in self.call_ended_hooks:
+            try:
+                await hook(call.cid)
+            except Exception:
+                log.exception("call-ended hook failed for %s", call.cid)
+        return await self.call_state(call, user_id)
+
+    async def set_live(self, user_id: str, call_type: str, call_id: str, live: bool) -> m.CallStateResponse:
+        call = await self.get_call_record(call_type, call_id)
+        await self.require(call, user_id, Capability.UPDATE_CALL)
+        self.require_active(call)
+        if call.backstage == (not live):
+            return await self.call_state(call, user_id)  # already there: nothing to do
+        call.backstage = not live
+        await self.store.save_call(call)
+        response = await self.call_response(call)
+        event: m.Event = (
+            m.CallLiveStartedEvent(created_at=utcnow(), cid=call.cid, call=response)
+            if live
+            else m.CallLiveStoppedEvent(created_at=utcnow(), cid=call.cid, call=response)
+        )
+        await self.broadcast(call, event)
+        return await self.call_state(call, user_id)
+
+    async def update_members(
+        self, user_id: str, call_type: str, call_id: str, request: m.UpdateMembersRequest
+    ) -> m.UpdateMembersResponse:
+        call = await self.get_call_record(call_type, call_id)
+        await self.require(call, user_id, Capability.UPDATE_CALL_MEMBER)
+        self.require_active(call)
+        overlap = {mr.user_id for mr in request.update_members} & set(request.remove_members)
+        if overlap:
+            raise InvalidRequestError(f"users both updated and removed: {sorted(overlap)}")
+        existing = await self.member_user_ids(call.cid)
+        added: list[MemberRecord] = []
+        updated: list[MemberRecord] = []
+        for mr in request.update_members:
+            if await self.store.get_user(mr.user_id) is None:
+                await self.store.upsert_user(UserRecord(id=mr.user_id))
+            record = MemberRecord(mr.user_id, mr.role or "call_member", mr.custom)
+            (updated if mr.user_id in existing else added).append(record)
+        await self.store.upsert_members(call.cid, added + updated)
+        removed = await self.store.remove_members(call.cid, list(request.remove_members))
+        response = await self.call_response(call)
+        now = utcnow()
+        if added:
+            await self.broadcast(
+                call,
+                m.CallMemberAddedEvent(
+                    created_at=now, cid=call.cid, call=response, members=await self.member_responses(added)
+                ),
+            )
+        if updated:
+            await self.broadcast(
+                call,
+                m.CallMemberUpdatedEvent(
+                    created_at=now, cid=call.cid, call=response, members=await self.member_responses(updated)
+                ),
+            )
+        if removed:
+            event = m.CallMemberRemovedEvent(created_at=now, cid=call.cid, call=response, members=removed)
+            await self.hub.publish(
+                event, users=await self.member_user_ids(call.cid) | set(removed), watchers_of=call.cid
+            )
+            await self.ringer.members_removed(call, removed)
+        return m.UpdateMembersResponse(
+            members=await self.member_responses(await self.store.list_members(call.cid))
+        )
+
+    async def join_call(
+        self, user_id: str, call_type: str, call_id: str, request: m.JoinCallRequest
+    ) -> m.JoinCallResponse:
+        if request.create:
+            await self.get_or_create_call(
+                user_id,
+                call_type,
+                call_id,
+                m.GetOrCreateCallRequest(
+                    data=request.data or m.CallDataRequest(), connection_id=request.connection_id
+                ),
+            )
+        call = await self.get_call_record(call_type, call_id)
+        self.require_active(call)
+        caps = await self.capabilities(call, user_id)
+        if call.backstage and Capability.JOIN_BACKSTAGE not in caps:
+            raise PermissionDeniedError(
+                f"call {call.cid} is backstage: only hosts can join until it goes live"
+            )
+        await self.require(call, user_id, Capability.JOIN_CALL)
+        self.watch(request.connection_id, user_id, call.cid)
+        session_id = new_session_id()
+        grants = SfuGrants(send_audio=Capability.SEND_AUDIO in caps, send_video=Capability.SEND_VIDEO in caps)
+        token = create_sfu_token(
+            self.config.api_secret,
+            user_id=user_id,
+            call_cid=call.cid,
+            session_id=session_id,
+            grants=grants,
+            ttl=self.config.sfu_token_ttl,
+        )
+        state = await self.call_state(call, user_id)
+        return m.JoinCallResponse(
+            **state.model_dump(),
+            session_id=session_id,
+            credentials=m.Credentials(
+                server=m.SfuServer(url=self.config.sfu_url),
+                token=token,
+                ice_servers=self.config.ice_servers,
+            ),
+        )
+
+    # ---------------------------------------------------------------- ringing
+
+    async def ring(self, user_id: str, call_type: str, call_id: str, request: m.RingRequest) -> m.AckResponse:
+        call = await self.get_call_record(call_type, call_id)
+        await self.ringer.ring(call, user_id, video=request.video, member_ids=request.member_ids)
+        return m.AckResponse()
+
+    async def accept(self, user_id: str, call_type: str, call_id: str) -> m.AckResponse:
+        call = await self.get_call_record(call_type, call_id)
+        await self.ringer.accept(call, user_id)
+        return m.AckResponse()
+
+    async def reject(
+        self, user_id: str, call_type: str, call_id: str, request: m.RejectRequest
+    ) -> m.AckResponse:
+        call = await self.get_call_record(call_type, call_id)
+        await self.ringer.reject(call, user_id, request.reason)
+        return m.AckResponse()
+
+    async def close(self) -> None:
+        await self.ringer.close()

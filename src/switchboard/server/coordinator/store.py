@@ -1,0 +1,189 @@
+"""Coordinator state behind one small interface.
+
+Handlers talk only to :class:`Store`; :class:`MemoryStore` keeps everything in this process. A Redis
+store implements the same methods later (every method is async and takes/returns plain records), so
+the handlers do not change when state moves out of process.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import copy
+from collections import deque
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any, Protocol
+
+from switchboard.protocol.coordinator import CallSettings, utcnow
+
+
+@dataclass
+class UserRecord:
+    id: str
+    name: str | None = None
+    image: str | None = None
+    custom: dict[str, Any] = field(default_factory=dict)
+    created_at: datetime = field(default_factory=utcnow)
+    updated_at: datetime = field(default_factory=utcnow)
+
+
+@dataclass
+class MemberRecord:
+    user_id: str
+    role: str
+    custom: dict[str, Any] = field(default_factory=dict)
+    created_at: datetime = field(default_factory=utcnow)
+
+
+@dataclass
+class CallRecord:
+    type: str
+    id: str
+    created_by: str
+    settings: CallSettings
+    backstage: bool
+    custom: dict[str, Any] = field(default_factory=dict)
+    created_at: datetime = field(default_factory=utcnow)
+    updated_at: datetime = field(default_factory=utcnow)
+    ended_at: datetime | None = None
+
+    @property
+    def cid(self) -> str:
+        return f"{self.type}:{self.id}"
+
+
+@dataclass
+class RingRecord:
+    """One ring of a call: who rings, and each callee's state (pending/accepted/rejected/missed)."""
+
+    cid: str
+    caller: str
+    callees: dict[str, str]
+    deadline: float
+    video: bool = False
+    caller_active: bool = True
+
+    def pending(self) -> list[str]:
+        return [user for user, state in self.callees.items() if state == "pending"]
+
+
+@dataclass(frozen=True)
+class StoredEvent:
+    id: int
+    payload: dict[str, Any]
+    users: frozenset[str]
+    connections: frozenset[str]
+
+
+class Store(Protocol):
+    async def upsert_user(self, user: UserRecord) -> UserRecord: ...
+    async def get_user(self, user_id: str) -> UserRecord | None: ...
+    async def get_call(self, cid: str) -> CallRecord | None: ...
+    async def create_call(self, call: CallRecord, members: list[MemberRecord]) -> tuple[CallRecord, bool]:
+        """Insert ``call`` with ``members`` unless it exists; return the stored call and if it is new."""
+        ...
+
+    async def save_call(self, call: CallRecord) -> None: ...
+    async def list_members(self, cid: str) -> list[MemberRecord]: ...
+    async def upsert_members(self, cid: str, members: list[MemberRecord]) -> None: ...
+    async def remove_members(self, cid: str, user_ids: list[str]) -> list[str]: ...
+    async def get_ring(self, cid: str) -> RingRecord | None: ...
+    async def save_ring(self, ring: RingRecord) -> None: ...
+    async def delete_ring(self, cid: str) -> None: ...
+    async def append_event(
+        self, payload: dict[str, Any], users: set[str], connections: set[str]
+    ) -> StoredEvent:
+        """Give the event the next id and keep it (bounded) for replay."""
+        ...
+
+    async def events_after(self, last_id: int) -> list[StoredEvent] | None:
+        """Events with id > ``last_id`` in order, or None when some were already dropped from the buffer."""
+        ...
+
+    async def last_event_id(self) -> int: ...
+
+
+class MemoryStore:
+    """In-process store. Returns copies, so callers cannot mutate stored state by accident."""
+
+    def __init__(self, *, event_buffer: int = 10_000) -> None:
+        self._users: dict[str, UserRecord] = {}
+        self._calls: dict[str, CallRecord] = {}
+        self._members: dict[str, dict[str, MemberRecord]] = {}
+        self._rings: dict[str, RingRecord] = {}
+        self._events: deque[StoredEvent] = deque(maxlen=event_buffer)
+        self._next_event_id = 1
+        self._lock = asyncio.Lock()
+
+    async def upsert_user(self, user: UserRecord) -> UserRecord:
+        existing = self._users.get(user.id)
+        if existing is not None:
+            user.created_at = existing.created_at
+        user.updated_at = utcnow()
+        self._users[user.id] = copy.deepcopy(user)
+        return copy.deepcopy(user)
+
+    async def get_user(self, user_id: str) -> UserRecord | None:
+        user = self._users.get(user_id)
+        return copy.deepcopy(user) if user else None
+
+    async def get_call(self, cid: str) -> CallRecord | None:
+        call = self._calls.get(cid)
+        return copy.deepcopy(call) if call else None
+
+    async def create_call(self, call: CallRecord, members: list[MemberRecord]) -> tuple[CallRecord, bool]:
+        async with self._lock:
+            existing = self._calls.get(call.cid)
+            if existing is not None:
+                return copy.deepcopy(existing), False
+            self._calls[call.cid] = copy.deepcopy(call)
+            self._members[call.cid] = {m.user_id: copy.deepcopy(m) for m in members}
+            return copy.deepcopy(call), True
+
+    async def save_call(self, call: CallRecord) -> None:
+        call.updated_at = utcnow()
+        self._calls[call.cid] = copy.deepcopy(call)
+
+    async def list_members(self, cid: str) -> list[MemberRecord]:
+        return [copy.deepcopy(m) for m in self._members.get(cid, {}).values()]
+
+    async def upsert_members(self, cid: str, members: list[MemberRecord]) -> None:
+        table = self._members.setdefault(cid, {})
+        for member in members:
+            old = table.get(member.user_id)
+            if old is not None:
+                member.created_at = old.created_at
+            table[member.user_id] = copy.deepcopy(member)
+
+    async def remove_members(self, cid: str, user_ids: list[str]) -> list[str]:
+        table = self._members.get(cid, {})
+        return [uid for uid in user_ids if table.pop(uid, None) is not None]
+
+    async def get_ring(self, cid: str) -> RingRecord | None:
+        ring = self._rings.get(cid)
+        return copy.deepcopy(ring) if ring else None
+
+    async def save_ring(self, ring: RingRecord) -> None:
+        self._rings[ring.cid] = copy.deepcopy(ring)
+
+    async def delete_ring(self, cid: str) -> None:
+        self._rings.pop(cid, None)
+
+    async def append_event(
+        self, payload: dict[str, Any], users: set[str], connections: set[str]
+    ) -> StoredEvent:
+        event_id = self._next_event_id
+        self._next_event_id += 1
+        stored = StoredEvent(event_id, {**payload, "id": event_id}, frozenset(users), frozenset(connections))
+        self._events.append(stored)
+        return stored
+
+    async def events_after(self, last_id: int) -> list[StoredEvent] | None:
+        if last_id >= self._next_event_id - 1:
+            return []
+        if not self._events or self._events[0].id > last_id + 1:
+            return None
+        return [event for event in self._events if event.id > last_id]
+
+    async def last_event_id(self) -> int:
+        return self._next_event_id - 1
