@@ -32,12 +32,8 @@ async def run_demo(json_path: str | None = None, plot_path: str | None = None) -
             clients[user_id] = client
             say(user_id, "connected")
         host, viewer = clients["host"], clients["viewer"]
-        host.state.incoming_call.listen(
-            lambda c: say("host", f"incoming_call = {c.cid if c else None}")
-        )
-        viewer.state.outgoing_call.listen(
-            lambda c: say("viewer", f"outgoing_call = {c.cid if c else None}")
-        )
+        host.state.incoming_call.listen(lambda c: say("host", f"incoming_call = {c.cid if c else None}"))
+        viewer.state.outgoing_call.listen(lambda c: say("viewer", f"outgoing_call = {c.cid if c else None}"))
         call = viewer.make_call(id="one-on-one")
         say("viewer", "rings the host (get_or_create ringing=True)")
         await call.get_or_create(members=[MemberRequest("host")], ringing=True)

@@ -465,6 +465,8 @@ class Speaker(ABC):
 
     def __init__(self, name: str) -> None:
         self.name = name
+        #: called once per 20 ms playout tick with (loop time, mixed frame): the audio session's clock
+        self.on_tick: list[TickHook] = []
 
     @abstractmethod
     def add_source(self, src: SpeakerSource) -> Callable[[], None]:

@@ -10,12 +10,13 @@ What is provided
 * :class:`EncodedFrame` -- one complete encoded media frame (one Opus packet, one VP8 frame).
 * :func:`tap_receiver` -- receive encoded frames from an :class:`~aiortc.RTCRtpReceiver` without
   ever decoding them (SFU ingest). :class:`ReceiverTap` is the handle.
-* :func:`set_decoding` -- drop frames before the decoder of a normal (decoding) receiver and
-  resume later (SDK: suspended calls).
+* :func:`set_decoding` / :func:`is_decoding` -- drop frames before the decoder of a normal
+  (decoding) receiver and resume later (SDK: suspended calls).
 * :class:`EncodedTrack` -- a :class:`~aiortc.mediastreams.MediaStreamTrack` that feeds
   pre-encoded frames to an :class:`~aiortc.RTCRtpSender` (SFU egress, SDK custom Opus),
   bounded, pausable, with RTP timestamp rewriting.
-* :func:`on_keyframe_request` / :func:`request_keyframe` -- PLI in both directions.
+* :func:`on_keyframe_request` / :func:`request_keyframe` -- PLI in both directions;
+  :func:`is_keyframe` inspects VP8 / H.264 frames.
 * :func:`forward_audio_level` -- put :attr:`EncodedFrame.audio_level` in the RFC 6464 header
   extension of packets sent from an :class:`EncodedTrack`.
 * :class:`OpusEncoderSettings`, :class:`OpusFrameEncoder` -- libopus (via PyAV) with per-call
@@ -106,7 +107,7 @@ import math
 import queue
 import time
 from collections import deque
-from collections.abc import Callable
+from collections.abc import Callable, Coroutine
 from dataclasses import dataclass
 from typing import Any, Final, Literal
 
@@ -129,9 +130,12 @@ __all__ = [
     "VP8_CODEC",
     "EncodedFrame",
     "EncodedTrack",
+    "EncodedTrackStats",
     "OpusApplication",
+    "OpusBandwidth",
     "OpusEncoderSettings",
     "OpusFrameEncoder",
+    "OpusMode",
     "OpusToc",
     "ReceiverTap",
     "forward_audio_level",
@@ -269,7 +273,7 @@ _AUDIO_LEVEL_HOOK_ATTR: Final = "_switchboard_audio_level_hook"
 _background_tasks: set[asyncio.Task[None]] = set()
 
 
-def _spawn(coro: Any) -> None:
+def _spawn(coro: Coroutine[Any, Any, None]) -> None:
     task: asyncio.Task[None] = asyncio.get_running_loop().create_task(coro)
     _background_tasks.add(task)
     task.add_done_callback(_background_tasks.discard)
@@ -384,8 +388,8 @@ class _PassthroughAudioBuffer:
     def add(self, packet: RtpPacket) -> tuple[bool, JitterFrame | None]:
         seq = packet.sequence_number
         if self._last_seq is not None and packet.ssrc == self._last_ssrc:
-            behind = (self._last_seq - seq) & 0xFFFF
-            if behind < 0x8000 and behind < self._MAX_MISORDER:  # duplicate (0) or late
+            behind = (self._last_seq - seq) & 0xFFFF  # 0: duplicate, small: late, large: ahead
+            if behind < self._MAX_MISORDER:
                 return False, None
         self._last_seq = seq
         self._last_ssrc = packet.ssrc
@@ -814,6 +818,12 @@ class EncodedTrack(MediaStreamTrack):
 
     Pause: while :attr:`paused`, pushed frames are discarded (and the queue is flushed on
     :meth:`pause`); :meth:`resume` on video waits for a keyframe and calls ``on_keyframe_needed``.
+
+    Use one track per sender for the sender's whole life and switch sources by pushing frames of
+    another ``stream_id`` into it: a *new* track's timestamps restart at 0, so
+    ``sender.replaceTrack(EncodedTrack(...))`` makes the sender's RTP timestamps jump backwards.
+    aiortc's sender calls :meth:`stop` on its track when it stops (e.g. ``pc.close()``); pushes
+    into a stopped track are ignored.
     """
 
     def __init__(

@@ -2,18 +2,32 @@
 
 from __future__ import annotations
 
+import asyncio
 import dataclasses
+import logging
 from collections.abc import AsyncIterator, Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
-from switchboard.errors import CallStateError
+from switchboard.errors import CallStateError, PermissionDeniedError
 from switchboard.media.audio_config import AudioConfigurationPolicy
+from switchboard.media.audio_session import AudioDeviceModule
 from switchboard.protocol import coordinator as m
-from switchboard.sdk.emitter import EventEmitter
+from switchboard.sdk.emitter import EventEmitter, local_event
 from switchboard.sdk.observable import Observable
-from switchboard.sdk.types import CallPreferences, CallStatus, CallType, MemberRequest, RejectReason
+from switchboard.sdk.session import CallSession
+from switchboard.sdk.types import (
+    CallConnectOptions,
+    CallPreferences,
+    CallStatus,
+    CallType,
+    MemberRequest,
+    RejectReason,
+    TrackOption,
+)
+
+log = logging.getLogger("switchboard.sdk.call")
 
 if TYPE_CHECKING:
     from switchboard.sdk.client import VideoClient
@@ -90,6 +104,13 @@ class Call:
         self.preferences = preferences or CallPreferences()
         self.state: Observable[CallState] = Observable(CallState(self.cid, call_type.name, call_id))
         self._events = EventEmitter()
+        self._media: CallSession | None = None
+        self._adm: AudioDeviceModule | None = None
+        self._join_lock = asyncio.Lock()
+        #: the user's intent; the effective microphone is intent AND not suspended (SPEC §2.4.2)
+        self._mic_intent = False
+        self._camera_intent = False
+        self._suspended = False
 
     def __repr__(self) -> str:
         return f"Call({self.cid!r}, status={self.state.value.status.value})"
@@ -266,3 +287,265 @@ class Call:
     def _require_not_ended(self) -> None:
         if self.state.value.is_ended:
             raise CallStateError(f"call {self.cid} has ended")
+
+    # ---------------------------------------------------------------- media: join and leave
+
+    @property
+    def media(self) -> CallSession | None:
+        """The joined call's media session (peer connections, remote participants); None when not joined."""
+        return self._media
+
+    @property
+    def audio_device_module(self) -> AudioDeviceModule | None:
+        """The ADM this call was built with (its configuration, capture and playout); None when not joined."""
+        return self._adm
+
+    @property
+    def microphone_enabled(self) -> bool:
+        """Whether the user wants the microphone on in this call (suspension aside)."""
+        return self._mic_intent
+
+    @property
+    def camera_enabled(self) -> bool:
+        return self._camera_intent
+
+    def _track_intent(self, option: TrackOption | None, default_on: bool, capability: m.Capability) -> bool:
+        allowed = capability in self.state.value.own_capabilities
+        if option is None:
+            return default_on and allowed
+        if option.is_on and not allowed:
+            raise PermissionDeniedError(f"cannot publish in {self.cid}: this user lacks {capability.value!r}")
+        return option.is_on
+
+    async def join(self, connect_options: CallConnectOptions | None = None) -> None:
+        """Join with media. Returns once the SFU accepted the session and this client's tracks are published.
+
+        Joining a call that is already joined or joining does nothing. Without ``connect_options`` the
+        call type's defaults decide the microphone and camera.
+        """
+        if self.state.value.status in (CallStatus.JOINING, CallStatus.JOINED) or self._join_lock.locked():
+            return
+        async with self._join_lock:
+            api = self._client._require_api()
+            self._update(status=CallStatus.JOINING)
+            previous = await self._client._active.join_started(self)
+            try:
+                await self._connect_media(api, connect_options or CallConnectOptions())
+            except BaseException:
+                await self._close_media()
+                self._update(status=CallStatus.IDLE, participants=(), local_participant=None)
+                self._reset_suspension()
+                await self._client._active.join_failed(self, previous)
+                raise
+            self._update(status=CallStatus.JOINED)
+            self._sync_participants()
+            await self._client._active.join_succeeded(self, previous)
+
+    async def _connect_media(self, api: object, options: CallConnectOptions) -> None:
+        client = self._client
+        response = await client._require_api().request(
+            "POST",
+            self._path("/join"),
+            m.JoinCallResponse,
+            m.JoinCallRequest(connection_id=client._connection_id()),
+        )
+        self._apply_state(response)
+        settings = response.call.settings
+        self._mic_intent = self._track_intent(
+            options.microphone, settings.audio.mic_default_on, m.Capability.SEND_AUDIO
+        )
+        self._camera_intent = self._track_intent(
+            options.camera,
+            settings.video.camera_default_on and settings.video.enabled,
+            m.Capability.SEND_VIDEO,
+        )
+        adm = client.audio_session.create_module(self.audio_configuration_policy, self.cid)
+        if options.microphone is not None and options.microphone.state == "provided":
+            adm.microphone = options.microphone.track
+        adm.microphone_enabled = self._mic_intent
+        if self._suspended:
+            adm.suspend()
+        self._adm = adm
+        session = CallSession(
+            response.credentials,
+            adm,
+            client._http(),
+            on_change=self._sync_participants,
+            on_ended=self._media_ended,
+        )
+        self._media = session
+        self._update(session_id=response.session_id)
+        await session.connect(audio_paused=self._suspended)
+        adm.start()
+        camera_track = (
+            options.camera.track
+            if options.camera is not None and options.camera.state == "provided"
+            else None
+        )
+        await session.publish(
+            audio=m.Capability.SEND_AUDIO in self.state.value.own_capabilities,
+            video=self._camera_intent,
+            audio_muted=not self._effective_mic,
+            video_muted=not self._camera_intent,
+            camera=camera_track,
+        )
+
+    @property
+    def _effective_mic(self) -> bool:
+        return self._mic_intent and not self._suspended
+
+    async def leave(self) -> None:
+        """Leave the call (media closed, removed from ``active_calls``; the policy reacts)."""
+        await self._leave(reason="left")
+
+    async def _leave(self, *, reason: str) -> None:
+        if self._media is None and self.state.value.status not in (CallStatus.JOINING, CallStatus.JOINED):
+            return
+        log.info("%s: leaving (%s)", self.cid, reason)
+        await self._close_media()
+        self._update(status=CallStatus.IDLE, participants=(), local_participant=None)
+        self._reset_suspension()
+        self._emit(local_event("call.left", self.cid, reason=reason))
+        await self._client._active.removed(self)
+
+    async def _close_media(self) -> None:
+        media, self._media = self._media, None
+        adm, self._adm = self._adm, None
+        if media is not None:
+            await media.close()
+        if adm is not None:
+            adm.close()
+
+    def _reset_suspension(self) -> None:
+        """Leaving resets suspension (SPEC §2.4.3)."""
+        self._suspended = False
+        self._update(is_audio_suspended=False)
+
+    def _media_ended(self, reason: str) -> None:
+        """The SFU ended this session (call ended, or the connection is gone)."""
+        if self._media is None:
+            return
+        asyncio.get_running_loop().create_task(self._on_ended(reason))
+
+    async def _on_ended(self, reason: str = "call_ended") -> None:
+        """The call ended remotely (or its media died): it is left and leaves ``active_calls``."""
+        had_media = self._media is not None
+        await self._close_media()
+        if had_media or self.state.value.status in (CallStatus.JOINING, CallStatus.JOINED):
+            self._update(status=CallStatus.DISCONNECTED, participants=(), local_participant=None)
+            self._reset_suspension()
+            self._emit(local_event("call.left", self.cid, reason=reason))
+        elif self.state.value.status in (CallStatus.INCOMING, CallStatus.OUTGOING):
+            self._update(status=CallStatus.IDLE)
+        await self._client._active.removed(self)
+
+    # ---------------------------------------------------------------- media: microphone, camera
+
+    async def set_microphone_enabled(self, enabled: bool) -> None:
+        """Turn the microphone on or off in this call. While suspended, "on" takes effect at resume."""
+        if (
+            enabled
+            and self._media is not None
+            and m.Capability.SEND_AUDIO not in self.state.value.own_capabilities
+        ):
+            raise PermissionDeniedError(f"cannot unmute in {self.cid}: this user lacks 'send-audio'")
+        self._mic_intent = enabled
+        await self._apply_microphone()
+
+    async def _apply_microphone(self) -> None:
+        if self._adm is not None:
+            self._adm.microphone_enabled = self._mic_intent
+        if self._media is not None:
+            await self._media.set_muted("audio", not self._effective_mic)
+        self._sync_participants()
+
+    async def set_camera_enabled(self, enabled: bool) -> None:
+        """Turn the camera on or off in this call (video is untouched by suspension)."""
+        media = self._media
+        if enabled and media is not None:
+            if m.Capability.SEND_VIDEO not in self.state.value.own_capabilities:
+                raise PermissionDeniedError(
+                    f"cannot turn the camera on in {self.cid}: this user lacks 'send-video'"
+                )
+            await media.publish(audio=False, video=True, audio_muted=True, video_muted=False)
+        self._camera_intent = enabled
+        if media is not None:
+            await media.set_muted("video", not enabled)
+        self._sync_participants()
+
+    async def _set_camera_if_allowed(self, enabled: bool) -> None:
+        if enabled and m.Capability.SEND_VIDEO not in self.state.value.own_capabilities:
+            return
+        await self.set_camera_enabled(enabled)
+
+    # ---------------------------------------------------------------- media: suspend and resume
+
+    async def suspend_audio(self) -> None:
+        """Stop this call's remote audio reaching the speaker and the microphone reaching the call.
+
+        Idempotent; holds at any moment after ``join()`` starts (media that appears later starts
+        suspended). Emits ``call.audio_suspended``. Video is untouched.
+        """
+        await self._suspend(reason="suspend")
+
+    async def resume_audio(self) -> None:
+        """Restore exactly what suspension took away. Idempotent; emits ``call.audio_resumed``."""
+        await self._resume(reason="resume")
+
+    async def _suspend(self, *, reason: str) -> None:
+        if self._suspended:
+            return
+        self._suspended = True
+        if self._adm is not None:
+            self._adm.suspend()
+        self._update(is_audio_suspended=True)
+        if self._media is not None:
+            await self._media.set_audio_forwarding(paused=True)
+            await self._apply_microphone()
+        self._emit(local_event("call.audio_suspended", self.cid, reason=reason))
+
+    async def _resume(self, *, reason: str) -> None:
+        if not self._suspended:
+            return
+        self._suspended = False
+        if self._media is not None:
+            await self._media.set_audio_forwarding(paused=False)
+        if self._adm is not None:
+            self._adm.resume()
+        self._update(is_audio_suspended=False)
+        if self._media is not None:
+            await self._apply_microphone()
+        self._emit(local_event("call.audio_resumed", self.cid, reason=reason))
+        self._client._active.check_contention()
+
+    # ---------------------------------------------------------------- participants
+
+    def _sync_participants(self) -> None:
+        media = self._media
+        if media is None:
+            return
+        remote = tuple(
+            Participant(
+                user_id=rp.user_id,
+                session_id=rp.session_id,
+                audio_enabled="audio" in rp.tracks and not rp.tracks["audio"],
+                video_enabled="video" in rp.tracks and not rp.tracks["video"],
+                tracks=tuple(
+                    TrackInfo(kind, f"{rp.session_id}:{kind}", muted) for kind, muted in rp.tracks.items()
+                ),
+            )
+            for rp in media.participants.values()
+        )
+        local = Participant(
+            user_id=self._client.user.id,
+            session_id=media.session_id or "",
+            name=self._client.user.name,
+            is_local=True,
+            audio_enabled="audio" in media.published and self._effective_mic,
+            video_enabled="video" in media.published and self._camera_intent,
+            tracks=tuple(
+                TrackInfo(kind, f"{media.session_id}:{kind}", muted)
+                for kind, muted in media.published.items()
+            ),
+        )
+        self._update(participants=(local, *remote), local_participant=local)

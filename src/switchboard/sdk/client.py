@@ -13,10 +13,12 @@ import aiohttp
 
 from switchboard.errors import CallStateError
 from switchboard.media.audio_config import AudioConfigurationPolicy
+from switchboard.media.audio_session import AudioSession
 from switchboard.protocol import coordinator as m
 from switchboard.sdk.call import Call
 from switchboard.sdk.coordinator import CoordinatorApi, EventsConnection
 from switchboard.sdk.emitter import EventEmitter
+from switchboard.sdk.multicall import ActiveCalls
 from switchboard.sdk.observable import Observable
 from switchboard.sdk.types import (
     CallPreferences,
@@ -78,6 +80,8 @@ class VideoClient:
         self._session: aiohttp.ClientSession | None = None
         self._api: CoordinatorApi | None = None
         self._socket: EventsConnection | None = None
+        self.audio_session = AudioSession(self.options.microphone, self.options.speaker)
+        self._active = ActiveCalls(self)
 
     # ---------------------------------------------------------------- connection
 
@@ -109,16 +113,16 @@ class VideoClient:
         self._session = session
         self._socket = socket
         self._api = CoordinatorApi(self.options.base_url, self.api_key, self.user_token, session)
+        await self.audio_session.start()
 
     async def disconnect(self) -> None:
         """Leave every call and close the connection."""
         for call in list(self.state.active_calls.value):
-            leave = getattr(call, "leave", None)
-            if leave is not None:
-                try:
-                    await leave()
-                except Exception:
-                    log.exception("leaving %s during disconnect failed", call.cid)
+            try:
+                await call.leave()
+            except Exception:
+                log.exception("leaving %s during disconnect failed", call.cid)
+        await self.audio_session.stop()
         socket, self._socket = self._socket, None
         if socket is not None:
             await socket.close()
@@ -138,6 +142,30 @@ class VideoClient:
         if self._api is None:
             raise CallStateError("the client is not connected: await client.connect() first")
         return self._api
+
+    def _http(self) -> aiohttp.ClientSession:
+        if self._session is None:
+            raise CallStateError("the client is not connected: await client.connect() first")
+        return self._session
+
+    @property
+    def speaker(self) -> Any:
+        """The speaker every call plays through (a CaptureSpeaker unless ClientOptions gave another)."""
+        return self.audio_session.speaker
+
+    @property
+    def microphone(self) -> Any:
+        return self.audio_session.microphone
+
+    async def switch_focus(self, from_call: Call, to_call: Call) -> None:
+        """Hand the microphone, camera and audio focus from ``from_call`` to ``to_call`` (SPEC §2.4.8).
+
+        Notes whether the user's mic and camera are on in ``from_call``, turns them off there, suspends
+        it, resumes ``to_call`` and turns mic and camera on or off there as they were. Both calls must
+        be joined by this client (else CallStateError). Atomic with respect to other focus changes; if
+        a step fails, both calls are put back and the error names the step.
+        """
+        await self._active.switch_focus(from_call, to_call)
 
     def _connection_id(self) -> str | None:
         return self._socket.connection_id if self._socket is not None else None
@@ -229,8 +257,4 @@ class VideoClient:
         for observable in (self.state.incoming_call, self.state.outgoing_call):
             if observable.value is call:
                 observable._set(None)
-        on_ended = getattr(call, "_on_ended", None)
-        if on_ended is not None:
-            await on_ended()
-        elif call.state.value.status in (CallStatus.INCOMING, CallStatus.OUTGOING):
-            call._update(status=CallStatus.IDLE)
+        await call._on_ended("call_ended")

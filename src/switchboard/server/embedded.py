@@ -1,4 +1,4 @@
-"""Run the whole server (coordinator, and the SFU once it exists) inside the current event loop."""
+"""Run the whole server (coordinator + SFU) inside the current event loop, on free local ports."""
 
 from __future__ import annotations
 
@@ -10,6 +10,7 @@ from aiohttp import web
 from switchboard.protocol.tokens import create_user_token, generate_key_pair
 from switchboard.server.coordinator.app import COORDINATOR_KEY, create_app
 from switchboard.server.coordinator.service import Coordinator, CoordinatorConfig
+from switchboard.server.sfu import SfuConfig, SfuServer
 
 
 class EmbeddedServer:
@@ -30,6 +31,8 @@ class EmbeddedServer:
         rate_limit_burst: int = 400,
         max_body_bytes: int = 64 * 1024,
         health_check_interval: float = 10.0,
+        sfu_port: int = 0,
+        reconnect_grace: float = 5.0,
     ) -> None:
         if (api_key is None) != (api_secret is None):
             raise ValueError("give both api_key and api_secret, or neither")
@@ -45,8 +48,14 @@ class EmbeddedServer:
             max_body_bytes=max_body_bytes,
             health_check_interval=health_check_interval,
         )
+        self.sfu = SfuServer(
+            SfuConfig(api_secret=api_secret, reconnect_grace=reconnect_grace), self._call_is_active
+        )
+        self._sfu_port = sfu_port
         self._runner: web.AppRunner | None = None
+        self._sfu_runner: web.AppRunner | None = None
         self.url = ""
+        self.sfu_url = ""
 
     @classmethod
     def from_env(cls, **kwargs: object) -> EmbeddedServer:
@@ -70,20 +79,36 @@ class EmbeddedServer:
     def create_token(self, user_id: str, ttl: float | None = None) -> str:
         return create_user_token(self.config.api_secret, user_id, ttl)
 
+    async def _call_is_active(self, cid: str) -> bool:
+        call = await self.coordinator.store.get_call(cid)
+        return call is not None and call.ended_at is None
+
     async def start(self) -> None:
         if self._runner is not None:
             return
+        sfu_runner = web.AppRunner(self.sfu.app(), handle_signals=False, shutdown_timeout=1.0)
+        await sfu_runner.setup()
+        await web.TCPSite(sfu_runner, self.host, self._sfu_port).start()
+        self._sfu_runner = sfu_runner
+        sfu_host, sfu_port = sfu_runner.addresses[0][:2]
+        self.sfu_url = self.config.sfu_url = f"ws://{sfu_host}:{sfu_port}/sfu"
+
         app = create_app(self.config)
+        app[COORDINATOR_KEY].call_ended_hooks.append(self.sfu.end_call)
         runner = web.AppRunner(app, handle_signals=False, shutdown_timeout=1.0)
         await runner.setup()
-        site = web.TCPSite(runner, self.host, self._port)
-        await site.start()
+        await web.TCPSite(runner, self.host, self._port).start()
         self._runner = runner
         host, port = runner.addresses[0][:2]
         self.url = f"http://{host}:{port}"
 
     async def stop(self) -> None:
+        """Close every socket and peer connection (within about 2 s)."""
         runner, self._runner = self._runner, None
+        sfu_runner, self._sfu_runner = self._sfu_runner, None
+        if sfu_runner is not None:
+            await self.sfu.close()
+            await sfu_runner.cleanup()
         if runner is not None:
             await runner.cleanup()
 

@@ -1,0 +1,230 @@
+"""The client's one audio session (its microphone and speaker) and each call's audio device module.
+
+:class:`AudioSession` owns the physical devices, shared by every call. Its clock is the speaker's
+20 ms playout tick: each tick reads one microphone frame and hands it to every
+:class:`AudioDeviceModule` that is capturing; nobody capturing means the frame is dropped, so a
+resumed call never plays stale audio.
+
+:class:`AudioDeviceModule` (ADM) is one call's hold on those devices, built from the call's
+:class:`AudioConfigurationPolicy`: it encodes the microphone with libopus at the policy's channels,
+bitrate and application, and plays the call's remote audio through the speaker. Suspending the ADM
+releases both holds: remote audio leaves the speaker within one tick and is no longer decoded, and
+the microphone is neither encoded nor sent. Resuming restores exactly what suspension took away.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+import numpy as np
+from aiortc import RTCRtpReceiver
+from aiortc.mediastreams import MediaStreamError, MediaStreamTrack
+
+from switchboard.media.audio_config import AudioConfigurationPolicy
+from switchboard.media.devices import (
+    CaptureSpeaker,
+    FloatArray,
+    Microphone,
+    PlayoutBuffer,
+    SilentMicrophone,
+    Speaker,
+)
+from switchboard.media.rtp_hooks import EncodedTrack, OpusEncoderSettings, OpusFrameEncoder, set_decoding
+
+log = logging.getLogger("switchboard.media")
+
+
+class AudioSession:
+    def __init__(self, microphone: Microphone | None = None, speaker: Speaker | None = None) -> None:
+        self.microphone: Microphone = microphone if microphone is not None else SilentMicrophone()
+        self.speaker: Speaker = speaker if speaker is not None else CaptureSpeaker()
+        self._modules: list[AudioDeviceModule] = []
+        self.frames_read = 0
+
+    async def start(self) -> None:
+        if self._tick not in self.speaker.on_tick:
+            self.speaker.on_tick.append(self._tick)
+        await self.speaker.start()
+
+    async def stop(self) -> None:
+        if self._tick in self.speaker.on_tick:
+            self.speaker.on_tick.remove(self._tick)
+        await self.speaker.stop()
+
+    def create_module(self, policy: AudioConfigurationPolicy, name: str) -> AudioDeviceModule:
+        module = AudioDeviceModule(self, policy, name)
+        self._modules.append(module)
+        return module
+
+    def _release(self, module: AudioDeviceModule) -> None:
+        if module in self._modules:
+            self._modules.remove(module)
+
+    @property
+    def modules(self) -> tuple[AudioDeviceModule, ...]:
+        return tuple(self._modules)
+
+    def _tick(self, t: float, played: FloatArray) -> None:
+        pcm = self.microphone.read_frame()
+        self.frames_read += 1
+        own: dict[int, FloatArray] = {}
+        for module in self._modules:
+            mic = module.microphone
+            if mic is not None and id(mic) not in own:
+                own[id(mic)] = mic.read_frame()  # a call's own microphone runs in real time too
+            if module.capturing:
+                module._capture(own[id(mic)] if mic is not None else pcm)
+
+
+@dataclass(eq=False)
+class RemoteAudio:
+    """One remote audio track as played by one ADM."""
+
+    key: str
+    receiver: RTCRtpReceiver
+    track: MediaStreamTrack
+    buffer: PlayoutBuffer
+    task: asyncio.Task[None] | None = None
+    remove_from_speaker: Callable[[], None] | None = None
+    frames: int = 0
+    meta: dict[str, str] = field(default_factory=dict)
+
+
+class AudioDeviceModule:
+    def __init__(self, session: AudioSession, policy: AudioConfigurationPolicy, name: str) -> None:
+        self.session = session
+        self.policy = policy
+        self.name = name
+        self.capture_track = EncodedTrack("audio")
+        self._encoder: OpusFrameEncoder | None = None
+        self.microphone_enabled = False
+        #: this call's own microphone (TrackOption.provided); None: the session's
+        self.microphone: Microphone | None = None
+        self.suspended = False
+        self.started = False
+        self.closed = False
+        self.remotes: dict[str, RemoteAudio] = {}
+        self.frames_encoded = 0
+
+    # ---------------------------------------------------------------- configuration
+
+    @property
+    def capture_channels(self) -> int:
+        return self.policy.capture_channels
+
+    @property
+    def playout_channels(self) -> int:
+        return self.policy.playout_channels
+
+    @property
+    def opus_settings(self) -> OpusEncoderSettings:
+        return OpusEncoderSettings(
+            channels=self.policy.capture_channels,
+            bitrate=self.policy.opus_bitrate,
+            application=self.policy.opus_application,
+        )
+
+    @property
+    def voice_processing_active(self) -> bool:
+        """Voice processing runs only when the policy asks for it *and* the microphone is a real one.
+
+        Virtual microphones (tones, files) are never processed: noise suppression would eat a tone.
+        """
+        mic = self.microphone if self.microphone is not None else self.session.microphone
+        return self.policy.voice_processing and not mic.is_virtual
+
+    # ---------------------------------------------------------------- capture
+
+    @property
+    def capturing(self) -> bool:
+        """Effective microphone: the user wants it on, the call is not suspended, the ADM is started."""
+        return self.started and self.microphone_enabled and not self.suspended and not self.closed
+
+    def _capture(self, pcm: FloatArray) -> None:
+        if self._encoder is None:
+            self._encoder = OpusFrameEncoder(self.opus_settings)
+        channels = self.policy.capture_channels
+        if pcm.shape[0] != channels:
+            pcm = (
+                np.repeat(pcm.mean(axis=0, keepdims=True), channels, axis=0)
+                if channels == 2
+                else pcm.mean(axis=0, keepdims=True)
+            )
+        samples = np.clip(pcm * 32767.0, -32768, 32767).astype(np.int16)
+        self.capture_track.push(self._encoder.encode(samples))
+        self.frames_encoded += 1
+
+    # ---------------------------------------------------------------- playout
+
+    def add_remote(self, key: str, receiver: RTCRtpReceiver, track: MediaStreamTrack) -> RemoteAudio:
+        self.remove_remote(key)
+        remote = RemoteAudio(key, receiver, track, PlayoutBuffer(name=f"{self.name}/{key}"))
+        remote.task = asyncio.get_running_loop().create_task(self._consume(remote))
+        self.remotes[key] = remote
+        self._apply_suspension(remote)
+        return remote
+
+    async def _consume(self, remote: RemoteAudio) -> None:
+        try:
+            while True:
+                frame = await remote.track.recv()
+                if self.suspended:
+                    continue  # a frame decoded just before suspension: never play it
+                remote.buffer.push(frame)  # type: ignore[arg-type]
+                remote.frames += 1
+        except (MediaStreamError, asyncio.CancelledError):
+            return
+
+    def remove_remote(self, key: str) -> None:
+        remote = self.remotes.pop(key, None)
+        if remote is None:
+            return
+        if remote.task is not None:
+            remote.task.cancel()
+        if remote.remove_from_speaker is not None:
+            remote.remove_from_speaker()
+            remote.remove_from_speaker = None
+
+    def _apply_suspension(self, remote: RemoteAudio) -> None:
+        playing = self.started and not self.suspended and not self.closed
+        if playing:
+            set_decoding(remote.receiver, True)
+            if remote.remove_from_speaker is None:
+                remote.buffer.clear()
+                remote.remove_from_speaker = self.session.speaker.add_source(remote.buffer)
+        else:
+            if remote.remove_from_speaker is not None:
+                remote.remove_from_speaker()
+                remote.remove_from_speaker = None
+            remote.buffer.clear()
+            with contextlib.suppress(Exception):
+                set_decoding(remote.receiver, False)
+
+    # ---------------------------------------------------------------- lifecycle
+
+    def start(self) -> None:
+        self.started = True
+        for remote in self.remotes.values():
+            self._apply_suspension(remote)
+
+    def suspend(self) -> None:
+        """Release the speaker and microphone: silent from the next tick, nothing decoded or encoded."""
+        self.suspended = True
+        for remote in self.remotes.values():
+            self._apply_suspension(remote)
+
+    def resume(self) -> None:
+        self.suspended = False
+        for remote in self.remotes.values():
+            self._apply_suspension(remote)
+
+    def close(self) -> None:
+        self.closed = True
+        for key in list(self.remotes):
+            self.remove_remote(key)
+        self.capture_track.stop()
+        self.session._release(self)

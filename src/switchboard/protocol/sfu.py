@@ -1,0 +1,191 @@
+"""SFU signalling: typed JSON messages over one WebSocket per participant session.
+
+Each message is ``{"type": ..., ...}``. The client offers the *publisher* peer connection (its own
+tracks); the SFU offers the *subscriber* peer connection (everyone else's tracks) and renegotiates it
+as tracks come and go. Remote tracks are identified by the subscriber transceiver's ``mid``, which
+``track_published`` maps to a participant and kind. See ``docs/protocol.md``.
+"""
+
+from __future__ import annotations
+
+from typing import Annotated, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, TypeAdapter
+
+TrackKind = Literal["audio", "video"]
+MAX_SDP = 64 * 1024
+
+
+class _Msg(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+# ---------------------------------------------------------------- client -> SFU
+
+
+class JoinRequest(_Msg):
+    type: Literal["join"] = "join"
+    token: str
+    #: resume a session that lost its socket (within the SFU's grace period)
+    reconnect: bool = False
+    #: start with audio forwarding to this session paused (a call joined while suspended)
+    audio_paused: bool = False
+
+
+class PublisherOffer(_Msg):
+    type: Literal["publisher_offer"] = "publisher_offer"
+    sdp: Annotated[str, Field(max_length=MAX_SDP)]
+    #: what the client publishes, by transceiver mid
+    tracks: dict[str, TrackKind] = Field(default_factory=dict)
+
+
+class SubscriberAnswer(_Msg):
+    type: Literal["subscriber_answer"] = "subscriber_answer"
+    sdp: Annotated[str, Field(max_length=MAX_SDP)]
+
+
+class UpdateMuteState(_Msg):
+    type: Literal["update_mute_state"] = "update_mute_state"
+    kind: TrackKind
+    muted: bool
+
+
+class UpdateSubscription(_Msg):
+    """Pause or resume forwarding to *this* subscriber: every audio track, or one track by session."""
+
+    type: Literal["update_subscription"] = "update_subscription"
+    kind: TrackKind = "audio"
+    paused: bool
+    #: only this publisher's track; all publishers when None
+    session_id: str | None = None
+
+
+class Leave(_Msg):
+    type: Literal["leave"] = "leave"
+    reason: str = "left"
+
+
+class HealthCheckRequest(_Msg):
+    type: Literal["health_check"] = "health_check"
+
+
+ClientMessage = Annotated[
+    JoinRequest
+    | PublisherOffer
+    | SubscriberAnswer
+    | UpdateMuteState
+    | UpdateSubscription
+    | Leave
+    | HealthCheckRequest,
+    Field(discriminator="type"),
+]
+client_message: TypeAdapter[ClientMessage] = TypeAdapter(ClientMessage)
+
+
+# ---------------------------------------------------------------- SFU -> client
+
+
+class TrackInfo(_Msg):
+    kind: TrackKind
+    muted: bool = False
+
+
+class ParticipantInfo(_Msg):
+    user_id: str
+    session_id: str
+    tracks: list[TrackInfo] = Field(default_factory=list)
+
+
+class JoinResponse(_Msg):
+    type: Literal["join_response"] = "join_response"
+    session_id: str
+    call_cid: str
+    participants: list[ParticipantInfo]
+    reconnected: bool = False
+
+
+class PublisherAnswer(_Msg):
+    type: Literal["publisher_answer"] = "publisher_answer"
+    sdp: str
+
+
+class SubscriberOffer(_Msg):
+    type: Literal["subscriber_offer"] = "subscriber_offer"
+    sdp: str
+    #: what each subscriber transceiver carries after this negotiation: mid -> (session, kind)
+    tracks: dict[str, RemoteTrack] = Field(default_factory=dict)
+
+
+class RemoteTrack(_Msg):
+    user_id: str
+    session_id: str
+    kind: TrackKind
+
+
+class ParticipantJoined(_Msg):
+    type: Literal["participant_joined"] = "participant_joined"
+    participant: ParticipantInfo
+
+
+class ParticipantLeft(_Msg):
+    type: Literal["participant_left"] = "participant_left"
+    user_id: str
+    session_id: str
+    reason: str = "left"
+
+
+class TrackPublished(_Msg):
+    type: Literal["track_published"] = "track_published"
+    user_id: str
+    session_id: str
+    kind: TrackKind
+    muted: bool = False
+
+
+class TrackUnpublished(_Msg):
+    type: Literal["track_unpublished"] = "track_unpublished"
+    user_id: str
+    session_id: str
+    kind: TrackKind
+
+
+class MuteStateChanged(_Msg):
+    type: Literal["mute_state_changed"] = "mute_state_changed"
+    user_id: str
+    session_id: str
+    kind: TrackKind
+    muted: bool
+
+
+class CallEnded(_Msg):
+    type: Literal["call_ended"] = "call_ended"
+
+
+class ErrorMessage(_Msg):
+    type: Literal["error"] = "error"
+    code: str
+    message: str
+    fatal: bool = False
+
+
+class HealthCheckResponse(_Msg):
+    type: Literal["health_check_response"] = "health_check_response"
+
+
+ServerMessage = Annotated[
+    JoinResponse
+    | PublisherAnswer
+    | SubscriberOffer
+    | ParticipantJoined
+    | ParticipantLeft
+    | TrackPublished
+    | TrackUnpublished
+    | MuteStateChanged
+    | CallEnded
+    | ErrorMessage
+    | HealthCheckResponse,
+    Field(discriminator="type"),
+]
+server_message: TypeAdapter[ServerMessage] = TypeAdapter(ServerMessage)
+
+SubscriberOffer.model_rebuild()

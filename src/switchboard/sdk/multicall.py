@@ -1,0 +1,172 @@
+"""The active-call list and the multi-call audio policies (SPEC §2.1, §2.2, §2.4).
+
+``join()`` adds a call to ``client.state.active_calls`` *before* connecting; leave, end, remote end
+and a failed join remove it. The policy acts at exactly those two moments:
+
+=================  ==========================================  ==========================================
+policy             call N added                                call X removed
+=================  ==========================================  ==========================================
+SUSPEND_EXISTING   every other active call is suspended        the most recently added remaining call
+                                                               is resumed
+SUSPEND_INCOMING   N is suspended if another call is active    nothing
+MANUAL             nothing                                     nothing
+=================  ==========================================  ==========================================
+
+Single-call mode (``allow_multiple_active_calls=False``) ignores the policy: joining B while A is
+active suspends A while B connects, leaves A (reason ``replaced``) once B is connected, and resumes A
+if B's join fails, so a failed join never costs you your call.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from typing import TYPE_CHECKING
+
+from switchboard.errors import CallStateError, SwitchboardError
+from switchboard.sdk.types import CallStatus, MultiCallAudioPolicy
+
+if TYPE_CHECKING:
+    from switchboard.sdk.call import Call
+    from switchboard.sdk.client import VideoClient
+
+log = logging.getLogger("switchboard.multicall")
+
+
+class ActiveCalls:
+    def __init__(self, client: VideoClient) -> None:
+        self._client = client
+        #: serialises focus changes: policy actions and switch_focus never interleave
+        self.focus_lock = asyncio.Lock()
+        self._contended = False
+
+    @property
+    def calls(self) -> list[Call]:
+        return list(self._client.state.active_calls.value)
+
+    def _set(self, calls: list[Call]) -> None:
+        self._client.state.active_calls._set(calls)
+
+    @property
+    def _multi(self) -> bool:
+        return self._client.options.allow_multiple_active_calls
+
+    @property
+    def _policy(self) -> MultiCallAudioPolicy:
+        return self._client.options.multi_call_audio_policy
+
+    async def join_started(self, call: Call) -> Call | None:
+        """``call`` starts joining. Returns the call it replaces (single-call mode), if any."""
+        async with self.focus_lock:
+            calls = self.calls
+            if call in calls:
+                return None
+            if not self._multi:
+                previous = calls[0] if calls else None
+                self._set([call])
+                if previous is not None:
+                    await previous._suspend(reason="handover")
+                return previous
+            self._set([*calls, call])
+            if self._policy is MultiCallAudioPolicy.SUSPEND_EXISTING:
+                for other in calls:
+                    await other.suspend_audio()
+            elif self._policy is MultiCallAudioPolicy.SUSPEND_INCOMING and calls:
+                await call.suspend_audio()
+            self.check_contention()
+            return None
+
+    async def join_succeeded(self, call: Call, previous: Call | None) -> None:
+        if previous is not None:
+            await previous._leave(reason="replaced")
+
+    async def join_failed(self, call: Call, previous: Call | None) -> None:
+        if previous is not None:
+            async with self.focus_lock:
+                if self.calls == [call]:
+                    self._set([previous])
+                    await previous._resume(reason="handover")
+            return
+        await self.removed(call)
+
+    async def removed(self, call: Call) -> None:
+        """``call`` left, ended or failed: drop it from the list and let the policy react."""
+        async with self.focus_lock:
+            calls = self.calls
+            if call not in calls:
+                return
+            calls.remove(call)
+            self._set(calls)
+            if self._multi and self._policy is MultiCallAudioPolicy.SUSPEND_EXISTING and calls:
+                await calls[-1].resume_audio()
+            self.check_contention()
+
+    def check_contention(self) -> None:
+        """Warn once each time a second unsuspended call starts to share the mic and speaker."""
+        live = [c for c in self.calls if not c.state.value.is_audio_suspended]
+        if len(live) >= 2 and not self._contended:
+            self._contended = True
+            log.warning(
+                "%d calls share the microphone and speaker unsuspended (%s): they contend for the devices; "
+                "suspend_audio() all but one",
+                len(live),
+                ", ".join(c.cid for c in live),
+            )
+        elif len(live) < 2:
+            self._contended = False
+
+    async def switch_focus(self, from_call: Call, to_call: Call) -> None:
+        """Move the user's microphone/camera and the audio focus from one joined call to another."""
+        for c in (from_call, to_call):
+            if c not in self.calls or c.state.value.status is not CallStatus.JOINED:
+                raise CallStateError(f"switch_focus needs two calls joined by this client; {c.cid} is not")
+        if from_call is to_call:
+            raise CallStateError("switch_focus needs two different calls")
+        async with self.focus_lock:
+            mic_on, cam_on = from_call.microphone_enabled, from_call.camera_enabled
+            to_was_suspended = to_call.state.value.is_audio_suspended
+            to_mic, to_cam = to_call.microphone_enabled, to_call.camera_enabled
+            steps = [
+                ("turn off the microphone in the call losing focus", from_call.set_microphone_enabled(False)),
+                ("turn off the camera in the call losing focus", from_call.set_camera_enabled(False)),
+                ("suspend the call losing focus", from_call.suspend_audio()),
+                ("resume the call gaining focus", to_call.resume_audio()),
+                ("restore the microphone in the call gaining focus", to_call.set_microphone_enabled(mic_on)),
+                ("restore the camera in the call gaining focus", to_call._set_camera_if_allowed(cam_on)),
+            ]
+            for index, (name, step) in enumerate(steps):
+                try:
+                    await step
+                except SwitchboardError as exc:
+                    for _, pending in steps[index + 1 :]:
+                        pending.close()
+                    await self._roll_back(
+                        from_call, to_call, mic_on, cam_on, to_was_suspended, to_mic, to_cam
+                    )
+                    raise CallStateError(
+                        f"switch_focus failed at step {index + 1} ({name}): {exc}; both calls were put back"
+                    ) from exc
+            self.check_contention()
+
+    async def _roll_back(
+        self,
+        from_call: Call,
+        to_call: Call,
+        mic_on: bool,
+        cam_on: bool,
+        to_suspended: bool,
+        to_mic: bool,
+        to_cam: bool,
+    ) -> None:
+        for action in (
+            to_call.set_microphone_enabled(to_mic),
+            to_call._set_camera_if_allowed(to_cam),
+            to_call.suspend_audio() if to_suspended else to_call.resume_audio(),
+            from_call.resume_audio(),
+            from_call.set_microphone_enabled(mic_on),
+            from_call._set_camera_if_allowed(cam_on),
+        ):
+            try:
+                await action
+            except SwitchboardError as exc:
+                log.error("switch_focus roll-back step failed: %s", exc)

@@ -1,0 +1,329 @@
+"""One joined call's media: the SFU signalling socket and the publisher/subscriber peer connections.
+
+The client offers the *publisher* connection (its microphone as pre-encoded Opus from the call's
+audio device module, its camera as VP8); the SFU offers the *subscriber* connection with everyone
+else's tracks and renegotiates it as they come and go. Which participant a remote track belongs to is
+told by the SFU per transceiver ``mid``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections.abc import Callable, Coroutine
+from dataclasses import dataclass, field
+from typing import Any
+
+import aiohttp
+import av
+from aiortc import RTCConfiguration, RTCPeerConnection, RTCRtpSender, RTCRtpTransceiver, RTCSessionDescription
+from aiortc.mediastreams import MediaStreamError, MediaStreamTrack
+from pydantic import ValidationError
+
+from switchboard.errors import (
+    AuthenticationError,
+    CallStateError,
+    NetworkError,
+    PermissionDeniedError,
+    SwitchboardError,
+)
+from switchboard.media.audio_session import AudioDeviceModule
+from switchboard.media.devices import CameraTrack
+from switchboard.protocol import coordinator as m
+from switchboard.protocol import sfu as p
+
+log = logging.getLogger("switchboard.sdk.session")
+
+JOIN_TIMEOUT = 20.0
+_PREFERRED = {"audio": ("audio/opus",), "video": ("video/vp8", "video/rtx")}
+
+
+def _codecs(kind: str) -> list[object]:
+    caps = RTCRtpSender.getCapabilities(kind)
+    return [c for c in caps.codecs if c.mimeType.lower() in _PREFERRED[kind]]
+
+
+@dataclass
+class RemoteParticipant:
+    user_id: str
+    session_id: str
+    tracks: dict[str, bool] = field(default_factory=dict)  # kind -> muted
+    video_frames: int = 0
+    last_video_frame: av.VideoFrame | None = None
+
+
+class CallSession:
+    """Media for one joined call. Created by ``Call.join()``; closed by ``leave()``."""
+
+    def __init__(
+        self,
+        credentials: m.Credentials,
+        adm: AudioDeviceModule,
+        http: aiohttp.ClientSession,
+        *,
+        on_change: Callable[[], None],
+        on_ended: Callable[[str], None],
+    ) -> None:
+        self.credentials = credentials
+        self.adm = adm
+        self._http = http
+        self._on_change = on_change
+        self._on_ended = on_ended
+        config = RTCConfiguration(iceServers=[])
+        self.publisher = RTCPeerConnection(configuration=config)
+        self.subscriber = RTCPeerConnection(configuration=config)
+        self.session_id: str | None = None
+        self.participants: dict[str, RemoteParticipant] = {}
+        self.mid_owner: dict[str, p.RemoteTrack] = {}
+        self.camera: CameraTrack | None = None
+        self._transceivers: dict[str, RTCRtpTransceiver] = {}
+        self.published: dict[str, bool] = {}  # kind -> muted
+        self._ws: aiohttp.ClientWebSocketResponse | None = None
+        self._reader: asyncio.Task[None] | None = None
+        self._pending: dict[str, asyncio.Future[p._Msg]] = {}
+        self._tasks: set[asyncio.Task[None]] = set()
+        self._publish_lock = asyncio.Lock()
+        self.closed = False
+        self.errors: list[p.ErrorMessage] = []
+        self.subscriber.on("track", self._on_track)
+
+    # ---------------------------------------------------------------- signalling
+
+    async def _send(self, message: p._Msg) -> None:
+        if self._ws is None or self._ws.closed:
+            raise NetworkError("the SFU connection is closed")
+        await self._ws.send_str(message.model_dump_json())
+
+    def _expect(self, message_type: str) -> asyncio.Future[p._Msg]:
+        future: asyncio.Future[p._Msg] = asyncio.get_running_loop().create_future()
+        self._pending[message_type] = future
+        return future
+
+    async def connect(self, *, audio_paused: bool = False) -> None:
+        """Open the SFU socket and join with the SFU token. Errors: AuthenticationError, NetworkError."""
+        try:
+            self._ws = await self._http.ws_connect(self.credentials.server.url, heartbeat=10.0)
+        except (aiohttp.ClientError, OSError) as exc:
+            raise NetworkError(f"cannot reach the SFU at {self.credentials.server.url}: {exc}") from exc
+        joined = self._expect("join_response")
+        self._reader = asyncio.get_running_loop().create_task(self._read(self._ws))
+        await self._send(p.JoinRequest(token=self.credentials.token, audio_paused=audio_paused))
+        response = await asyncio.wait_for(joined, JOIN_TIMEOUT)
+        assert isinstance(response, p.JoinResponse)
+        self.session_id = response.session_id
+        for info in response.participants:
+            self._add_participant(info)
+        self._on_change()
+
+    async def _read(self, ws: aiohttp.ClientWebSocketResponse) -> None:
+        try:
+            async for msg in ws:
+                if msg.type != aiohttp.WSMsgType.TEXT:
+                    continue
+                try:
+                    message = p.server_message.validate_json(msg.data)
+                except ValidationError:
+                    log.warning("ignoring malformed SFU message: %.200s", msg.data)
+                    continue
+                try:
+                    await self._handle(message)
+                except Exception:
+                    log.exception("handling SFU message %s failed", message.type)
+        finally:
+            if not self.closed:
+                error = NetworkError("the SFU connection dropped")
+                for future in self._pending.values():
+                    if not future.done():
+                        future.set_exception(error)
+                self._pending.clear()
+                self._on_ended("sfu_disconnected")
+
+    async def _handle(self, message: p._Msg) -> None:
+        future = self._pending.pop(getattr(message, "type", ""), None)
+        if isinstance(message, p.ErrorMessage):
+            self.errors.append(message)
+            log.warning("SFU error %s: %s", message.code, message.message)
+            waiting = [f for f in self._pending.values() if not f.done()]
+            if message.fatal or message.code in ("permission_denied", "invalid_sdp"):
+                exc = _error_for(message)
+                for f in waiting:
+                    f.set_exception(exc)
+                self._pending.clear()
+            return
+        if future is not None and not future.done():
+            future.set_result(message)
+        if isinstance(message, p.SubscriberOffer):
+            await self._on_subscriber_offer(message)
+        elif isinstance(message, p.ParticipantJoined):
+            self._add_participant(message.participant)
+        elif isinstance(message, p.ParticipantLeft):
+            self.participants.pop(message.session_id, None)
+        elif isinstance(message, p.TrackPublished):
+            part = self.participants.get(message.session_id)
+            if part is not None:
+                part.tracks[message.kind] = message.muted
+        elif isinstance(message, p.TrackUnpublished):
+            part = self.participants.get(message.session_id)
+            if part is not None:
+                part.tracks.pop(message.kind, None)
+        elif isinstance(message, p.MuteStateChanged):
+            part = self.participants.get(message.session_id)
+            if part is not None and message.kind in part.tracks:
+                part.tracks[message.kind] = message.muted
+        elif isinstance(message, p.CallEnded):
+            self._on_ended("call_ended")
+            return
+        self._on_change()
+
+    def _add_participant(self, info: p.ParticipantInfo) -> None:
+        if info.session_id == self.session_id:
+            return
+        self.participants[info.session_id] = RemoteParticipant(
+            info.user_id, info.session_id, {t.kind: t.muted for t in info.tracks}
+        )
+
+    # ---------------------------------------------------------------- subscriber
+
+    async def _on_subscriber_offer(self, offer: p.SubscriberOffer) -> None:
+        self.mid_owner = dict(offer.tracks)
+        await self.subscriber.setRemoteDescription(RTCSessionDescription(offer.sdp, "offer"))
+        answer = await self.subscriber.createAnswer()
+        await self.subscriber.setLocalDescription(answer)
+        await self._send(p.SubscriberAnswer(sdp=self.subscriber.localDescription.sdp))
+
+    def _on_track(self, track: MediaStreamTrack) -> None:
+        transceiver = next((t for t in self.subscriber.getTransceivers() if t.receiver.track is track), None)
+        if transceiver is None or transceiver.mid is None:
+            return
+        mid = transceiver.mid
+        if track.kind == "audio":
+            self.adm.add_remote(mid, transceiver.receiver, track)
+        else:
+            self._spawn(self._consume_video(mid, track))
+
+    async def _consume_video(self, mid: str, track: MediaStreamTrack) -> None:
+        with contextlib.suppress(MediaStreamError):
+            while True:
+                frame = await track.recv()
+                owner = self.mid_owner.get(mid)
+                part = self.participants.get(owner.session_id) if owner else None
+                if part is not None and isinstance(frame, av.VideoFrame):
+                    part.video_frames += 1
+                    part.last_video_frame = frame
+
+    def remote_audio_owner(self, mid: str) -> p.RemoteTrack | None:
+        return self.mid_owner.get(mid)
+
+    # ---------------------------------------------------------------- publisher
+
+    async def publish(
+        self,
+        *,
+        audio: bool,
+        video: bool,
+        audio_muted: bool,
+        video_muted: bool,
+        camera: MediaStreamTrack | None = None,
+    ) -> None:
+        """Make sure these kinds are published (adds transceivers and renegotiates when needed)."""
+        async with self._publish_lock:
+            added = False
+            if audio and "audio" not in self._transceivers:
+                t = self.publisher.addTransceiver(self.adm.capture_track, direction="sendonly")
+                t.setCodecPreferences(_codecs("audio"))  # type: ignore[arg-type]
+                self._transceivers["audio"] = t
+                self.published["audio"] = audio_muted
+                added = True
+            if video and "video" not in self._transceivers:
+                video_track: MediaStreamTrack
+                if camera is not None:
+                    video_track = camera
+                else:
+                    self.camera = CameraTrack()
+                    self.camera.enabled = not video_muted
+                    video_track = self.camera
+                t = self.publisher.addTransceiver(video_track, direction="sendonly")
+                t.setCodecPreferences(_codecs("video"))  # type: ignore[arg-type]
+                self._transceivers["video"] = t
+                self.published["video"] = video_muted
+                added = True
+            if not added:
+                return
+            offer = await self.publisher.createOffer()
+            await self.publisher.setLocalDescription(offer)
+            answered = self._expect("publisher_answer")
+            await self._send(p.PublisherOffer(sdp=self.publisher.localDescription.sdp))
+            answer = await asyncio.wait_for(answered, JOIN_TIMEOUT)
+            assert isinstance(answer, p.PublisherAnswer)
+            await self.publisher.setRemoteDescription(RTCSessionDescription(answer.sdp, "answer"))
+            await self._wait_connected(self.publisher)
+            for kind in ("audio", "video"):
+                if kind in self._transceivers:
+                    await self._send(p.UpdateMuteState(kind=kind, muted=self.published[kind]))
+
+    async def _wait_connected(self, pc: RTCPeerConnection) -> None:
+        if pc.connectionState == "connected":
+            return
+        done = asyncio.get_running_loop().create_future()
+
+        def check() -> None:
+            if pc.connectionState in ("connected", "failed", "closed") and not done.done():
+                done.set_result(pc.connectionState)
+
+        pc.on("connectionstatechange", check)
+        check()
+        state = await asyncio.wait_for(done, JOIN_TIMEOUT)
+        if state != "connected":
+            raise NetworkError(f"media connection to the SFU {state}")
+
+    async def set_muted(self, kind: str, muted: bool) -> None:
+        if kind not in self.published:
+            return
+        self.published[kind] = muted
+        if kind == "video" and self.camera is not None:
+            self.camera.enabled = not muted
+        await self._send(p.UpdateMuteState(kind=kind, muted=muted))  # type: ignore[arg-type]
+
+    async def set_audio_forwarding(self, paused: bool) -> None:
+        """Ask the SFU to stop (or restart) forwarding every audio track to this session."""
+        with contextlib.suppress(NetworkError):
+            await self._send(p.UpdateSubscription(kind="audio", paused=paused))
+
+    # ---------------------------------------------------------------- lifecycle
+
+    def _spawn(self, coro: Coroutine[Any, Any, None]) -> None:
+        task = asyncio.get_running_loop().create_task(coro)
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+
+    async def close(self, *, send_leave: bool = True) -> None:
+        if self.closed:
+            return
+        self.closed = True
+        if send_leave:
+            with contextlib.suppress(Exception):
+                await self._send(p.Leave())
+        if self._ws is not None:
+            with contextlib.suppress(Exception):
+                await self._ws.close()
+        if self._reader is not None:
+            self._reader.cancel()
+        for task in list(self._tasks):
+            task.cancel()
+        if self.camera is not None:
+            self.camera.stop()
+        await asyncio.gather(self.publisher.close(), self.subscriber.close(), return_exceptions=True)
+
+
+def _error_for(message: p.ErrorMessage) -> SwitchboardError:
+    if message.code in ("token_invalid", "token_expired", "unauthenticated", "session_mismatch"):
+        return AuthenticationError(message.message, code=message.code)
+    if message.code == "permission_denied":
+        return PermissionDeniedError(message.message)
+    if message.code in ("call_ended", "session_in_use", "session_expired"):
+        return CallStateError(message.message, code=message.code)
+    return SwitchboardError(f"SFU error {message.code}: {message.message}")
+
+
+__all__ = ["CallSession", "RemoteParticipant"]

@@ -1,0 +1,113 @@
+"""The forwarding graph: one published track fans its encoded frames out to every subscriber.
+
+A :class:`PublishedTrack` taps the publisher's receiver (no decoder is ever created) and pushes each
+frame into the :class:`DownTrack` of every subscriber. A down-track is one sending transceiver of a
+subscriber's peer connection with one long-lived :class:`EncodedTrack`; when its source goes away it
+is kept idle and reused for the next track of the same kind (aiortc's sender loop ends for good when
+its track ends, so tracks are never swapped under it). Keyframe requests from any subscriber reach
+the publisher as a PLI, coalesced.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Literal
+
+from aiortc import RTCRtpReceiver, RTCRtpTransceiver
+
+from switchboard.media.rtp_hooks import (
+    EncodedFrame,
+    EncodedTrack,
+    ReceiverTap,
+    on_keyframe_request,
+    request_keyframe,
+    tap_receiver,
+)
+
+Kind = Literal["audio", "video"]
+#: at most one PLI per publisher track per this many seconds, however many subscribers ask
+PLI_MIN_INTERVAL = 0.3
+
+
+class DownTrack:
+    """One sending transceiver on a subscriber's connection, forwarding one source at a time."""
+
+    def __init__(self, kind: Kind, transceiver: RTCRtpTransceiver, track: EncodedTrack) -> None:
+        self.kind = kind
+        self.transceiver = transceiver
+        self.track = track
+        self.source: PublishedTrack | None = None
+        self._paused = False
+        track.on_keyframe_needed = self._keyframe_needed
+        on_keyframe_request(transceiver.sender, self._keyframe_needed)
+
+    @property
+    def mid(self) -> str | None:
+        return self.transceiver.mid
+
+    @property
+    def paused(self) -> bool:
+        return self._paused
+
+    def _keyframe_needed(self) -> None:
+        if self.source is not None:
+            self.source.request_keyframe()
+
+    def bind(self, source: PublishedTrack, *, paused: bool) -> None:
+        """Forward ``source`` from now on (a video source starts at its next keyframe)."""
+        self.unbind()
+        self.source = source
+        source.downtracks.append(self)
+        self.set_paused(paused, force=True)
+
+    def unbind(self) -> None:
+        if self.source is not None and self in self.source.downtracks:
+            self.source.downtracks.remove(self)
+        self.source = None
+        self.track.pause()
+
+    def set_paused(self, paused: bool, *, force: bool = False) -> None:
+        if paused == self._paused and not force:
+            return
+        self._paused = paused
+        if paused or self.source is None:
+            self.track.pause()
+        else:
+            # flush, then resume: timestamps jump with wall time, video waits for a keyframe
+            self.track.pause()
+            self.track.resume()
+
+    def close(self) -> None:
+        self.unbind()
+        self.track.stop()
+
+
+@dataclass(eq=False)
+class PublishedTrack:
+    user_id: str
+    session_id: str
+    kind: Kind
+    receiver: RTCRtpReceiver
+    muted: bool = False
+    downtracks: list[DownTrack] = field(default_factory=list)
+    tap: ReceiverTap | None = None
+    frames_in: int = 0
+
+    def start(self) -> None:
+        self.tap = tap_receiver(self.receiver, self._forward)
+
+    def _forward(self, frame: EncodedFrame) -> None:
+        self.frames_in += 1
+        for down in self.downtracks:
+            down.track.push(frame)
+
+    def request_keyframe(self) -> None:
+        if self.kind == "video":
+            request_keyframe(self.receiver, min_interval=PLI_MIN_INTERVAL)
+
+    def close(self) -> None:
+        for down in list(self.downtracks):
+            down.unbind()
+        if self.tap is not None:
+            self.tap.close()
+            self.tap = None

@@ -1,0 +1,289 @@
+"""One participant session on the SFU: its signalling socket and its two peer connections.
+
+The *publisher* connection is offered by the client and carries its microphone/camera; every
+incoming track is tapped (never decoded) into a :class:`PublishedTrack`. The *subscriber* connection
+is offered by the SFU and carries one :class:`DownTrack` per other participant's track; it is
+renegotiated (one offer in flight at a time) whenever tracks come and go.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import time
+from collections.abc import Awaitable, Callable
+from typing import TYPE_CHECKING
+
+from aiohttp import web
+from aiortc import (
+    RTCConfiguration,
+    RTCPeerConnection,
+    RTCRtpReceiver,
+    RTCRtpSender,
+    RTCSessionDescription,
+)
+from aiortc.mediastreams import MediaStreamTrack
+from aiortc.sdp import SessionDescription
+
+from switchboard.media.rtp_hooks import EncodedTrack
+from switchboard.protocol import sfu as p
+from switchboard.protocol.tokens import SfuClaims
+from switchboard.server.sfu.forwarding import DownTrack, Kind, PublishedTrack
+
+if TYPE_CHECKING:
+    from switchboard.server.sfu.room import Room
+
+log = logging.getLogger("switchboard.sfu")
+
+FORWARDED_CODECS = {"audio/opus", "video/vp8", "video/rtx"}
+NEGOTIATION_TIMEOUT = 10.0
+
+
+def _preferred_codecs(kind: str) -> list[object]:
+    caps = RTCRtpSender.getCapabilities(kind)
+    return [c for c in caps.codecs if c.mimeType.lower() in FORWARDED_CODECS]
+
+
+def offered_send_kinds(sdp: str) -> set[Kind]:
+    """The kinds a client's publisher offer wants to send."""
+    kinds: set[Kind] = set()
+    for media in SessionDescription.parse(sdp).media:
+        if media.kind in ("audio", "video") and media.direction in ("sendonly", "sendrecv") and media.port:
+            kinds.add(media.kind)  # type: ignore[arg-type]
+    return kinds
+
+
+class Participant:
+    def __init__(self, room: Room, claims: SfuClaims, ws: web.WebSocketResponse) -> None:
+        self.room = room
+        self.user_id = claims.user_id
+        self.session_id = claims.session_id
+        self.grants = claims.grants
+        self.ws: web.WebSocketResponse | None = ws
+        config = RTCConfiguration(iceServers=[])
+        self.publisher = RTCPeerConnection(configuration=config)
+        self.subscriber = RTCPeerConnection(configuration=config)
+        self.published: dict[Kind, PublishedTrack] = {}
+        self.muted: dict[Kind, bool] = {}
+        self.downtracks: list[DownTrack] = []
+        #: forwarding pauses this subscriber asked for: (publisher session or None for all, kind)
+        self.paused: set[tuple[str | None, Kind]] = set()
+        self.disconnected_at: float | None = None
+        self.closed = False
+        self._negotiating = False
+        self._renegotiate = False
+        self._answer: asyncio.Future[str] | None = None
+        self._tasks: set[asyncio.Task[None]] = set()
+        self.publisher.on("track", self._on_publisher_track)
+        self.publisher.on("connectionstatechange", self._on_connection_state)
+        self.subscriber.on("connectionstatechange", self._on_connection_state)
+
+    def __repr__(self) -> str:
+        return f"Participant({self.user_id}/{self.session_id[:8]})"
+
+    def info(self) -> p.ParticipantInfo:
+        return p.ParticipantInfo(
+            user_id=self.user_id,
+            session_id=self.session_id,
+            tracks=[p.TrackInfo(kind=kind, muted=t.muted) for kind, t in self.published.items()],
+        )
+
+    def spawn(self, coro: Awaitable[None]) -> None:
+        task = asyncio.ensure_future(coro)
+        self._tasks.add(task)
+        task.add_done_callback(self._task_done)
+
+    def _task_done(self, task: asyncio.Task[None]) -> None:
+        self._tasks.discard(task)
+        if not task.cancelled() and task.exception() is not None:
+            log.error("%r: background task failed", self, exc_info=task.exception())
+
+    async def send(self, message: p.ServerMessage | p._Msg) -> None:
+        ws = self.ws
+        if ws is None or ws.closed:
+            return
+        with contextlib.suppress(ConnectionError, RuntimeError):
+            await ws.send_str(message.model_dump_json())
+
+    async def error(self, code: str, message: str, *, fatal: bool = False) -> None:
+        await self.send(p.ErrorMessage(code=code, message=message, fatal=fatal))
+
+    # ---------------------------------------------------------------- publishing
+
+    async def handle_publisher_offer(self, offer: p.PublisherOffer) -> None:
+        try:
+            kinds = offered_send_kinds(offer.sdp)
+        except Exception as exc:  # aiortc's SDP parser raises assorted errors on garbage
+            await self.error("invalid_sdp", f"publisher offer is not valid SDP: {exc}")
+            return
+        forbidden = sorted(
+            k
+            for k in kinds
+            if (k == "audio" and not self.grants.send_audio) or (k == "video" and not self.grants.send_video)
+        )
+        if forbidden:
+            await self.error(
+                "permission_denied",
+                f"{self.user_id!r} may not publish {', '.join(forbidden)} in {self.room.cid}; offer ignored",
+            )
+            return
+        try:
+            await self.publisher.setRemoteDescription(RTCSessionDescription(offer.sdp, "offer"))
+            answer = await self.publisher.createAnswer()
+            await self.publisher.setLocalDescription(answer)
+        except Exception as exc:
+            log.info("%r: bad publisher offer: %s", self, exc)
+            await self.error("invalid_sdp", f"cannot apply publisher offer: {exc}")
+            return
+        await self.send(p.PublisherAnswer(sdp=self.publisher.localDescription.sdp))
+
+    def _on_publisher_track(self, track: MediaStreamTrack) -> None:
+        receiver = next(
+            (t.receiver for t in self.publisher.getTransceivers() if t.receiver.track is track), None
+        )
+        if receiver is None or track.kind not in ("audio", "video"):
+            return
+        kind: Kind = track.kind  # type: ignore[assignment]
+        self._publish(kind, receiver)
+
+    def _publish(self, kind: Kind, receiver: RTCRtpReceiver) -> None:
+        old = self.published.pop(kind, None)
+        if old is not None:
+            old.close()
+        published = PublishedTrack(
+            self.user_id, self.session_id, kind, receiver, muted=self.muted.get(kind, False)
+        )
+        published.start()
+        self.published[kind] = published
+        self.room.track_published(self, published)
+
+    async def update_mute_state(self, message: p.UpdateMuteState) -> None:
+        self.muted[message.kind] = message.muted
+        track = self.published.get(message.kind)
+        if track is not None:
+            track.muted = message.muted
+        await self.room.broadcast(
+            p.MuteStateChanged(
+                user_id=self.user_id, session_id=self.session_id, kind=message.kind, muted=message.muted
+            ),
+            exclude=None,
+        )
+
+    # ---------------------------------------------------------------- subscribing
+
+    def is_paused(self, publisher_session: str, kind: Kind) -> bool:
+        return (None, kind) in self.paused or (publisher_session, kind) in self.paused
+
+    def subscribe(self, source: PublishedTrack) -> None:
+        """Forward ``source`` to this participant, reusing an idle transceiver when there is one."""
+        down = next((d for d in self.downtracks if d.kind == source.kind and d.source is None), None)
+        if down is None:
+            track = EncodedTrack(source.kind)
+            transceiver = self.subscriber.addTransceiver(track, direction="sendonly")
+            transceiver.setCodecPreferences(_preferred_codecs(source.kind))  # type: ignore[arg-type]
+            down = DownTrack(source.kind, transceiver, track)
+            self.downtracks.append(down)
+        down.bind(source, paused=self.is_paused(source.session_id, source.kind))
+        self.request_negotiation()
+
+    def unsubscribe(self, source: PublishedTrack) -> None:
+        changed = False
+        for down in self.downtracks:
+            if down.source is source:
+                down.unbind()
+                changed = True
+        if changed:
+            self.request_negotiation()
+
+    def update_subscription(self, message: p.UpdateSubscription) -> None:
+        key = (message.session_id, message.kind)
+        if message.paused:
+            self.paused.add(key)
+        else:
+            self.paused.discard(key)
+            if message.session_id is None:
+                # resuming "all" also lifts per-publisher pauses of that kind
+                self.paused = {k for k in self.paused if k[1] != message.kind}
+        for down in self.downtracks:
+            if down.source is not None and down.kind == message.kind:
+                down.set_paused(self.is_paused(down.source.session_id, down.kind))
+
+    def request_negotiation(self) -> None:
+        self._renegotiate = True
+        if not self._negotiating and not self.closed:
+            self._negotiating = True
+            self.spawn(self._negotiate())
+
+    async def _negotiate(self) -> None:
+        try:
+            while self._renegotiate and not self.closed:
+                if self.ws is None or self.ws.closed:
+                    return  # resumes on reconnect
+                self._renegotiate = False
+                offer = await self.subscriber.createOffer()
+                await self.subscriber.setLocalDescription(offer)
+                tracks = {
+                    d.mid: p.RemoteTrack(
+                        user_id=d.source.user_id, session_id=d.source.session_id, kind=d.kind
+                    )
+                    for d in self.downtracks
+                    if d.source is not None and d.mid is not None
+                }
+                self._answer = asyncio.get_running_loop().create_future()
+                await self.send(p.SubscriberOffer(sdp=self.subscriber.localDescription.sdp, tracks=tracks))
+                try:
+                    sdp = await asyncio.wait_for(self._answer, NEGOTIATION_TIMEOUT)
+                except TimeoutError:
+                    log.warning("%r: no subscriber answer within %.0fs", self, NEGOTIATION_TIMEOUT)
+                    self._renegotiate = True
+                    return
+                await self.subscriber.setRemoteDescription(RTCSessionDescription(sdp, "answer"))
+        finally:
+            self._answer = None
+            self._negotiating = False
+
+    async def handle_subscriber_answer(self, message: p.SubscriberAnswer) -> None:
+        if self._answer is None or self._answer.done():
+            await self.error("unexpected_answer", "no subscriber offer is waiting for an answer")
+            return
+        self._answer.set_result(message.sdp)
+
+    # ---------------------------------------------------------------- lifecycle
+
+    def _on_connection_state(self) -> None:
+        if self.closed:
+            return
+        if "failed" in (self.publisher.connectionState, self.subscriber.connectionState):
+            log.info("%r: peer connection failed; removing", self)
+            self.spawn(self.room.remove(self, reason="connection_failed"))
+
+    def attach(self, ws: web.WebSocketResponse) -> None:
+        """A new socket for this session (reconnect)."""
+        self.ws = ws
+        self.disconnected_at = None
+
+    def detach(self) -> None:
+        self.ws = None
+        self.disconnected_at = time.monotonic()
+
+    async def close(self) -> None:
+        if self.closed:
+            return
+        self.closed = True
+        for track in self.published.values():
+            track.close()
+        self.published.clear()
+        for down in self.downtracks:
+            down.close()
+        for task in list(self._tasks):
+            if task is not asyncio.current_task():
+                task.cancel()
+        await asyncio.gather(self.publisher.close(), self.subscriber.close(), return_exceptions=True)
+        ws = self.ws
+        if ws is not None and not ws.closed:
+            with contextlib.suppress(Exception):
+                await ws.close()
+
+
+Callback = Callable[[], None]
