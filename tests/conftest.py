@@ -37,3 +37,58 @@ async def make_client(server: EmbeddedServer) -> AsyncIterator[ClientFactory]:
     yield factory
     for client in clients:
         await client.disconnect()
+
+
+# ---------------------------------------------------------------- audio observation helpers
+
+AUDIBLE_DBFS = -30.0
+SILENT_DBFS = -60.0
+
+
+def tone_levels(client: VideoClient, tones: dict[str, float], seconds: float = 0.4) -> dict[str, float]:
+    """Level (dBFS) of each named tone in the last ``seconds`` of what ``client``'s speaker played."""
+    from switchboard.media.analysis import tone_levels_dbfs
+
+    samples = client.speaker.samples(seconds)
+    return dict(zip(tones, tone_levels_dbfs(samples, list(tones.values())), strict=True))
+
+
+async def wait_heard(
+    client: VideoClient,
+    tones: dict[str, float],
+    *,
+    audible: set[str],
+    timeout: float = 10.0,
+    window: float = 0.4,
+) -> dict[str, float]:
+    """Wait until the speaker carries exactly the ``audible`` tones (others silent); fail with the levels."""
+    import asyncio
+
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + timeout
+    levels: dict[str, float] = {}
+    while loop.time() < deadline:
+        levels = tone_levels(client, tones, window)
+        if all((levels[n] > AUDIBLE_DBFS) if n in audible else (levels[n] < SILENT_DBFS) for n in tones):
+            return levels
+        await asyncio.sleep(0.05)
+    rounded = {k: round(v, 1) for k, v in levels.items()}
+    raise AssertionError(f"{client.user.id} hears {rounded}; expected audible={sorted(audible)}")
+
+
+async def stays_heard(
+    client: VideoClient, tones: dict[str, float], *, audible: set[str], duration: float = 0.6
+) -> None:
+    """The speaker keeps carrying exactly the ``audible`` tones for ``duration`` seconds."""
+    import asyncio
+
+    loop = asyncio.get_running_loop()
+    end = loop.time() + duration
+    while loop.time() < end:
+        await asyncio.sleep(0.1)
+        levels = tone_levels(client, tones, 0.1)
+        for name, level in levels.items():
+            ok = level > AUDIBLE_DBFS if name in audible else level < SILENT_DBFS
+            assert ok, (
+                f"{client.user.id} hears {name} at {level:.1f} dBFS; expected audible={sorted(audible)}"
+            )
