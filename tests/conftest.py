@@ -58,7 +58,7 @@ async def wait_heard(
     tones: dict[str, float],
     *,
     audible: set[str],
-    timeout: float = 10.0,
+    timeout: float = 10.0,  # noqa: ASYNC109
     window: float = 0.4,
 ) -> dict[str, float]:
     """Wait until the speaker carries exactly the ``audible`` tones (others silent); fail with the levels."""

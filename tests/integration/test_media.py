@@ -14,7 +14,7 @@ import time
 import aiohttp
 import jwt
 import pytest
-from aiortc import RTCConfiguration, RTCPeerConnection, RTCSessionDescription
+from aiortc import RTCConfiguration, RTCPeerConnection
 from aiortc.mediastreams import AudioStreamTrack
 
 from switchboard import CallConnectOptions, CallStatus, CallType, MemberRequest, TrackOption
@@ -44,7 +44,7 @@ async def test_three_clients_each_hear_the_other_two_and_not_themselves(
 ) -> None:
     clients = {u: await tone_client(make_client, u) for u in TONES}
     before = decoder_threads()
-    for user, client in clients.items():
+    for client in clients.values():
         call = client.make_call("default", "trio")
         await call.get_or_create()
         await call.join(NO_CAMERA)
@@ -297,7 +297,7 @@ async def test_a_killed_client_disappears_from_the_others_state(make_client: Cli
         call = alice.make_call("default", "vanish")
         await call.get_or_create()
         await call.join(NO_CAMERA)
-        child = subprocess.Popen(
+        child = subprocess.Popen(  # noqa: ASYNC220 (a real OS process we can kill)
             [sys.executable, "-c", CHILD, server.url, server.api_key, server.create_token("carol")],
             stdout=subprocess.PIPE,
             env={**os.environ, "PYTHONPATH": os.pathsep.join(sys.path)},
