@@ -53,25 +53,42 @@ def tone_levels(client: VideoClient, tones: dict[str, float], seconds: float = 0
     return dict(zip(tones, tone_levels_dbfs(samples, list(tones.values())), strict=True))
 
 
+def _matches(levels: dict[str, float], audible: set[str]) -> bool:
+    return all((levels[n] > AUDIBLE_DBFS) if n in audible else (levels[n] < SILENT_DBFS) for n in levels)
+
+
 async def wait_heard(
     client: VideoClient,
     tones: dict[str, float],
     *,
     audible: set[str],
     timeout: float = 10.0,  # noqa: ASYNC109
-    window: float = 0.4,
+    window: float = 0.3,
 ) -> dict[str, float]:
-    """Wait until the speaker carries exactly the ``audible`` tones (others silent); fail with the levels."""
+    """Wait until the speaker carries exactly the ``audible`` tones (the others silent).
+
+    Only audio played *after* this call counts, over a window of ``window`` seconds, so a change made
+    just before is really observed rather than read from what was playing before it.
+    """
     import asyncio
 
+    from switchboard.media.analysis import tone_levels_dbfs
+
+    speaker = client.speaker
+    start = speaker.total_samples
+    need = int(window * 48000)
     loop = asyncio.get_running_loop()
     deadline = loop.time() + timeout
     levels: dict[str, float] = {}
     while loop.time() < deadline:
-        levels = tone_levels(client, tones, window)
-        if all((levels[n] > AUDIBLE_DBFS) if n in audible else (levels[n] < SILENT_DBFS) for n in tones):
-            return levels
         await asyncio.sleep(0.05)
+        end = speaker.total_samples
+        if end - start < need:
+            continue
+        samples = speaker.samples_range(end - need, end)
+        levels = dict(zip(tones, tone_levels_dbfs(samples, list(tones.values())), strict=True))
+        if _matches(levels, audible):
+            return levels
     rounded = {k: round(v, 1) for k, v in levels.items()}
     raise AssertionError(f"{client.user.id} hears {rounded}; expected audible={sorted(audible)}")
 
@@ -79,16 +96,19 @@ async def wait_heard(
 async def stays_heard(
     client: VideoClient, tones: dict[str, float], *, audible: set[str], duration: float = 0.6
 ) -> None:
-    """The speaker keeps carrying exactly the ``audible`` tones for ``duration`` seconds."""
+    """From now on, for ``duration`` seconds, every 100 ms of playout carries exactly the ``audible`` tones."""
     import asyncio
 
-    loop = asyncio.get_running_loop()
-    end = loop.time() + duration
-    while loop.time() < end:
-        await asyncio.sleep(0.1)
-        levels = tone_levels(client, tones, 0.1)
-        for name, level in levels.items():
-            ok = level > AUDIBLE_DBFS if name in audible else level < SILENT_DBFS
-            assert ok, (
-                f"{client.user.id} hears {name} at {level:.1f} dBFS; expected audible={sorted(audible)}"
-            )
+    from switchboard.media.analysis import tone_levels_dbfs
+
+    speaker = client.speaker
+    start = speaker.total_samples
+    await asyncio.sleep(duration)
+    step = 4800
+    for begin in range(start, speaker.total_samples - step + 1, step):
+        samples = speaker.samples_range(begin, begin + step)
+        levels = dict(zip(tones, tone_levels_dbfs(samples, list(tones.values())), strict=True))
+        assert _matches(levels, audible), (
+            f"{client.user.id} hears { ({k: round(v, 1) for k, v in levels.items()}) } "
+            f"at +{(begin - start) / 48000:.1f}s; expected audible={sorted(audible)}"
+        )

@@ -503,6 +503,7 @@ class Call:
             await self._media.set_audio_forwarding(paused=True)
             await self._apply_microphone()
         self._emit(local_event("call.audio_suspended", self.cid, reason=reason))
+        self._client._active.check_contention()
 
     async def _resume(self, *, reason: str) -> None:
         if not self._suspended:
