@@ -96,7 +96,7 @@ async def wait_heard(
 async def stays_heard(
     client: VideoClient, tones: dict[str, float], *, audible: set[str], duration: float = 0.6
 ) -> None:
-    """From now on, for ``duration`` seconds, every 100 ms of playout carries exactly the ``audible`` tones."""
+    """For ``duration`` seconds from now, every 100 ms of playout carries exactly the ``audible`` tones."""
     import asyncio
 
     from switchboard.media.analysis import tone_levels_dbfs

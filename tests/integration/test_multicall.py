@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import logging
 from dataclasses import dataclass
+from typing import Any
 
 import pytest
 
@@ -48,7 +49,7 @@ class Rooms:
         await wait_heard(self.bots[room], ME_TONE, audible={"me"} if audible else set())
 
 
-async def setup_rooms(make_client: ClientFactory, rooms: str = "AB", **options: object) -> Rooms:
+async def setup_rooms(make_client: ClientFactory, rooms: str = "AB", **options: Any) -> Rooms:
     bots: dict[str, VideoClient] = {}
     for name in rooms:
         bot = await make_client(
@@ -65,7 +66,7 @@ async def setup_rooms(make_client: ClientFactory, rooms: str = "AB", **options: 
     return Rooms(me, bots, calls)
 
 
-def multi(policy: MultiCallAudioPolicy) -> dict[str, object]:
+def multi(policy: MultiCallAudioPolicy) -> dict[str, Any]:
     return {"allow_multiple_active_calls": True, "multi_call_audio_policy": policy}
 
 
