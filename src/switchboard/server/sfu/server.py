@@ -48,6 +48,7 @@ class SfuServer:
     def app(self) -> web.Application:
         app = web.Application()
         app.router.add_get("/sfu", self.handle)
+        app.router.add_get("/sfu/stats", self._stats)
 
         async def _shutdown(app: web.Application) -> None:
             await self.close()
@@ -60,6 +61,37 @@ class SfuServer:
         if room is None:
             room = self.rooms[cid] = Room(cid)
         return room
+
+    def stats(self) -> dict[str, object]:
+        """Forwarding counters per room, participant and track (for operators and benchmarks)."""
+        rooms: dict[str, object] = {}
+        for cid, room in self.rooms.items():
+            rooms[cid] = {
+                session: {
+                    "user_id": part.user_id,
+                    "published": {
+                        kind: {"frames_in": t.frames_in, "muted": t.muted}
+                        for kind, t in part.published.items()
+                    },
+                    "downtracks": [
+                        {
+                            "kind": d.kind,
+                            "source": d.source.session_id if d.source else None,
+                            "paused": d.paused,
+                            "pushed": d.track.stats.pushed,
+                            "sent": d.track.stats.sent,
+                            "dropped_overflow": d.track.stats.dropped_overflow,
+                            "dropped_paused": d.track.stats.dropped_paused,
+                        }
+                        for d in part.downtracks
+                    ],
+                }
+                for session, part in room.participants.items()
+            }
+        return {"participants": self.participant_count(), "rooms": rooms}
+
+    async def _stats(self, request: web.Request) -> web.Response:
+        return web.json_response(self.stats())
 
     def participant_count(self) -> int:
         return sum(len(r.participants) for r in self.rooms.values())
