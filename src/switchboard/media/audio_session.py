@@ -34,6 +34,7 @@ from switchboard.media.devices import (
     Speaker,
 )
 from switchboard.media.rtp_hooks import EncodedTrack, OpusEncoderSettings, OpusFrameEncoder, set_decoding
+from switchboard.media.voice_processing import VoiceProcessor
 
 log = logging.getLogger("switchboard.media")
 
@@ -73,6 +74,8 @@ class AudioSession:
         self.frames_read += 1
         own: dict[int, FloatArray] = {}
         for module in self._modules:
+            if module.voice_processor is not None:
+                module.voice_processor.process_render(played)
             mic = module.microphone
             if mic is not None and id(mic) not in own:
                 own[id(mic)] = mic.read_frame()  # a call's own microphone runs in real time too
@@ -109,6 +112,8 @@ class AudioDeviceModule:
         self.closed = False
         self.remotes: dict[str, RemoteAudio] = {}
         self.frames_encoded = 0
+        #: WebRTC voice processing, created on first capture when the policy and microphone call for it
+        self.voice_processor: VoiceProcessor | None = None
 
     # ---------------------------------------------------------------- configuration
 
@@ -155,6 +160,10 @@ class AudioDeviceModule:
                 else pcm.mean(axis=0, keepdims=True)
             )
         samples = np.clip(pcm * 32767.0, -32768, 32767).astype(np.int16)
+        if self.voice_processing_active:
+            if self.voice_processor is None:
+                self.voice_processor = VoiceProcessor(channels)
+            samples = self.voice_processor.process_capture(samples)
         self.capture_track.push(self._encoder.encode(samples))
         self.frames_encoded += 1
 

@@ -92,12 +92,18 @@ class PublishedTrack:
     downtracks: list[DownTrack] = field(default_factory=list)
     tap: ReceiverTap | None = None
     frames_in: int = 0
+    bytes_in: int = 0
+    #: first byte of the newest frame: for Opus, the TOC byte (mode, bandwidth, stereo) as sent
+    last_head: int | None = None
 
     def start(self) -> None:
         self.tap = tap_receiver(self.receiver, self._forward)
 
     def _forward(self, frame: EncodedFrame) -> None:
         self.frames_in += 1
+        self.bytes_in += len(frame.data)
+        if frame.data:
+            self.last_head = frame.data[0]
         for down in self.downtracks:
             down.track.push(frame)
 

@@ -70,7 +70,7 @@ class SfuServer:
                 session: {
                     "user_id": part.user_id,
                     "published": {
-                        kind: {"frames_in": t.frames_in, "muted": t.muted}
+                        kind: {"frames_in": t.frames_in, "bytes_in": t.bytes_in, "muted": t.muted}
                         for kind, t in part.published.items()
                     },
                     "downtracks": [
