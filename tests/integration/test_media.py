@@ -355,3 +355,35 @@ async def test_server_shutdown_closes_every_connection() -> None:
     assert server.sfu.rooms == {}
     await call.state.wait_for(lambda s: s.status is CallStatus.DISCONNECTED, timeout=5)
     await client.disconnect()
+
+
+async def test_sfu_socket_drop_resumes_the_same_session(
+    server: EmbeddedServer, make_client: ClientFactory
+) -> None:
+    alice = await tone_client(make_client, "alice")
+    bob = await tone_client(make_client, "bob")
+    a_call, b_call = alice.make_call("default", "resume"), bob.make_call("default", "resume")
+    await a_call.get_or_create()
+    await a_call.join(NO_CAMERA)
+    await b_call.join(NO_CAMERA)
+    pair = {k: TONES[k] for k in ("alice", "bob")}
+    await wait_heard(alice, pair, audible={"bob"})
+    statuses: list[CallStatus] = []
+    b_call.state.listen(lambda s: statuses.append(s.status))
+    left: list[str] = []
+    a_call.on("*", lambda e: left.append(e.type) if "left" in e.type else None)
+    session = b_call.state.value.session_id
+    assert b_call.media is not None and b_call.media._ws is not None
+    await b_call.media._ws.close()  # the signalling socket drops (network blip)
+    await b_call.state.wait_for(
+        lambda s: s.status is CallStatus.JOINED and CallStatus.RECONNECTING in statuses, 5
+    )
+    assert b_call.media is not None and b_call.media.reconnects == 1
+    assert b_call.state.value.session_id == session
+    assert [p.user_id for p in a_call.state.value.participants] == ["alice", "bob"]
+    await b_call.set_microphone_enabled(False)  # signalling works again
+    await wait_heard(alice, pair, audible=set())
+    await b_call.set_microphone_enabled(True)
+    await wait_heard(alice, pair, audible={"bob"})
+    await wait_heard(bob, pair, audible={"alice"})
+    assert len(server.sfu.rooms["default:resume"].participants) == 2

@@ -372,6 +372,7 @@ class Call:
             client._http(),
             on_change=self._sync_participants,
             on_ended=self._media_ended,
+            on_connection=self._media_connection,
         )
         self._media = session
         self._update(session_id=response.session_id)
@@ -420,6 +421,17 @@ class Call:
         """Leaving resets suspension (SPEC §2.4.3)."""
         self._suspended = False
         self._update(is_audio_suspended=False)
+
+    def _media_connection(self, state: str) -> None:
+        """The SFU signalling socket dropped ("reconnecting") or the session resumed ("connected")."""
+        if self._media is None:
+            return
+        if state == "reconnecting" and self.state.value.status is CallStatus.JOINED:
+            self._update(status=CallStatus.RECONNECTING)
+        elif state == "connected" and self.state.value.status is CallStatus.RECONNECTING:
+            self._update(status=CallStatus.JOINED)
+            if self._suspended:
+                asyncio.get_running_loop().create_task(self._media.set_audio_forwarding(paused=True))
 
     def _media_ended(self, reason: str) -> None:
         """The SFU ended this session (call ended, or the connection is gone)."""

@@ -64,12 +64,18 @@ class CallSession:
         *,
         on_change: Callable[[], None],
         on_ended: Callable[[str], None],
+        on_connection: Callable[[str], None] | None = None,
+        reconnect_window: float = 4.0,
     ) -> None:
         self.credentials = credentials
         self.adm = adm
         self._http = http
         self._on_change = on_change
         self._on_ended = on_ended
+        self._on_connection = on_connection or (lambda state: None)
+        self._reconnect_window = reconnect_window
+        self.reconnects = 0
+        self._reconnecting = False
         config = RTCConfiguration(iceServers=[])
         self.publisher = RTCPeerConnection(configuration=config)
         self.subscriber = RTCPeerConnection(configuration=config)
@@ -131,13 +137,55 @@ class CallSession:
                 except Exception:
                     log.exception("handling SFU message %s failed", message.type)
         finally:
-            if not self.closed:
+            if not self.closed and self._ws is ws:
                 error = NetworkError("the SFU connection dropped")
                 for future in self._pending.values():
                     if not future.done():
                         future.set_exception(error)
                 self._pending.clear()
-                self._on_ended("sfu_disconnected")
+                if self.session_id is None:
+                    self._on_ended("sfu_disconnected")
+                elif not self._reconnecting:
+                    self._spawn(self._reconnect())
+
+    async def _reconnect(self) -> None:
+        """The signalling socket dropped: resume the same session (peer connections untouched)."""
+        self._reconnecting = True
+        try:
+            await self._resume_session()
+        finally:
+            self._reconnecting = False
+
+    async def _resume_session(self) -> None:
+        self._on_connection("reconnecting")
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + self._reconnect_window
+        delay = 0.05
+        while not self.closed and loop.time() < deadline:
+            try:
+                ws = await self._http.ws_connect(self.credentials.server.url, heartbeat=10.0)
+            except (aiohttp.ClientError, OSError):
+                await asyncio.sleep(delay)
+                delay = min(delay * 2, 1.0)
+                continue
+            self._ws = ws
+            joined = self._expect("join_response")
+            self._reader = loop.create_task(self._read(ws))
+            try:
+                await ws.send_str(
+                    p.JoinRequest(token=self.credentials.token, reconnect=True).model_dump_json()
+                )
+                await asyncio.wait_for(joined, max(0.5, deadline - loop.time()))
+            except SwitchboardError as exc:
+                log.info("SFU refused to resume the session: %s", exc)
+                break
+            except (TimeoutError, aiohttp.ClientError, OSError):
+                continue
+            self.reconnects += 1
+            self._on_connection("connected")
+            return
+        if not self.closed:
+            self._on_ended("sfu_disconnected")
 
     async def _handle(self, message: p._Msg) -> None:
         future = self._pending.pop(getattr(message, "type", ""), None)
@@ -153,7 +201,17 @@ class CallSession:
             return
         if future is not None and not future.done():
             future.set_result(message)
-        if isinstance(message, p.SubscriberOffer):
+        if isinstance(message, p.JoinResponse) and message.reconnected:
+            # events missed while the socket was down: take the SFU's view of who is here
+            present = {info.session_id for info in message.participants}
+            for session in [s for s in self.participants if s not in present]:
+                del self.participants[session]
+            for info in message.participants:
+                if info.session_id not in self.participants:
+                    self._add_participant(info)
+                else:
+                    self.participants[info.session_id].tracks = {t.kind: t.muted for t in info.tracks}
+        elif isinstance(message, p.SubscriberOffer):
             await self._on_subscriber_offer(message)
         elif isinstance(message, p.ParticipantJoined):
             self._add_participant(message.participant)
