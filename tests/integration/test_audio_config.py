@@ -196,3 +196,43 @@ async def test_client_without_connect_has_a_default_policy() -> None:
     assert (
         client.make_call("default", "x").audio_configuration_policy == AudioConfigurationPolicy.broadcaster()
     )
+
+
+class StereoToneMicrophone(Microphone):
+    """440 Hz on the left, 660 Hz on the right."""
+
+    def __init__(self) -> None:
+        super().__init__("stereo-tones", 2)
+        self._left, self._right = ToneMicrophone(440), ToneMicrophone(660)
+
+    def read_frame(self) -> npt.NDArray[np.float32]:
+        return np.vstack([self._left.read_frame(), self._right.read_frame()])
+
+
+async def test_playout_channels_keep_or_fold_stereo(
+    server: EmbeddedServer, make_client: ClientFactory
+) -> None:
+    await join_with(
+        server, make_client, "stereo-source", "stereo",
+        microphone=StereoToneMicrophone(), audio_configuration_policy=AudioConfigurationPolicy.hi_fi(),
+    )  # fmt: skip
+    heard = {}
+    for name, policy in [
+        ("viewer", AudioConfigurationPolicy.viewer()),
+        ("mono", AudioConfigurationPolicy.broadcaster()),
+    ]:
+        listener = await make_client(
+            f"listener-{name}", speaker=CaptureSpeaker(channels=2), audio_configuration_policy=policy
+        )
+        call = listener.make_call("default", "stereo")
+        await call.join(CallConnectOptions(microphone=TrackOption.disabled(), camera=TrackOption.disabled()))
+        assert call.audio_device_module is not None
+        assert call.audio_device_module.playout_channels == policy.playout_channels
+        await asyncio.sleep(1.5)
+        left, right = listener.speaker.samples_channels(1.0)
+        heard[name] = [round(tone_level_dbfs(ch, hz)) for ch in (left, right) for hz in (440, 660)]
+    # stereo playout keeps the channels apart: L = 440 only, R = 660 only
+    l440, l660, r440, r660 = heard["viewer"]
+    assert l440 > -25 and r660 > -25 and l660 < -50 and r440 < -50, heard
+    # mono playout folds them: both tones on both channels
+    assert all(level > -30 for level in heard["mono"]), heard

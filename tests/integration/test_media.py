@@ -387,3 +387,21 @@ async def test_sfu_socket_drop_resumes_the_same_session(
     await wait_heard(alice, pair, audible={"bob"})
     await wait_heard(bob, pair, audible={"alice"})
     assert len(server.sfu.rooms["default:resume"].participants) == 2
+
+
+async def test_coordinator_tells_watchers_who_joins_the_media(make_client: ClientFactory) -> None:
+    alice = await tone_client(make_client, "alice")
+    watcher = await make_client("watcher")
+    call = alice.make_call("default", "watched-media")
+    await call.get_or_create(members=[MemberRequest("watcher")])
+    seen: list[tuple[str, str]] = []
+    watcher.on(
+        "*", lambda e: seen.append((e.type, getattr(e, "user_id", ""))) if "participant" in e.type else None
+    )
+    await call.join(NO_CAMERA)
+    await call.leave()
+    for _ in range(100):
+        if len(seen) >= 2:
+            break
+        await asyncio.sleep(0.05)
+    assert seen == [("call.session_participant_joined", "alice"), ("call.session_participant_left", "alice")]

@@ -54,6 +54,33 @@ def opus_like_frame(pcm: npt.NDArray[np.floating]) -> av.AudioFrame:
     return frame
 
 
+def opus_stereo_frame(left: npt.NDArray[np.floating], right: npt.NDArray[np.floating]) -> av.AudioFrame:
+    """Packed s16 stereo 48 kHz (the Opus decoder's output) with different L and R."""
+    lr = np.round(np.clip(np.stack([left, right], axis=1), -1, 1) * 32767).astype(np.int16)
+    frame = av.AudioFrame.from_ndarray(lr.reshape(1, -1), format="s16", layout="stereo")
+    frame.sample_rate = SR
+    return frame
+
+
+def s16(x: npt.NDArray[np.floating]) -> npt.NDArray[np.float32]:
+    """What survives the s16 round trip."""
+    out: npt.NDArray[np.float32] = (np.round(np.clip(x, -1, 1) * 32767) / 32768).astype(np.float32)
+    return out
+
+
+class StereoToneSource(SpeakerSource):
+    """Deterministic stereo test source: one tone on the left, another on the right."""
+
+    channels = 2
+
+    def __init__(self, left_hz: float, right_hz: float, level: float = -12.0) -> None:
+        self.left, self.right = ToneMicrophone(left_hz, level), ToneMicrophone(right_hz, level)
+
+    def pull(self, n: int = FRAME_SAMPLES) -> npt.NDArray[np.float32] | None:
+        assert n == FRAME_SAMPLES
+        return np.concatenate([self.left.read_frame(), self.right.read_frame()])
+
+
 class ToneSource(SpeakerSource):
     """Deterministic test source: a continuous tone."""
 
@@ -406,6 +433,264 @@ async def test_capture_speaker_restart_keeps_timeline() -> None:
     assert spk.frames_written > first
     gap = spk.time_of_sample(first * 960) - spk.time_of_sample((first - 1) * 960)
     assert gap > 0.05  # the restart gap is visible in the timestamps
+
+
+# --------------------------------------------------------------------------- stereo playout
+
+
+def test_channels_validated() -> None:
+    for bad in (0, 3):
+        with pytest.raises(ValueError):
+            PlayoutBuffer(channels=bad)
+        with pytest.raises(ValueError):
+            CaptureSpeaker(channels=bad)
+    assert PlayoutBuffer().channels == 1 and CaptureSpeaker().channels == 1
+    assert PlayoutBuffer(channels=2).channels == 2 and CaptureSpeaker(channels=2).channels == 2
+
+
+def test_playout_buffer_stereo_keeps_left_and_right() -> None:
+    pb = PlayoutBuffer(channels=2)
+    assert pb.pull() is None and pb.underruns == 1
+    left = ToneMicrophone(440.0, -12.0).read_frame()[0]
+    right = ToneMicrophone(660.0, -6.0).read_frame()[0]
+    pb.push(opus_stereo_frame(left, right))
+    assert pb.buffered_samples == 960 and pb.frames_pushed == 1
+    out = pb.pull()
+    assert out is not None and out.shape == (2, 960) and out.dtype == np.float32
+    assert np.array_equal(out[0], s16(left)) and np.array_equal(out[1], s16(right))
+    assert pb.pull() is None and pb.underruns == 2
+    # partial tail: zero-padded in both channels
+    pb.push(opus_stereo_frame(np.full(500, 0.5), np.full(500, -0.25)))
+    out = pb.pull(960)
+    assert out is not None and out.shape == (2, 960)
+    assert np.allclose(out[0, :500], 0.5, atol=1e-4) and np.allclose(out[1, :500], -0.25, atol=1e-4)
+    assert not out[:, 500:].any()
+
+
+def test_playout_buffer_stereo_duplicates_mono_input() -> None:
+    pb = PlayoutBuffer(channels=2)
+    frame = av.AudioFrame.from_ndarray(np.full((1, 960), 16384, dtype=np.int16), format="s16", layout="mono")
+    frame.sample_rate = SR
+    pb.push(frame)
+    pb.push_pcm(np.full(960, 0.25, dtype=np.float32))  # (n,) is mono too
+    pb.push_pcm(np.stack([np.full(960, 0.1), np.full(960, 0.2)]))  # (2, n) stays stereo
+    a, b, c = pb.pull(), pb.pull(), pb.pull()
+    assert a is not None and np.all(a == 0.5)
+    assert b is not None and np.all(b == 0.25)
+    assert c is not None and np.allclose(c[0], 0.1) and np.allclose(c[1], 0.2)
+
+
+def test_playout_buffer_stereo_bounds_and_gain() -> None:
+    pb = PlayoutBuffer(max_ms=120, channels=2)
+    for i in range(20):
+        pb.push_pcm(np.stack([np.full(960, i / 100), np.full(960, -i / 100)]))
+        assert pb.buffered_samples <= 5760
+    assert pb.dropped_samples == 14 * 960  # per channel, same as mono
+    pb.gain = 0.5
+    values = []
+    while (out := pb.pull()) is not None:
+        assert out.shape == (2, 960)
+        values.append((round(float(out[0, 0]) * 200), round(float(out[1, -1]) * 200)))
+    assert values == [(i, -i) for i in range(14, 20)]  # the newest 6 frames survive, scaled by gain
+    pb.push_pcm(np.ones((2, 7000), dtype=np.float32))  # more than the capacity at once
+    assert pb.buffered_samples == 5760
+    pb.clear()
+    assert pb.pull() is None and len(pb) == 0
+
+
+@pytest.mark.parametrize("channels", [1, 2])
+def test_playout_buffer_matches_a_simple_fifo_model(channels: int) -> None:
+    # Irregular pushes and pulls with overflow: compared against a plain list model.
+    pb = PlayoutBuffer(max_ms=40, channels=channels)  # 1920 samples
+    model: list[float] = []
+    dropped = 0
+    value = 0
+    for step in range(400):
+        n = (step * 37) % 1100  # 0..1099, sometimes 0
+        chunk = np.arange(value, value + n, dtype=np.float32) / 1e6
+        value += n
+        pb.push_pcm(chunk if channels == 1 else np.stack([chunk, -chunk]))
+        model.extend(chunk.tolist())
+        if len(model) > 1920:
+            dropped += len(model) - 1920
+            del model[: len(model) - 1920]
+        assert pb.buffered_samples == len(model) and pb.dropped_samples == dropped
+        want = 300 + (step * 53) % 700
+        out = pb.pull(want)
+        if not model:
+            assert out is None
+            continue
+        assert out is not None
+        take = min(want, len(model))
+        expected = np.zeros(want, dtype=np.float32)
+        expected[:take] = model[:take]
+        del model[:take]
+        if channels == 1:
+            assert out.shape == (want,) and np.array_equal(out, expected)
+        else:
+            assert (
+                out.shape == (2, want)
+                and np.array_equal(out[0], expected)
+                and np.array_equal(out[1], -expected)
+            )
+
+
+def test_playout_buffer_stereo_resamples_other_rates() -> None:
+    pb = PlayoutBuffer(channels=2)
+    rate, n = 44100, 882
+    for k in range(6):
+        t = (k * n + np.arange(n)) / rate
+        left = (0.5 * np.sin(2 * np.pi * 440 * t)).astype(np.float32)
+        right = (0.5 * np.sin(2 * np.pi * 660 * t)).astype(np.float32)
+        frame = av.AudioFrame.from_ndarray(np.stack([left, right]), format="fltp", layout="stereo")
+        frame.sample_rate = rate
+        frame.pts = k * n
+        frame.time_base = fractions.Fraction(1, rate)
+        pb.push(frame)
+    pulled = [pb.pull() for _ in range(4)]
+    out = np.concatenate([p for p in pulled if p is not None], axis=1)
+    assert out.shape == (2, 3840)
+    assert dominant_tones(out[0, 960:], [440.0, 660.0]) == {440.0}
+    assert dominant_tones(out[1, 960:], [440.0, 660.0]) == {660.0}
+
+
+def play_lr_tones(pb: PlayoutBuffer, spk: CaptureSpeaker, frames: int = 25) -> None:
+    """440 Hz on the left, 660 Hz on the right, through ``pb`` into ``spk``."""
+    mic_l, mic_r = ToneMicrophone(440.0, -12.0), ToneMicrophone(660.0, -12.0)
+    spk.add_source(pb)
+    for _ in range(frames):
+        pb.push(opus_stereo_frame(mic_l.read_frame()[0], mic_r.read_frame()[0]))
+        spk.tick()
+
+
+def test_stereo_playout_keeps_channels_apart_through_stereo_speaker() -> None:
+    spk = CaptureSpeaker(channels=2)
+    hooked: list[npt.NDArray[np.float32]] = []
+    spk.on_tick.append(lambda t, frame: hooked.append(frame))
+    play_lr_tones(PlayoutBuffer(channels=2), spk)
+    lr = spk.samples_channels(0.5)
+    assert lr.shape == (2, 24000) and lr.dtype == np.float32
+    left, right = lr
+    assert tone_level_dbfs(left, 440) == pytest.approx(-15.0, abs=0.3)
+    assert tone_level_dbfs(left, 660) < -60.0
+    assert tone_level_dbfs(right, 660) == pytest.approx(-15.0, abs=0.3)
+    assert tone_level_dbfs(right, 440) < -60.0
+    # samples() stays mono: the channel average carries both tones at half amplitude
+    mono = spk.samples(0.5)
+    assert mono.shape == (24000,)
+    assert np.array_equal(mono, (left + right) * np.float32(0.5))
+    assert dominant_tones(mono, [440.0, 660.0, 1000.0]) == {440.0, 660.0}
+    assert tone_level_dbfs(mono, 440) == pytest.approx(-21.0, abs=0.3)
+    # hooks (and tick's return value) get the mono mix
+    assert len(hooked) == 25 and all(f.shape == (960,) for f in hooked)
+    assert np.array_equal(np.concatenate(hooked[-25:])[-24000:], mono)
+    assert np.array_equal(spk.samples_range_channels(0, 960), lr[:, :960])
+    assert np.array_equal(spk.samples_range(0, 960), mono[:960])
+
+
+def test_mono_playout_collapses_stereo() -> None:
+    spk = CaptureSpeaker(channels=2)
+    play_lr_tones(PlayoutBuffer(), spk)  # default: mono buffer averages L/R
+    left, right = spk.samples_channels(0.5)
+    assert np.array_equal(left, right)
+    for ch in (left, right):
+        assert dominant_tones(ch, [440.0, 660.0, 1000.0]) == {440.0, 660.0}
+        assert tone_level_dbfs(ch, 440) == pytest.approx(-21.0, abs=0.3)
+    # and in a mono speaker there is only the one channel, with both tones
+    mono_spk = CaptureSpeaker()
+    play_lr_tones(PlayoutBuffer(), mono_spk)
+    x = mono_spk.samples_channels(0.5)
+    assert x.shape == (1, 24000)
+    assert dominant_tones(x[0], [440.0, 660.0, 1000.0]) == {440.0, 660.0}
+
+
+def test_stereo_buffer_in_mono_speaker_matches_mono_buffer() -> None:
+    via_stereo, via_mono = CaptureSpeaker(), CaptureSpeaker()
+    play_lr_tones(PlayoutBuffer(channels=2), via_stereo)
+    play_lr_tones(PlayoutBuffer(), via_mono)
+    assert via_stereo.samples().shape == (25 * 960,)
+    assert np.array_equal(via_stereo.samples(), via_mono.samples())  # (L + R) / 2, bit-exact
+
+
+def test_mono_source_into_stereo_speaker_duplicates() -> None:
+    spk = CaptureSpeaker(channels=2)
+    spk.add_source(ToneSource(1000.0))
+    ticked = [spk.tick() for _ in range(10)]
+    ref = ToneMicrophone(1000.0, -12.0)
+    expected = np.concatenate([ref.read_frame()[0] for _ in range(10)])
+    lr = spk.samples_channels()
+    assert lr.shape == (2, 9600)
+    assert np.array_equal(lr[0], expected) and np.array_equal(lr[1], expected)
+    assert np.array_equal(spk.samples(), expected)
+    assert np.array_equal(np.concatenate(ticked), expected)
+
+
+def test_stereo_source_into_mono_speaker_is_averaged() -> None:
+    spk = CaptureSpeaker()
+    spk.add_source(StereoToneSource(440.0, 660.0))
+    spk.add_source(ToneSource(1000.0))
+    for _ in range(25):
+        frame = spk.tick()
+        assert frame.shape == (960,)
+    x = spk.samples()
+    assert dominant_tones(x, [440.0, 660.0, 1000.0, 2000.0]) == {440.0, 660.0, 1000.0}
+    assert tone_level_dbfs(x, 440) == pytest.approx(-21.0, abs=0.3)
+    assert tone_level_dbfs(x, 1000) == pytest.approx(-15.0, abs=0.3)
+
+
+def test_stereo_speaker_mixes_clips_and_wraps() -> None:
+    spk = CaptureSpeaker(max_seconds=0.1, channels=2)  # 5 frames
+    assert not spk.tick().any()  # nothing playing -> silence
+    assert spk.samples_channels().shape == (2, 960) and not spk.samples_channels().any()
+    loud = PlayoutBuffer(channels=2)
+    spk.add_source(loud)
+    spk.add_source(ToneSource(1000.0))
+    for i in range(12):
+        loud.push_pcm(np.stack([np.full(960, 0.9), np.full(960, -i / 100)]))
+        spk.tick(t=1.0 + i * 0.02)
+    assert spk.total_samples == 13 * 960 and spk.first_retained_sample == 8 * 960
+    lr = spk.samples_channels()
+    assert lr.shape == (2, 4800)
+    assert lr.max() <= 1.0 and np.any(lr[0] == 1.0)  # 0.9 + tone clipped
+    tone = np.concatenate([ToneMicrophone(1000.0, -12.0).read_frame()[0] for _ in range(12)])
+    assert np.allclose(lr[1], np.repeat(-np.arange(7, 12) / 100, 960) + tone[-4800:], atol=1e-6)
+    # reading across the wrap point is contiguous and agrees between the mono and stereo views
+    wrapped = spk.samples_range_channels(9 * 960 + 100, 12 * 960)
+    assert np.array_equal(wrapped, lr[:, 960 + 100 : 4 * 960])
+    assert np.array_equal(
+        spk.samples_range(9 * 960 + 100, 12 * 960), (wrapped[0] + wrapped[1]) * np.float32(0.5)
+    )
+    assert spk.samples_range_channels(0, 960).shape == (2, 0)  # evicted
+    assert spk.samples_channels(0).shape == (2, 0) and spk.samples(0).shape == (0,)
+
+
+def test_capture_speaker_skips_a_source_with_a_bad_shape() -> None:
+    class Bad(SpeakerSource):
+        def pull(self, n: int = FRAME_SAMPLES) -> npt.NDArray[np.float32] | None:
+            return np.ones(n + 1, dtype=np.float32)
+
+    spk = CaptureSpeaker(channels=2)
+    spk.add_source(Bad())
+    spk.add_source(ToneSource(1000.0))
+    frame = spk.tick()
+    assert np.array_equal(frame, ToneMicrophone(1000.0, -12.0).read_frame()[0])
+
+
+@pytest.mark.asyncio
+async def test_stereo_capture_speaker_catches_up_with_silence() -> None:
+    spk = CaptureSpeaker(channels=2)
+    spk.add_source(StereoToneSource(440.0, 660.0))
+    await spk.start()
+    await asyncio.sleep(0.1)
+    time.sleep(0.3)  # noqa: ASYNC251 -- deliberately stall the event loop
+    await asyncio.sleep(0.1)
+    await spk.stop()
+    assert spk.frames_caught_up >= 10
+    frames = [spk.samples_range_channels(i * 960, (i + 1) * 960) for i in range(spk.frames_written)]
+    silent = [f for f in frames if not f.any()]
+    assert len(silent) == spk.frames_caught_up
+    loud = [f for f in frames if f.any()]
+    assert loud and all(f[0].any() and f[1].any() for f in loud)
 
 
 # --------------------------------------------------------------------------- camera

@@ -171,7 +171,8 @@ class AudioDeviceModule:
 
     def add_remote(self, key: str, receiver: RTCRtpReceiver, track: MediaStreamTrack) -> RemoteAudio:
         self.remove_remote(key)
-        remote = RemoteAudio(key, receiver, track, PlayoutBuffer(name=f"{self.name}/{key}"))
+        buffer = PlayoutBuffer(name=f"{self.name}/{key}", channels=self.policy.playout_channels)
+        remote = RemoteAudio(key, receiver, track, buffer)
         remote.task = asyncio.get_running_loop().create_task(self._consume(remote))
         self.remotes[key] = remote
         self._apply_suspension(remote)

@@ -11,6 +11,11 @@ Data flow (the audio session clock that drives it lives elsewhere)::
     CaptureSpeaker (own 20 ms real-time clock) --> PlayoutBuffer.pull() for each
         source --> mix --> ring buffer --> samples() / on_tick hooks
 
+Playout buffers and speakers are mono by default and may be stereo
+(``channels=2``): a stereo PlayoutBuffer keeps the decoder's L/R apart and a
+stereo CaptureSpeaker records them apart (``samples_channels()``), while
+``samples()`` and the ``on_tick`` hooks always see the mono mix.
+
 All virtual devices report ``is_virtual = True``: their audio is synthetic or
 pre-recorded and must never be run through noise suppression (it would eat the
 test tones).
@@ -317,44 +322,90 @@ class FileMicrophone(Microphone):
 # Playout
 # --------------------------------------------------------------------------- #
 
+_S16_SCALE = np.float32(1.0 / 32768.0)
+_S16_PAIR_SCALE = np.float32(1.0 / 65536.0)  # average of two s16 samples, scaled to [-1, 1]
+
+
+def _rows_for(pcm: npt.ArrayLike, channels: int) -> FloatArray:
+    """``(n,)`` or ``(k, n)`` float -> float32 rows for a ``channels``-channel destination.
+
+    Returns ``(channels, n)`` when the input already has that many channels,
+    otherwise the channel average as ``(1, n)``, which the caller broadcasts to
+    every channel (so mono input is duplicated into a stereo destination and
+    stereo input is averaged into a mono one).
+    """
+    x = np.asarray(pcm, dtype=np.float32)
+    if x.ndim == 2 and x.shape[0] == channels:
+        return x
+    return _to_mono(x).reshape(1, -1)
+
 
 class SpeakerSource(ABC):
-    """Something a :class:`Speaker` can pull mono 48 kHz audio from."""
+    """Something a :class:`Speaker` can pull 48 kHz audio from.
+
+    :attr:`channels` says what :meth:`pull` returns: shape ``(n,)`` for a mono
+    source (the default), ``(channels, n)`` otherwise. Speakers convert any
+    source to their own channel count (see :class:`CaptureSpeaker`).
+    """
 
     name: str = "source"
+    #: Channel count of the audio :meth:`pull` returns (fixed for the source's lifetime).
+    channels: int = 1
 
     @abstractmethod
     def pull(self, n: int = FRAME_SAMPLES) -> FloatArray | None:
-        """Exactly ``n`` mono float32 samples, or ``None`` when nothing is playing."""
+        """Exactly ``n`` float32 samples per channel, or ``None`` when nothing is playing.
+
+        Shape ``(n,)`` for a mono source, ``(channels, n)`` for a multi-channel one.
+        """
 
 
 class PlayoutBuffer(SpeakerSource):
-    """Per-remote-track jitter/playout buffer.
+    """Per-remote-track jitter/playout buffer, mono (default) or stereo.
 
     * :meth:`push` takes decoded ``av.AudioFrame`` s (aiortc's Opus decoder
       emits s16 / 48 kHz / stereo / 960 samples; that case and s16 mono 48 kHz
       take a fast numpy path). Anything else (other formats, rates, sizes) goes
-      through ``av.AudioResampler`` to 48 kHz; channels are always averaged to
-      mono, the same way in both paths.
-    * :meth:`pull` returns ``n`` samples multiplied by :attr:`gain`, or
-      ``None`` when the buffer is empty (underrun). It never stalls on a
-      partial frame: if fewer than ``n`` samples are buffered they are returned
-      zero-padded, so a short tail is played instead of stranded.
-    * It is bounded to ``max_ms`` (default 120 ms): on overflow the *oldest*
-      samples are dropped, so latency can never build up.
+      through ``av.AudioResampler`` to 48 kHz. Channels are converted to
+      :attr:`channels` the same way in both paths: a mono buffer averages L/R;
+      a stereo buffer keeps L and R apart and duplicates mono input into both
+      (input with more than two channels is downmixed to stereo by
+      libswresample for a stereo buffer, averaged for a mono one).
+    * :meth:`pull` returns ``n`` samples multiplied by :attr:`gain` -- shape
+      ``(n,)`` for a mono buffer, ``(2, n)`` for a stereo one -- or ``None``
+      when the buffer is empty (underrun). It never stalls on a partial frame:
+      if fewer than ``n`` samples are buffered they are returned zero-padded,
+      so a short tail is played instead of stranded.
+    * It is bounded to ``max_ms`` (default 120 ms) of audio: on overflow the
+      *oldest* samples are dropped, so latency can never build up. All counts
+      (:attr:`capacity`, :attr:`buffered_samples`, :attr:`dropped_samples`)
+      are per channel.
+
+    ``channels`` (1 or 2) is fixed at construction.
     """
 
-    def __init__(self, max_ms: float = 120.0, gain: float = 1.0, name: str = "playout") -> None:
+    def __init__(
+        self,
+        max_ms: float = 120.0,
+        gain: float = 1.0,
+        name: str = "playout",
+        channels: int = 1,
+    ) -> None:
         if max_ms <= 0:
             raise ValueError("max_ms must be positive")
         self.name = name
+        self.channels = _check_channels(channels)
         self.gain = float(gain)
         self.capacity = max(1, round(max_ms * SAMPLE_RATE / 1000.0))
-        self._buf = np.zeros(self.capacity, dtype=np.float32)
+        # Buffered audio is _buf[:, _head : _head + _size]; it is compacted to
+        # the front only when a push would run past the end, so a steady
+        # push/pull rhythm moves no memory.
+        self._buf = np.zeros((self.channels, self.capacity), dtype=np.float32)
+        self._head = 0
         self._size = 0
         self._resampler: av.AudioResampler | None = None
         self._resampler_key: tuple[str, str, int] | None = None
-        #: Samples discarded because the buffer was full.
+        #: Samples (per channel) discarded because the buffer was full.
         self.dropped_samples = 0
         #: Number of pulls that found the buffer empty.
         self.underruns = 0
@@ -364,84 +415,112 @@ class PlayoutBuffer(SpeakerSource):
     def push(self, frame: av.AudioFrame) -> None:
         """Append a decoded audio frame (any format/rate/layout)."""
         self.frames_pushed += 1
-        self.push_pcm(self._frame_to_mono48k(frame))
+        self._append(self._frame_to_48k(frame))
 
     def push_pcm(self, pcm: npt.ArrayLike) -> None:
-        """Append 48 kHz float samples, ``(n,)`` or ``(channels, n)``."""
-        x = _to_mono(pcm)
-        n = x.shape[0]
+        """Append 48 kHz float samples, ``(n,)`` or ``(channels, n)``.
+
+        Converted to :attr:`channels`: averaged into a mono buffer, kept (stereo)
+        or duplicated (mono) in a stereo one.
+        """
+        self._append(_rows_for(pcm, self.channels))
+
+    def _append(self, x: FloatArray) -> None:
+        """Append ``(channels, n)`` float32, or ``(1, n)`` broadcast to every channel."""
+        n = int(x.shape[1])
         if n == 0:
             return
         cap = self.capacity
         if n >= cap:
             self.dropped_samples += self._size + n - cap
-            self._buf[:] = x[n - cap :]
+            self._buf[:] = x[:, n - cap :]
+            self._head = 0
             self._size = cap
             return
         overflow = self._size + n - cap
         if overflow > 0:
             self.dropped_samples += overflow
-            keep = self._size - overflow
-            self._buf[:keep] = self._buf[overflow : self._size]
-            self._size = keep
-        self._buf[self._size : self._size + n] = x
+            self._head += overflow
+            self._size -= overflow
+        end = self._head + self._size
+        if end + n > cap:
+            if self._size:
+                self._buf[:, : self._size] = self._buf[:, self._head : end]
+            self._head = 0
+            end = self._size
+        self._buf[:, end : end + n] = x
         self._size += n
 
-    def _frame_to_mono48k(self, frame: av.AudioFrame) -> FloatArray:
+    def _frame_to_48k(self, frame: av.AudioFrame) -> FloatArray:
+        """Decode ``frame`` to 48 kHz float32 rows for :meth:`_append`."""
         fmt = frame.format.name
         layout = frame.layout.name
-        rate = frame.sample_rate
-        if rate == SAMPLE_RATE and fmt == "s16":
+        if frame.sample_rate == SAMPLE_RATE and fmt == "s16":
             if layout == "stereo":
-                # Packed s16 stereo: (1, 2n) interleaved -> average L/R.
+                # Packed s16 stereo: (1, 2n) interleaved L, R, L, R, ...
                 inter = np.asarray(frame.to_ndarray()).reshape(-1, 2)
-                summed = inter.sum(axis=1, dtype=np.float32)
-                return np.asarray(summed * np.float32(1.0 / 65536.0), dtype=np.float32)
+                if self.channels == 1:
+                    summed: FloatArray = np.add(inter[:, 0], inter[:, 1], dtype=np.float32)  # exact
+                    summed *= _S16_PAIR_SCALE
+                    return summed.reshape(1, -1)
+                stereo = inter.T.astype(np.float32, order="C")  # deinterleave -> (2, n)
+                stereo *= _S16_SCALE
+                return stereo
             if layout == "mono":
-                mono = np.asarray(frame.to_ndarray()).reshape(-1)
-                return np.asarray(mono.astype(np.float32) * np.float32(1.0 / 32768.0))
+                mono = np.asarray(frame.to_ndarray()).reshape(1, -1).astype(np.float32)
+                mono *= _S16_SCALE
+                return mono  # (1, n): duplicated into both channels of a stereo buffer
         return self._resample(frame)
 
     def _resample(self, frame: av.AudioFrame) -> FloatArray:
+        in_layout = frame.layout.name
         channels = len(frame.layout.channels)
         # Keep the input's channel layout (only convert rate and format) and
-        # average in numpy, so the downmix matches the fast path.
-        key = (frame.format.name, frame.layout.name, frame.sample_rate)
+        # convert channels in numpy, so the result matches the fast path. Only a
+        # stereo buffer fed more than two channels lets libswresample downmix.
+        out_layout = in_layout
+        if self.channels == 2 and channels > 2:
+            out_layout, channels = "stereo", 2
+        key = (frame.format.name, in_layout, frame.sample_rate)
         if self._resampler is None or self._resampler_key != key:
-            self._resampler = av.AudioResampler(format="fltp", layout=frame.layout.name, rate=SAMPLE_RATE)
+            self._resampler = av.AudioResampler(format="fltp", layout=out_layout, rate=SAMPLE_RATE)
             self._resampler_key = key
         parts = [
             np.asarray(out.to_ndarray(), dtype=np.float32).reshape(channels, -1)
             for out in self._resampler.resample(frame)
         ]
         if not parts:
-            return np.zeros(0, dtype=np.float32)
-        return _to_mono(np.concatenate(parts, axis=1))
+            return np.zeros((1, 0), dtype=np.float32)
+        return _rows_for(np.concatenate(parts, axis=1), self.channels)
 
     # -- output --------------------------------------------------------------
     def pull(self, n: int = FRAME_SAMPLES) -> FloatArray | None:
+        """``n`` samples: ``(n,)`` for a mono buffer, ``(2, n)`` for a stereo one; ``None`` on underrun."""
         if n <= 0:
             raise ValueError("n must be positive")
         if self._size == 0:
             self.underruns += 1
             return None
         take = min(n, self._size)
-        out = np.zeros(n, dtype=np.float32)
-        out[:take] = self._buf[:take]
-        remaining = self._size - take
-        if remaining:
-            self._buf[:remaining] = self._buf[take : self._size]
-        self._size = remaining
+        head = self._head
+        out = np.empty((self.channels, n), dtype=np.float32)
+        out[:, :take] = self._buf[:, head : head + take]
+        if take < n:
+            out[:, take:] = 0.0
+        self._size -= take
+        self._head = head + take if self._size else 0
         if self.gain != 1.0:
             out *= np.float32(self.gain)
-        return out
+        return out[0] if self.channels == 1 else out
 
     def clear(self) -> None:
         """Drop everything buffered (e.g. when a call is put on hold)."""
+        self._head = 0
         self._size = 0
 
     @property
     def buffered_samples(self) -> int:
+        """Samples buffered per channel."""
         return self._size
 
     @property
@@ -458,14 +537,23 @@ class PlayoutBuffer(SpeakerSource):
 
 
 class Speaker(ABC):
-    """A real-time audio sink that mixes any number of :class:`SpeakerSource`."""
+    """A real-time audio sink that mixes any number of :class:`SpeakerSource`.
+
+    :attr:`channels` is the speaker's own channel count (1 = mono, the
+    default, or 2 = stereo). Whatever it is, ``on_tick`` hooks receive the
+    *mono* mix (the channel average) -- they drive the audio session clock and
+    feed echo-cancellation render references, which are mono.
+    """
 
     sample_rate: int = SAMPLE_RATE
     is_virtual: bool = True
+    #: Playout channel count (1 or 2), fixed at construction.
+    channels: int = 1
 
-    def __init__(self, name: str) -> None:
+    def __init__(self, name: str, channels: int = 1) -> None:
         self.name = name
-        #: called once per 20 ms playout tick with (loop time, mixed frame): the audio session's clock
+        self.channels = _check_channels(channels)
+        #: called once per 20 ms playout tick with (loop time, mono mix): the audio session's clock
         self.on_tick: list[TickHook] = []
 
     @abstractmethod
@@ -494,6 +582,16 @@ class CaptureSpeaker(Speaker):
     drift). Each tick pulls one frame from every source, sums them, clips to
     [-1, 1] and appends the result (silence when nothing is playing).
 
+    Channels: the speaker plays and records ``channels`` (1 or 2) channels. A
+    mono source played by a stereo speaker goes to both channels; a source
+    with more channels than the speaker is averaged (so a stereo source in a
+    mono speaker is heard as (L + R) / 2). :meth:`samples` and
+    :meth:`samples_range` always return mono (the channel average);
+    :meth:`samples_channels` and :meth:`samples_range_channels` return
+    ``(channels, n)``. ``on_tick`` hooks and :meth:`tick` get the mono mix.
+    The ring costs ``4 * 48000 * channels`` bytes per second of
+    ``max_seconds``.
+
     If the event loop was stalled for more than ``max_catchup`` seconds
     (default 0.1), the overdue ticks are written as silence in one go (sources
     are not pulled for them and ``on_tick`` hooks are not called) instead of
@@ -510,16 +608,18 @@ class CaptureSpeaker(Speaker):
         max_seconds: float = 120.0,
         name: str = "capture-speaker",
         max_catchup: float = 0.1,
+        channels: int = 1,
     ) -> None:
-        super().__init__(name)
+        super().__init__(name, channels)
         if max_seconds <= 0:
             raise ValueError("max_seconds must be positive")
         self.max_seconds = float(max_seconds)
         self.max_catchup = float(max_catchup)
         self._capacity_frames = max(1, math.ceil(max_seconds * SAMPLE_RATE / FRAME_SAMPLES))
         self._capacity = self._capacity_frames * FRAME_SAMPLES
-        self._ring = np.zeros(self._capacity, dtype=np.float32)
+        self._ring = np.zeros((self.channels, self._capacity), dtype=np.float32)
         self._frame_times = np.zeros(self._capacity_frames, dtype=np.float64)
+        self._downmix_scratch = np.empty(FRAME_SAMPLES, dtype=np.float32)
         self._sources: list[SpeakerSource] = []
         self._task: asyncio.Task[None] | None = None
         #: Frames written since creation (including catch-up silence).
@@ -595,52 +695,81 @@ class CaptureSpeaker(Speaker):
 
         Public so tests can drive the speaker deterministically without
         ``start()``. ``t`` is the loop time stamped on the frame (default: now).
-        Returns the mixed frame.
+        Returns the mixed frame as mono ``(960,)`` float32 (the channel average
+        for a stereo speaker; the same array the ``on_tick`` hooks receive). The
+        frame with all its channels is in the ring: ``samples_channels(0.02)``.
         """
         when = _now() if t is None else t
-        mix: FloatArray | None = None
+        slot = self.frames_written % self._capacity_frames
+        # Mix straight into the ring slot: no per-tick mix buffer.
+        frame = self._ring[:, slot * FRAME_SAMPLES : (slot + 1) * FRAME_SAMPLES]
+        if self._mix_into(frame):
+            np.clip(frame, -1.0, 1.0, out=frame)
+        mono: FloatArray
+        if self.channels == 1:
+            mono = frame[0].copy()
+        else:
+            mono = np.add(frame[0], frame[1])
+            mono *= np.float32(0.5)
+        self._commit(slot, when)
+        for hook in list(self.on_tick):
+            try:
+                hook(when, mono)
+            except Exception:
+                logger.exception("%s: on_tick hook failed", self.name)
+        return mono
+
+    def _mix_into(self, frame: FloatArray) -> bool:
+        """Sum one frame of every source into ``frame`` (``(channels, 960)``); False if all were silent."""
+        mixed = False
         for src in self._sources:
             try:
                 pcm = src.pull(FRAME_SAMPLES)
+                if pcm is None:
+                    continue
+                self._add(frame, pcm, overwrite=not mixed)
             except Exception:
                 logger.exception("%s: source %r failed", self.name, src)
                 continue
-            if pcm is None:
-                continue
-            if mix is None:
-                mix = np.array(pcm, dtype=np.float32, copy=True).reshape(FRAME_SAMPLES)
-            else:
-                mix += pcm
-        if mix is None:
-            mix = np.zeros(FRAME_SAMPLES, dtype=np.float32)
-        else:
-            np.clip(mix, -1.0, 1.0, out=mix)
-        self._write(mix, when)
-        for hook in list(self.on_tick):
-            try:
-                hook(when, mix)
-            except Exception:
-                logger.exception("%s: on_tick hook failed", self.name)
-        return mix
+            mixed = True
+        if not mixed:
+            frame.fill(0.0)
+        return mixed
 
-    def _write(self, frame: FloatArray, t: float) -> None:
+    def _add(self, frame: FloatArray, pcm: FloatArray, overwrite: bool) -> None:
+        """Add (or, for the first source, copy) ``pcm`` into ``frame``, matching channel counts."""
+        x: npt.NDArray[np.floating] = np.asarray(pcm)
+        if x.ndim == 2 and x.shape[1] == FRAME_SAMPLES and x.shape[0] not in (1, self.channels):
+            # More channels than the speaker: play their average.
+            x = np.mean(x, axis=0, dtype=np.float32, out=self._downmix_scratch)
+        elif x.shape not in ((FRAME_SAMPLES,), (1, FRAME_SAMPLES), (self.channels, FRAME_SAMPLES)):
+            raise ValueError(
+                f"expected ({FRAME_SAMPLES},) or (channels, {FRAME_SAMPLES}) audio, got {x.shape}"
+            )
+        # A (960,) or (1, 960) source broadcasts to every channel of the speaker.
+        if overwrite:
+            frame[...] = x
+        else:
+            frame += x
+
+    def _commit(self, slot: int, t: float) -> None:
+        """Account for the frame just written into ring slot ``slot`` at loop time ``t``."""
         if self.start_time is None:
             self.start_time = t
-        slot = self.frames_written % self._capacity_frames
-        self._ring[slot * FRAME_SAMPLES : (slot + 1) * FRAME_SAMPLES] = frame
         self._frame_times[slot] = t
         self.frames_written += 1
 
     def _write_silence(self, count: int, first_t: float) -> None:
-        silence = np.zeros(FRAME_SAMPLES, dtype=np.float32)
         for i in range(count):
-            self._write(silence, first_t + i * FRAME_DURATION)
+            slot = self.frames_written % self._capacity_frames
+            self._ring[:, slot * FRAME_SAMPLES : (slot + 1) * FRAME_SAMPLES] = 0.0
+            self._commit(slot, first_t + i * FRAME_DURATION)
         self.frames_caught_up += count
 
     # -- reading -------------------------------------------------------------
     @property
     def total_samples(self) -> int:
-        """Samples written since creation (including evicted ones)."""
+        """Samples (per channel) written since creation (including evicted ones)."""
         return self.frames_written * FRAME_SAMPLES
 
     @property
@@ -648,24 +777,62 @@ class CaptureSpeaker(Speaker):
         """Absolute index of the oldest sample still in the ring buffer."""
         return max(0, self.total_samples - self._capacity)
 
-    def samples_range(self, start: int, end: int | None = None) -> FloatArray:
-        """Samples with absolute indices ``[start, end)`` (clamped to what is retained)."""
+    def _ring_spans(self, start: int, end: int | None) -> list[tuple[int, int]]:
+        """Ring index ranges holding absolute samples ``[start, end)`` (clamped to what is retained)."""
         stop = self.total_samples if end is None else min(end, self.total_samples)
         begin = max(start, self.first_retained_sample)
         if stop <= begin:
-            return np.zeros(0, dtype=np.float32)
+            return []
         a = begin % self._capacity
         length = stop - begin
         if a + length <= self._capacity:
-            return self._ring[a : a + length].copy()
-        first = self._capacity - a
-        return np.concatenate([self._ring[a:], self._ring[: length - first]])
+            return [(a, a + length)]
+        return [(a, self._capacity), (0, length - (self._capacity - a))]
 
-    def samples(self, seconds: float | None = None) -> FloatArray:
-        """The last ``seconds`` of audio (all retained audio when None), mono float32."""
+    def samples_range_channels(self, start: int, end: int | None = None) -> FloatArray:
+        """Samples ``[start, end)`` of every channel, shape ``(channels, n)`` (clamped to what's retained)."""
+        spans = self._ring_spans(start, end)
+        if not spans:
+            return np.zeros((self.channels, 0), dtype=np.float32)
+        if len(spans) == 1:
+            a, b = spans[0]
+            return self._ring[:, a:b].copy()
+        return np.concatenate([self._ring[:, a:b] for a, b in spans], axis=1)
+
+    def samples_range(self, start: int, end: int | None = None) -> FloatArray:
+        """Samples with absolute indices ``[start, end)`` (clamped to what is retained), mono float32.
+
+        For a stereo speaker this is the channel average, (L + R) / 2.
+        """
+        spans = self._ring_spans(start, end)
+        out = np.empty(sum(b - a for a, b in spans), dtype=np.float32)
+        pos = 0
+        for a, b in spans:
+            dst = out[pos : pos + b - a]
+            if self.channels == 1:
+                dst[:] = self._ring[0, a:b]
+            else:
+                np.add(self._ring[0, a:b], self._ring[1, a:b], out=dst)
+            pos += b - a
+        if self.channels != 1:
+            out *= np.float32(0.5)
+        return out
+
+    def _last_start(self, seconds: float | None) -> int:
         total = self.total_samples
         count = total if seconds is None else max(0, round(seconds * SAMPLE_RATE))
-        return self.samples_range(total - min(count, total, self._capacity))
+        return total - min(count, total, self._capacity)
+
+    def samples(self, seconds: float | None = None) -> FloatArray:
+        """The last ``seconds`` of audio (all retained audio when None), mono float32.
+
+        For a stereo speaker this is the channel average, (L + R) / 2.
+        """
+        return self.samples_range(self._last_start(seconds))
+
+    def samples_channels(self, seconds: float | None = None) -> FloatArray:
+        """The last ``seconds`` of audio (all retained when None), shape ``(channels, n)`` float32."""
+        return self.samples_range_channels(self._last_start(seconds))
 
     def time_of_sample(self, index: int) -> float:
         """Loop time at which absolute sample ``index`` was played.

@@ -49,7 +49,9 @@ class EmbeddedServer:
             health_check_interval=health_check_interval,
         )
         self.sfu = SfuServer(
-            SfuConfig(api_secret=api_secret, reconnect_grace=reconnect_grace), self._call_is_active
+            SfuConfig(api_secret=api_secret, reconnect_grace=reconnect_grace),
+            call_is_active=self._call_is_active,
+            on_participant=self._participant_changed,
         )
         self._sfu_port = sfu_port
         self._runner: web.AppRunner | None = None
@@ -82,6 +84,10 @@ class EmbeddedServer:
     async def _call_is_active(self, cid: str) -> bool:
         call = await self.coordinator.store.get_call(cid)
         return call is not None and call.ended_at is None
+
+    async def _participant_changed(self, cid: str, user_id: str, session_id: str, joined: bool) -> None:
+        if self._runner is not None:
+            await self.coordinator.participant_changed(cid, user_id, session_id, joined)
 
     async def start(self) -> None:
         if self._runner is not None:

@@ -383,5 +383,23 @@ class Coordinator:
         await self.ringer.reject(call, user_id, request.reason)
         return m.AckResponse()
 
+    async def participant_changed(self, cid: str, user_id: str, session_id: str, joined: bool) -> None:
+        """The SFU reports a session joining or leaving the call's media."""
+        call = await self.store.get_call(cid)
+        if call is None:
+            return
+        response = await self.call_response(call)
+        now = utcnow()
+        event: m.Event = (
+            m.ParticipantJoinedEvent(
+                created_at=now, cid=cid, call=response, user_id=user_id, session_id=session_id
+            )
+            if joined
+            else m.ParticipantLeftEvent(
+                created_at=now, cid=cid, call=response, user_id=user_id, session_id=session_id
+            )
+        )
+        await self.broadcast(call, event)
+
     async def close(self) -> None:
         await self.ringer.close()

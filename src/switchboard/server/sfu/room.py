@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from collections.abc import Awaitable, Callable
 from typing import TYPE_CHECKING
 
 from switchboard.protocol import sfu as p
@@ -15,11 +16,30 @@ if TYPE_CHECKING:
 log = logging.getLogger("switchboard.sfu")
 
 
+ParticipantHook = Callable[[str, str, str, bool], Awaitable[None]]
+"""(call cid, user id, session id, joined) -> None: told when a session joins or leaves."""
+
+
 class Room:
-    def __init__(self, cid: str) -> None:
+    def __init__(
+        self,
+        cid: str,
+        *,
+        on_participant: ParticipantHook | None = None,
+        on_empty: Callable[[Room], None] | None = None,
+    ) -> None:
         self.cid = cid
         self.participants: dict[str, Participant] = {}
         self._removal_timers: dict[str, asyncio.TimerHandle] = {}
+        self._on_participant = on_participant
+        self._on_empty = on_empty
+
+    async def _notify(self, participant: Participant, joined: bool) -> None:
+        if self._on_participant is not None:
+            try:
+                await self._on_participant(self.cid, participant.user_id, participant.session_id, joined)
+            except Exception:
+                log.exception("%s: participant hook failed", self.cid)
 
     def others(self, participant: Participant) -> list[Participant]:
         return [q for q in self.participants.values() if q is not participant]
@@ -42,6 +62,7 @@ class Room:
         for other in self.others(participant):
             for track in other.published.values():
                 participant.subscribe(track)
+        await self._notify(participant, True)
 
     def track_published(self, publisher: Participant, track: PublishedTrack) -> None:
         for other in self.others(publisher):
@@ -81,6 +102,9 @@ class Room:
             exclude=None,
         )
         log.info("%s: %r removed (%s)", self.cid, participant, reason)
+        await self._notify(participant, False)
+        if not self.participants and self._on_empty is not None:
+            self._on_empty(self)
 
     def schedule_removal(self, participant: Participant, grace: float) -> None:
         """The socket dropped without a leave: remove the session unless it reconnects within ``grace``."""

@@ -21,7 +21,7 @@ from switchboard.errors import SwitchboardError
 from switchboard.protocol import sfu as p
 from switchboard.protocol.tokens import SfuClaims, verify_sfu_token
 from switchboard.server.sfu.participant import Participant
-from switchboard.server.sfu.room import Room
+from switchboard.server.sfu.room import ParticipantHook, Room
 
 log = logging.getLogger("switchboard.sfu")
 
@@ -39,10 +39,16 @@ class SfuConfig:
 
 
 class SfuServer:
-    def __init__(self, config: SfuConfig, call_is_active: CallChecker | None = None) -> None:
+    def __init__(
+        self,
+        config: SfuConfig,
+        call_is_active: CallChecker | None = None,
+        on_participant: ParticipantHook | None = None,
+    ) -> None:
         self.config = config
         self.rooms: dict[str, Room] = {}
         self._call_is_active = call_is_active
+        self._on_participant = on_participant
         self._closing = False
 
     def app(self) -> web.Application:
@@ -59,8 +65,12 @@ class SfuServer:
     def room(self, cid: str) -> Room:
         room = self.rooms.get(cid)
         if room is None:
-            room = self.rooms[cid] = Room(cid)
+            room = self.rooms[cid] = Room(cid, on_participant=self._on_participant, on_empty=self._room_empty)
         return room
+
+    def _room_empty(self, room: Room) -> None:
+        if self.rooms.get(room.cid) is room:
+            del self.rooms[room.cid]
 
     def stats(self) -> dict[str, object]:
         """Forwarding counters per room, participant and track (for operators and benchmarks)."""
@@ -148,8 +158,8 @@ class SfuServer:
                     await room.remove(participant, reason="left")
                 else:
                     room.schedule_removal(participant, self.config.reconnect_grace)
-            if room.cid in self.rooms and not room.participants:
-                self.rooms.pop(room.cid, None)
+            if not room.participants:
+                self._room_empty(room)
         return ws
 
     async def _dispatch(self, participant: Participant, message: p.ClientMessage) -> None:
