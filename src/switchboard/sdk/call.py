@@ -347,7 +347,7 @@ class Call:
             "POST",
             self._path("/join"),
             m.JoinCallResponse,
-            m.JoinCallRequest(connection_id=client._connection_id()),
+            m.JoinCallRequest(create=True, connection_id=client._connection_id()),
         )
         self._apply_state(response)
         settings = response.call.settings
