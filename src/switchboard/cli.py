@@ -29,13 +29,14 @@ def _key_pair(announce: bool) -> tuple[str, str]:
     return key, secret
 
 
-async def _serve(host: str, port: int) -> None:
+async def _serve(host: str, port: int, sfu_port: int) -> None:
     from switchboard.server import EmbeddedServer
 
     key, secret = _key_pair(announce=True)
-    server = EmbeddedServer(host=host, port=port, api_key=key, api_secret=secret)
+    server = EmbeddedServer(host=host, port=port, sfu_port=sfu_port, api_key=key, api_secret=secret)
     await server.start()
-    print(f"switchboard serving on {server.url} (API key {server.api_key}); Ctrl-C stops", flush=True)
+    print(f"switchboard coordinator on {server.url}, SFU on {server.sfu_url} (API key {server.api_key})")
+    print("Ctrl-C stops", flush=True)
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGINT, signal.SIGTERM):
@@ -53,6 +54,9 @@ def main(argv: list[str] | None = None) -> None:
     serve = sub.add_parser("serve", help="run the coordinator and SFU")
     serve.add_argument("--host", default=DEFAULT_HOST)
     serve.add_argument("--port", type=int, default=DEFAULT_PORT)
+    serve.add_argument(
+        "--sfu-port", type=int, default=DEFAULT_PORT + 1, help="SFU signalling port (0: any free)"
+    )
     token = sub.add_parser("token", help="print a user token signed with SWITCHBOARD_API_SECRET")
     token.add_argument("user_id")
     token.add_argument("--ttl", type=float, default=None, help="seconds until it expires (default: never)")
@@ -62,7 +66,7 @@ def main(argv: list[str] | None = None) -> None:
     args = parser.parse_args(argv)
 
     if args.command == "serve":
-        asyncio.run(_serve(args.host, args.port))
+        asyncio.run(_serve(args.host, args.port, args.sfu_port))
     elif args.command == "token":
         if not (os.environ.get("SWITCHBOARD_API_KEY") and os.environ.get("SWITCHBOARD_API_SECRET")):
             sys.exit(
