@@ -1,51 +1,89 @@
-"""``switchboard demo``: the product end to end on an embedded server, printed as a timeline."""
+"""``switchboard demo``: both multicall use cases of the seed, end to end, with real media.
+
+An embedded server (coordinator + SFU) runs in this process; "me" and a few bots connect to it as
+ordinary :class:`~switchboard.VideoClient` s over real WebRTC. Each bot speaks its own tone, so a
+per-frame FFT of my speaker tells which call I am hearing, and a bot's speaker tells whether my
+microphone reaches its call. The demo checks every stretch of time against what the multicall policy
+says and exits 1 if any is wrong.
+"""
 
 from __future__ import annotations
 
+import asyncio
+import sys
 import time
 
 from rich.console import Console
+from rich.text import Text
 
-from switchboard import ClientOptions, MemberRequest, User, VideoClient
+from switchboard.demo.recorder import Narrator, Scenario
+from switchboard.demo.report import problems, write_json, write_plot
+from switchboard.demo.scenarios import foreground_background_rooms, pause_on_incoming_call
+from switchboard.demo.view import LEGEND, LiveView, PlainView, scenario_header, segments_table
 from switchboard.server import EmbeddedServer
+
+__all__ = ["run_demo"]
+
+#: the whole demo normally takes about 25 s; this only stops a hung run
+TIMEOUT_S = 120.0
+
+INTRO = (
+    'One client ("me") keeps several calls joined at once, and a multicall audio policy decides which '
+    "call owns my microphone and my speaker. Everyone else is a bot in this process, speaking its own "
+    "tone over real WebRTC through the SFU. Every 20 ms an FFT measures each call's tone at my speaker "
+    '("I hear it") and my tone at that call\'s bot ("it hears me").'
+)
 
 
 async def run_demo(json_path: str | None = None, plot_path: str | None = None) -> int:
-    """Run the demo; returns the process exit code."""
-    console = Console()
-    start = time.monotonic()
+    """Run both scenarios, show them, write the optional report and plot; returns the exit code."""
+    console = Console(highlight=False)
+    live = console.is_interactive and sys.stdout.isatty()
+    if not sys.stdout.isatty():
+        console = Console(highlight=False, width=100)  # a log line is not wrapped at 80 columns
+    view: LiveView | PlainView = LiveView(console) if live else PlainView(console)
+    narrator: Narrator = view
+    started = time.monotonic()
 
-    def say(who: str, text: str) -> None:
-        console.print(f"[dim]{time.monotonic() - start:6.2f}s[/dim]  [bold]{who:<6}[/bold] {text}")
+    console.print(Text("switchboard demo", style="bold"), Text("· multicall, end to end", style="dim"))
+    console.print(INTRO, style="dim" if live else "")
+    scenarios: list[Scenario] = []
+    try:
+        async with asyncio.timeout(TIMEOUT_S), EmbeddedServer() as server:
+            console.print(Text(f"server: {server.url} (coordinator + SFU, embedded in this process)", "dim"))
+            scenarios.append(await foreground_background_rooms(server, narrator))
+            scenarios.append(await pause_on_incoming_call(server, narrator))
+    except Exception as exc:  # the demo's message is the product here: say what broke, exit 1
+        if isinstance(view, LiveView):
+            view.close()
+        where = f" in scenario {view.current.number} at {view.current.step!r}" if view.current else ""
+        console.print(f"[bold red]✗ demo failed{where}:[/bold red] {type(exc).__name__}: {exc}")
+        return 1
+    finally:
+        if isinstance(view, LiveView):
+            view.close()  # give the terminal its cursor back, even on Ctrl-C
 
-    async with EmbeddedServer() as server:
-        say("server", f"coordinator on {server.url}")
-        clients = {}
-        for user_id in ("host", "viewer"):
-            client = VideoClient(
-                server.api_key,
-                user=User.regular(user_id, name=user_id.title()),
-                user_token=server.create_token(user_id),
-                options=ClientOptions(base_url=server.url),
-            )
-            await client.connect()
-            clients[user_id] = client
-            say(user_id, "connected")
-        host, viewer = clients["host"], clients["viewer"]
-        host.state.incoming_call.listen(lambda c: say("host", f"incoming_call = {c.cid if c else None}"))
-        viewer.state.outgoing_call.listen(lambda c: say("viewer", f"outgoing_call = {c.cid if c else None}"))
-        call = viewer.make_call(id="one-on-one")
-        say("viewer", "rings the host (get_or_create ringing=True)")
-        await call.get_or_create(members=[MemberRequest("host")], ringing=True)
-        incoming = await host.state.incoming_call.wait_for(lambda c: c is not None, timeout=5)
-        assert incoming is not None
-        say("host", "accepts")
-        await incoming.accept()
-        await viewer.state.outgoing_call.wait_for(lambda c: c is None, timeout=5)
-        say("viewer", f"ring ended: {call.state.value.ring_outcome}")
-        await call.end()
-        say("viewer", "ended the call")
-        for client in clients.values():
-            await client.disconnect()
-    console.print("[green]demo finished[/green]")
+    console.print()
+    if not live:  # the live view already left each scenario's table on screen
+        for sc in scenarios:
+            console.print(segments_table(sc, title=scenario_header(sc)))
+    console.print(Text(LEGEND, style="dim"))
+    if json_path:
+        write_json(scenarios, json_path)
+        console.print(f"JSON report: {json_path}")
+    if plot_path:
+        write_plot(scenarios, plot_path)
+        console.print(f"plot: {plot_path}")
+    found = problems(scenarios)
+    elapsed = time.monotonic() - started
+    segments = sum(len(sc.segments) for sc in scenarios)
+    if found:
+        console.print(f"[bold red]✗ {len(found)} problem(s): the audio did not follow the policy[/bold red]")
+        for problem in found:
+            console.print(f"  - {problem}")
+        return 1
+    console.print(
+        f"[bold green]✓ all {segments} segments follow the policies[/bold green] "
+        f"[dim]({elapsed:.0f} s)[/dim]: focused calls audible both ways, suspended ones silent"
+    )
     return 0

@@ -112,5 +112,27 @@ def verify_sfu_token(secret: str, token: str) -> SfuClaims:
         raise AuthenticationError(f"invalid SFU token: {exc}", code="token_invalid") from exc
 
 
+ADMIN_AUDIENCE = "switchboard-admin"
+
+
+def create_admin_token(secret: str, ttl: float = 3600.0) -> str:
+    """A token for operator endpoints (``/sfu/stats``): only whoever holds the API secret can mint one."""
+    now = int(time.time())
+    return jwt.encode(
+        {"role": "admin", "iat": now, "exp": now + ttl, "aud": ADMIN_AUDIENCE}, secret, ALGORITHM
+    )
+
+
+def verify_admin_token(secret: str, token: str) -> None:
+    try:
+        claims = jwt.decode(
+            token, secret, algorithms=[ALGORITHM], audience=ADMIN_AUDIENCE, options={"require": ["exp"]}
+        )
+    except jwt.InvalidTokenError as exc:
+        raise AuthenticationError(f"invalid admin token: {exc}", code="token_invalid") from exc
+    if claims.get("role") != "admin":
+        raise AuthenticationError("not an admin token", code="token_invalid")
+
+
 def new_session_id() -> str:
     return uuid.uuid4().hex

@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 import dataclasses
 import logging
-from collections.abc import AsyncIterator, Callable, Mapping
+from collections.abc import AsyncIterator, Callable, Coroutine, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import TYPE_CHECKING, Any
@@ -31,6 +31,7 @@ log = logging.getLogger("switchboard.sdk.call")
 
 if TYPE_CHECKING:
     from switchboard.sdk.client import VideoClient
+    from switchboard.sdk.multicall import Handover
 
 
 @dataclass(frozen=True)
@@ -107,6 +108,9 @@ class Call:
         self._media: CallSession | None = None
         self._adm: AudioDeviceModule | None = None
         self._join_lock = asyncio.Lock()
+        self._join_task: asyncio.Task[object] | None = None
+        self._join_cancelled = False
+        self._tasks: set[asyncio.Task[None]] = set()
         #: the user's intent; the effective microphone is intent AND not suspended (SPEC §2.4.2)
         self._mic_intent = False
         self._camera_intent = False
@@ -301,6 +305,19 @@ class Call:
         return self._adm
 
     @property
+    def is_live(self) -> bool:
+        """Joined with media (possibly resuming its SFU session right now)."""
+        return self._media is not None and self.state.value.status in (
+            CallStatus.JOINED,
+            CallStatus.RECONNECTING,
+        )
+
+    def _spawn(self, coro: Coroutine[Any, Any, None]) -> None:
+        task = asyncio.get_running_loop().create_task(coro)
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+
+    @property
     def microphone_enabled(self) -> bool:
         """Whether the user wants the microphone on in this call (suspension aside)."""
         return self._mic_intent
@@ -323,25 +340,32 @@ class Call:
         Joining a call that is already joined or joining does nothing. Without ``connect_options`` the
         call type's defaults decide the microphone and camera.
         """
-        if self.state.value.status in (CallStatus.JOINING, CallStatus.JOINED) or self._join_lock.locked():
-            return
+        if self._media is not None or self._join_task is not None or self._join_lock.locked():
+            return  # joined, joining or reconnecting: nothing to do
         async with self._join_lock:
-            api = self._client._require_api()
+            self._client._require_api()
+            self._join_task = asyncio.current_task()
             self._update(status=CallStatus.JOINING)
-            previous = await self._client._active.join_started(self)
+            handover: Handover | None = None
             try:
-                await self._connect_media(api, connect_options or CallConnectOptions())
-            except BaseException:
+                handover = await self._client._active.join_started(self)
+                await self._connect_media(connect_options or CallConnectOptions())
+            except BaseException as exc:
                 await self._close_media()
                 self._update(status=CallStatus.IDLE, participants=(), local_participant=None)
                 self._reset_suspension()
-                await self._client._active.join_failed(self, previous)
+                self._join_task = None
+                await self._client._active.join_failed(self, handover)
+                if isinstance(exc, asyncio.CancelledError) and self._join_cancelled:
+                    self._join_cancelled = False
+                    raise CallStateError(f"join of {self.cid} was cancelled: the call was left") from None
                 raise
+            self._join_task = None
             self._update(status=CallStatus.JOINED)
             self._sync_participants()
-            await self._client._active.join_succeeded(self, previous)
+            await self._client._active.join_succeeded(self, handover)
 
-    async def _connect_media(self, api: object, options: CallConnectOptions) -> None:
+    async def _connect_media(self, options: CallConnectOptions) -> None:
         client = self._client
         response = await client._require_api().request(
             "POST",
@@ -377,6 +401,8 @@ class Call:
         self._media = session
         self._update(session_id=response.session_id)
         await session.connect(audio_paused=self._suspended)
+        if self._suspended:  # suspended while the socket was connecting: tell the SFU now
+            await session.set_audio_forwarding(paused=True)
         adm.start()
         camera_track = (
             options.camera.track
@@ -400,6 +426,13 @@ class Call:
         await self._leave(reason="left")
 
     async def _leave(self, *, reason: str) -> None:
+        join = self._join_task
+        if join is not None and join is not asyncio.current_task():
+            # Leaving while joining: stop the join; it cleans up and takes the call off the list.
+            self._join_cancelled = True
+            join.cancel()
+            await asyncio.wait({join})
+            return
         if self._media is None and self.state.value.status not in (CallStatus.JOINING, CallStatus.JOINED):
             return
         log.info("%s: leaving (%s)", self.cid, reason)
@@ -428,16 +461,27 @@ class Call:
             return
         if state == "reconnecting" and self.state.value.status is CallStatus.JOINED:
             self._update(status=CallStatus.RECONNECTING)
-        elif state == "connected" and self.state.value.status is CallStatus.RECONNECTING:
-            self._update(status=CallStatus.JOINED)
-            if self._suspended:
-                asyncio.get_running_loop().create_task(self._media.set_audio_forwarding(paused=True))
+        elif state == "connected":
+            if self.state.value.status is CallStatus.RECONNECTING:
+                self._update(status=CallStatus.JOINED)
+            self._spawn(self._resync_media())
+
+    async def _resync_media(self) -> None:
+        """After the SFU session resumed: re-send what may have changed while the socket was down."""
+        media = self._media
+        if media is None:
+            return
+        await media.set_audio_forwarding(paused=self._suspended)
+        if "audio" in media.published:
+            await media.set_muted("audio", not self._effective_mic)
+        if "video" in media.published:
+            await media.set_muted("video", not self._camera_intent)
 
     def _media_ended(self, reason: str) -> None:
         """The SFU ended this session (call ended, or the connection is gone)."""
         if self._media is None:
             return
-        asyncio.get_running_loop().create_task(self._on_ended(reason))
+        self._spawn(self._on_ended(reason))
 
     async def _on_ended(self, reason: str = "call_ended") -> None:
         """The call ended remotely (or its media died): it is left and leaves ``active_calls``."""
@@ -484,6 +528,11 @@ class Call:
         if media is not None:
             await media.set_muted("video", not enabled)
         self._sync_participants()
+
+    async def _set_microphone_if_allowed(self, enabled: bool) -> None:
+        if enabled and m.Capability.SEND_AUDIO not in self.state.value.own_capabilities:
+            return
+        await self.set_microphone_enabled(enabled)
 
     async def _set_camera_if_allowed(self, enabled: bool) -> None:
         if enabled and m.Capability.SEND_VIDEO not in self.state.value.own_capabilities:

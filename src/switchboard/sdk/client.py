@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import uuid
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Callable, Coroutine
 from dataclasses import dataclass
 from typing import Any
 
@@ -82,6 +82,7 @@ class VideoClient:
         self._socket: EventsConnection | None = None
         self.audio_session = AudioSession(self.options.microphone, self.options.speaker)
         self._active = ActiveCalls(self)
+        self._tasks: set[asyncio.Task[None]] = set()
 
     # ---------------------------------------------------------------- connection
 
@@ -117,7 +118,8 @@ class VideoClient:
 
     async def disconnect(self) -> None:
         """Leave every call and close the connection."""
-        for call in list(self.state.active_calls.value):
+        # every call with media or a join in flight, listed or not (a call being handed over is not)
+        for call in [c for c in self._calls.values() if c._media is not None or c._join_task is not None]:
             try:
                 await call.leave()
             except Exception:
@@ -137,6 +139,11 @@ class VideoClient:
 
     async def __aexit__(self, *exc: object) -> None:
         await self.disconnect()
+
+    def _spawn(self, coro: Coroutine[Any, Any, None]) -> None:
+        task = asyncio.get_running_loop().create_task(coro)
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
 
     def _require_api(self) -> CoordinatorApi:
         if self._api is None:
@@ -217,12 +224,12 @@ class VideoClient:
         elif isinstance(event, m.CallRingEndedEvent) and event.user_id == self.user.id:
             self._ring_ended(call, event.outcome, event.reason, outgoing=event.outgoing)
         elif isinstance(event, m.CallEndedEvent):
-            asyncio.get_running_loop().create_task(self._call_ended(call))
+            self._spawn(self._call_ended(call))
 
     def _incoming_ring(self, call: Call, event: m.CallRingEvent) -> None:
         if self.options.reject_call_when_busy and self.state.active_calls.value:
             log.info("busy: rejecting ring of %s", call.cid)
-            asyncio.get_running_loop().create_task(self._reject_busy(call))
+            self._spawn(self._reject_busy(call))
             return
         call._apply_members(event.members)
         call._update(ring_outcome=None, reject_reason=None)

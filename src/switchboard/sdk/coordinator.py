@@ -44,6 +44,8 @@ class CoordinatorApi:
                 status = resp.status
         except (aiohttp.ClientError, OSError, TimeoutError) as exc:
             raise NetworkError(f"cannot reach the coordinator at {self.base_url}: {exc}") from exc
+        except RuntimeError as exc:  # the aiohttp session was closed: the client disconnected
+            raise NetworkError(f"the client is disconnected: {exc}") from exc
         if status >= 400:
             try:
                 err = m.ErrorResponse.model_validate_json(raw)

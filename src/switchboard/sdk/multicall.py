@@ -21,9 +21,11 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
-from switchboard.errors import CallStateError, SwitchboardError
+from switchboard.errors import CallStateError
 from switchboard.sdk.types import CallStatus, MultiCallAudioPolicy
 
 if TYPE_CHECKING:
@@ -31,6 +33,14 @@ if TYPE_CHECKING:
     from switchboard.sdk.client import VideoClient
 
 log = logging.getLogger("switchboard.multicall")
+
+
+@dataclass(frozen=True)
+class Handover:
+    """Single-call mode: the call a joining call replaces, and whether the user had suspended it."""
+
+    previous: Call
+    was_suspended: bool
 
 
 class ActiveCalls:
@@ -55,8 +65,8 @@ class ActiveCalls:
     def _policy(self) -> MultiCallAudioPolicy:
         return self._client.options.multi_call_audio_policy
 
-    async def join_started(self, call: Call) -> Call | None:
-        """``call`` starts joining. Returns the call it replaces (single-call mode), if any."""
+    async def join_started(self, call: Call) -> Handover | None:
+        """``call`` starts joining. Returns the hand-over from the call it replaces (single-call mode)."""
         async with self.focus_lock:
             calls = self.calls
             if call in calls:
@@ -64,9 +74,11 @@ class ActiveCalls:
             if not self._multi:
                 previous = calls[0] if calls else None
                 self._set([call])
-                if previous is not None:
-                    await previous._suspend(reason="handover")
-                return previous
+                if previous is None:
+                    return None
+                handover = Handover(previous, previous.state.value.is_audio_suspended)
+                await previous._suspend(reason="handover")
+                return handover
             self._set([*calls, call])
             if self._policy is MultiCallAudioPolicy.SUSPEND_EXISTING:
                 for other in calls:
@@ -76,18 +88,24 @@ class ActiveCalls:
             self.check_contention()
             return None
 
-    async def join_succeeded(self, call: Call, previous: Call | None) -> None:
-        if previous is not None:
-            await previous._leave(reason="replaced")
+    async def join_succeeded(self, call: Call, handover: Handover | None) -> None:
+        if handover is not None:
+            await handover.previous._leave(reason="replaced")
 
-    async def join_failed(self, call: Call, previous: Call | None) -> None:
-        if previous is not None:
-            async with self.focus_lock:
-                if self.calls == [call]:
-                    self._set([previous])
-                    await previous._resume(reason="handover")
+    async def join_failed(self, call: Call, handover: Handover | None) -> None:
+        if handover is None:
+            await self.removed(call)
             return
-        await self.removed(call)
+        previous = handover.previous
+        async with self.focus_lock:
+            if self.calls != [call]:
+                return
+            if previous.is_live:  # still joined: the failed join does not cost it (SPEC §2.4.6)
+                self._set([previous])
+                if not handover.was_suspended:
+                    await previous._resume(reason="handover")
+            else:
+                self._set([])
 
     async def removed(self, call: Call) -> None:
         """``call`` left, ended or failed: drop it from the list and let the policy react."""
@@ -117,56 +135,65 @@ class ActiveCalls:
 
     async def switch_focus(self, from_call: Call, to_call: Call) -> None:
         """Move the user's microphone/camera and the audio focus from one joined call to another."""
-        for c in (from_call, to_call):
-            if c not in self.calls or c.state.value.status is not CallStatus.JOINED:
-                raise CallStateError(f"switch_focus needs two calls joined by this client; {c.cid} is not")
         if from_call is to_call:
             raise CallStateError("switch_focus needs two different calls")
         async with self.focus_lock:
-            mic_on, cam_on = from_call.microphone_enabled, from_call.camera_enabled
-            to_was_suspended = to_call.state.value.is_audio_suspended
-            to_mic, to_cam = to_call.microphone_enabled, to_call.camera_enabled
-            steps = [
-                ("turn off the microphone in the call losing focus", from_call.set_microphone_enabled(False)),
-                ("turn off the camera in the call losing focus", from_call.set_camera_enabled(False)),
-                ("suspend the call losing focus", from_call.suspend_audio()),
-                ("resume the call gaining focus", to_call.resume_audio()),
-                ("restore the microphone in the call gaining focus", to_call.set_microphone_enabled(mic_on)),
-                ("restore the camera in the call gaining focus", to_call._set_camera_if_allowed(cam_on)),
+            for c in (from_call, to_call):
+                if c not in self.calls or c.state.value.status is not CallStatus.JOINED:
+                    raise CallStateError(
+                        f"switch_focus needs two calls joined by this client; {c.cid} is not"
+                    )
+            before = {c: _Focus.of(c) for c in (from_call, to_call)}
+            mic_on, cam_on = before[from_call].mic, before[from_call].camera
+            steps: list[tuple[str, Callable[[], Awaitable[None]]]] = [
+                (
+                    "turn off the microphone in the call losing focus",
+                    lambda: from_call.set_microphone_enabled(False),
+                ),
+                ("turn off the camera in the call losing focus", lambda: from_call.set_camera_enabled(False)),
+                ("suspend the call losing focus", from_call.suspend_audio),
+                ("resume the call gaining focus", to_call.resume_audio),
+                (
+                    "restore the microphone in the call gaining focus",
+                    lambda: to_call._set_microphone_if_allowed(mic_on),
+                ),
+                (
+                    "restore the camera in the call gaining focus",
+                    lambda: to_call._set_camera_if_allowed(cam_on),
+                ),
             ]
             for index, (name, step) in enumerate(steps):
                 try:
-                    await step
-                except SwitchboardError as exc:
-                    for _, pending in steps[index + 1 :]:
-                        pending.close()
-                    await self._roll_back(
-                        from_call, to_call, mic_on, cam_on, to_was_suspended, to_mic, to_cam
-                    )
+                    await step()
+                except Exception as exc:
+                    for call, focus in before.items():
+                        await focus.restore(call)
                     raise CallStateError(
                         f"switch_focus failed at step {index + 1} ({name}): {exc}; both calls were put back"
                     ) from exc
             self.check_contention()
 
-    async def _roll_back(
-        self,
-        from_call: Call,
-        to_call: Call,
-        mic_on: bool,
-        cam_on: bool,
-        to_suspended: bool,
-        to_mic: bool,
-        to_cam: bool,
-    ) -> None:
-        for action in (
-            to_call.set_microphone_enabled(to_mic),
-            to_call._set_camera_if_allowed(to_cam),
-            to_call.suspend_audio() if to_suspended else to_call.resume_audio(),
-            from_call.resume_audio(),
-            from_call.set_microphone_enabled(mic_on),
-            from_call._set_camera_if_allowed(cam_on),
-        ):
+
+@dataclass(frozen=True)
+class _Focus:
+    """What switch_focus may change on one call, to put it back if a step fails."""
+
+    suspended: bool
+    mic: bool
+    camera: bool
+
+    @classmethod
+    def of(cls, call: Call) -> _Focus:
+        return cls(call.state.value.is_audio_suspended, call.microphone_enabled, call.camera_enabled)
+
+    async def restore(self, call: Call) -> None:
+        actions: list[Callable[[], Awaitable[None]]] = [
+            call.suspend_audio if self.suspended else call.resume_audio,
+            lambda: call._set_microphone_if_allowed(self.mic),
+            lambda: call._set_camera_if_allowed(self.camera),
+        ]
+        for action in actions:
             try:
-                await action
-            except SwitchboardError as exc:
-                log.error("switch_focus roll-back step failed: %s", exc)
+                await action()
+            except Exception as exc:
+                log.error("switch_focus: putting %s back failed: %s", call.cid, exc)

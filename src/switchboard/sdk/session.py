@@ -13,7 +13,7 @@ import contextlib
 import logging
 from collections.abc import Callable, Coroutine
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, TypeVar
 
 import aiohttp
 import av
@@ -36,6 +36,7 @@ from switchboard.protocol import sfu as p
 log = logging.getLogger("switchboard.sdk.session")
 
 JOIN_TIMEOUT = 20.0
+M = TypeVar("M", bound=p._Msg)
 _PREFERRED = {"audio": ("audio/opus",), "video": ("video/vp8", "video/rtx")}
 
 
@@ -101,6 +102,16 @@ class CallSession:
             raise NetworkError("the SFU connection is closed")
         await self._ws.send_str(message.model_dump_json())
 
+    async def _await(self, future: asyncio.Future[p._Msg], kind: type[M], what: str) -> M:
+        """The awaited SFU message, or a SwitchboardError (timeout, wrong answer, closed session)."""
+        try:
+            message = await asyncio.wait_for(future, JOIN_TIMEOUT)
+        except TimeoutError:
+            raise NetworkError(f"{what} within {JOIN_TIMEOUT:.0f}s") from None
+        if not isinstance(message, kind):
+            raise NetworkError(f"{what}: unexpected {type(message).__name__}")
+        return message
+
     def _expect(self, message_type: str) -> asyncio.Future[p._Msg]:
         future: asyncio.Future[p._Msg] = asyncio.get_running_loop().create_future()
         self._pending[message_type] = future
@@ -110,13 +121,12 @@ class CallSession:
         """Open the SFU socket and join with the SFU token. Errors: AuthenticationError, NetworkError."""
         try:
             self._ws = await self._http.ws_connect(self.credentials.server.url, heartbeat=10.0)
-        except (aiohttp.ClientError, OSError) as exc:
+        except (aiohttp.ClientError, OSError, RuntimeError) as exc:
             raise NetworkError(f"cannot reach the SFU at {self.credentials.server.url}: {exc}") from exc
         joined = self._expect("join_response")
         self._reader = asyncio.get_running_loop().create_task(self._read(self._ws))
         await self._send(p.JoinRequest(token=self.credentials.token, audio_paused=audio_paused))
-        response = await asyncio.wait_for(joined, JOIN_TIMEOUT)
-        assert isinstance(response, p.JoinResponse)
+        response = await self._await(joined, p.JoinResponse, "the SFU did not accept the session")
         self.session_id = response.session_id
         for info in response.participants:
             self._add_participant(info)
@@ -164,7 +174,7 @@ class CallSession:
         while not self.closed and loop.time() < deadline:
             try:
                 ws = await self._http.ws_connect(self.credentials.server.url, heartbeat=10.0)
-            except (aiohttp.ClientError, OSError):
+            except (aiohttp.ClientError, OSError, RuntimeError):  # RuntimeError: the client is closing
                 await asyncio.sleep(delay)
                 delay = min(delay * 2, 1.0)
                 continue
@@ -176,10 +186,13 @@ class CallSession:
                     p.JoinRequest(token=self.credentials.token, reconnect=True).model_dump_json()
                 )
                 await asyncio.wait_for(joined, max(0.5, deadline - loop.time()))
-            except SwitchboardError as exc:
+            except (AuthenticationError, CallStateError) as exc:
                 log.info("SFU refused to resume the session: %s", exc)
                 break
-            except (TimeoutError, aiohttp.ClientError, OSError):
+            except (SwitchboardError, TimeoutError, aiohttp.ClientError, OSError):
+                with contextlib.suppress(Exception):
+                    await ws.close()
+                await asyncio.sleep(delay)
                 continue
             self.reconnects += 1
             self._on_connection("connected")
@@ -312,8 +325,9 @@ class CallSession:
             await self.publisher.setLocalDescription(offer)
             answered = self._expect("publisher_answer")
             await self._send(p.PublisherOffer(sdp=self.publisher.localDescription.sdp))
-            answer = await asyncio.wait_for(answered, JOIN_TIMEOUT)
-            assert isinstance(answer, p.PublisherAnswer)
+            answer = await self._await(
+                answered, p.PublisherAnswer, "the SFU did not answer the publisher offer"
+            )
             await self.publisher.setRemoteDescription(RTCSessionDescription(answer.sdp, "answer"))
             await self._wait_connected(self.publisher)
             for kind in ("audio", "video"):
@@ -331,17 +345,24 @@ class CallSession:
 
         pc.on("connectionstatechange", check)
         check()
-        state = await asyncio.wait_for(done, JOIN_TIMEOUT)
+        try:
+            state = await asyncio.wait_for(done, JOIN_TIMEOUT)
+        except TimeoutError:
+            raise NetworkError(
+                f"media connection to the SFU not established within {JOIN_TIMEOUT:.0f}s"
+            ) from None
         if state != "connected":
             raise NetworkError(f"media connection to the SFU {state}")
 
     async def set_muted(self, kind: str, muted: bool) -> None:
+        """Apply locally and tell the SFU; while the socket is down, the resumed session re-sends it."""
         if kind not in self.published:
             return
         self.published[kind] = muted
         if kind == "video" and self.camera is not None:
             self.camera.enabled = not muted
-        await self._send(p.UpdateMuteState(kind=kind, muted=muted))  # type: ignore[arg-type]
+        with contextlib.suppress(NetworkError):
+            await self._send(p.UpdateMuteState(kind=kind, muted=muted))  # type: ignore[arg-type]
 
     async def set_audio_forwarding(self, paused: bool) -> None:
         """Ask the SFU to stop (or restart) forwarding every audio track to this session."""
@@ -367,6 +388,11 @@ class CallSession:
                 await self._ws.close()
         if self._reader is not None:
             self._reader.cancel()
+        left = CallStateError("the call was left")
+        for future in self._pending.values():
+            if not future.done():
+                future.set_exception(left)
+        self._pending.clear()
         for task in list(self._tasks):
             task.cancel()
         if self.camera is not None:

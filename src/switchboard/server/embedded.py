@@ -7,7 +7,7 @@ from types import TracebackType
 
 from aiohttp import web
 
-from switchboard.protocol.tokens import create_user_token, generate_key_pair
+from switchboard.protocol.tokens import create_admin_token, create_user_token, generate_key_pair
 from switchboard.server.coordinator.app import COORDINATOR_KEY, create_app
 from switchboard.server.coordinator.service import Coordinator, CoordinatorConfig
 from switchboard.server.sfu import SfuConfig, SfuServer
@@ -80,6 +80,10 @@ class EmbeddedServer:
 
     def create_token(self, user_id: str, ttl: float | None = None) -> str:
         return create_user_token(self.config.api_secret, user_id, ttl)
+
+    def create_admin_token(self, ttl: float = 3600.0) -> str:
+        """A token for operator endpoints such as the SFU's ``/sfu/stats``."""
+        return create_admin_token(self.config.api_secret, ttl)
 
     async def _call_is_active(self, cid: str) -> bool:
         call = await self.coordinator.store.get_call(cid)

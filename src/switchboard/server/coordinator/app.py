@@ -278,25 +278,28 @@ async def events_socket(request: web.Request) -> web.WebSocketResponse:
         user = await coordinator.user_response(user_id)
     conn = Connection(id=uuid.uuid4().hex, user_id=user_id, ws=ws)
     hub = coordinator.hub
-    hub.register(conn, auth.previous_connection_id)
-    replayed: list[dict[str, Any]] = []
-    complete = True
-    if auth.last_event_id is not None:
-        replayed, complete = await hub.replay(conn, auth.last_event_id, auth.previous_connection_id)
-    ok = m.ConnectionOk(
-        created_at=utcnow(),
-        connection_id=conn.id,
-        user=user,
-        replayed=len(replayed),
-        replay_complete=complete,
-    )
-    await ws.send_json(ok.model_dump(mode="json", exclude={"id"}))
-    for payload in replayed:
-        await ws.send_json(payload)
-        conn.last_sent_id = max(conn.last_sent_id, int(payload["id"]))
-    writer = asyncio.get_running_loop().create_task(conn.writer())
-    pinger = asyncio.get_running_loop().create_task(_health_checks(conn, interval))
+    inherited = hub.register(conn, auth.previous_connection_id)
+    writer: asyncio.Task[None] | None = None
+    pinger: asyncio.Task[None] | None = None
     try:
+        replayed: list[dict[str, Any]] = []
+        complete = True
+        if auth.last_event_id is not None:
+            previous = auth.previous_connection_id if inherited else None
+            replayed, complete = await hub.replay(conn, auth.last_event_id, previous)
+        ok = m.ConnectionOk(
+            created_at=utcnow(),
+            connection_id=conn.id,
+            user=user,
+            replayed=len(replayed),
+            replay_complete=complete,
+        )
+        await ws.send_json(ok.model_dump(mode="json", exclude={"id"}))
+        for payload in replayed:
+            await ws.send_json(payload)
+            conn.last_sent_id = max(conn.last_sent_id, int(payload["id"]))
+        writer = asyncio.get_running_loop().create_task(conn.writer())
+        pinger = asyncio.get_running_loop().create_task(_health_checks(conn, interval))
         async for msg in ws:
             conn.last_seen = time.monotonic()
             if msg.type != WSMsgType.TEXT:
@@ -314,17 +317,17 @@ async def events_socket(request: web.Request) -> web.WebSocketResponse:
                     }
                 )
                 continue
-            await ws.send_json(
-                m.HealthCheckEvent(created_at=utcnow(), connection_id=conn.id).model_dump(
-                    mode="json", exclude={"id"}
-                )
-            )
+            health = m.HealthCheckEvent(created_at=utcnow(), connection_id=conn.id)
+            await ws.send_json(health.model_dump(mode="json", exclude={"id"}))
+    except (ConnectionError, RuntimeError) as exc:
+        log.info("events connection %s dropped: %s", conn.id, exc)
     finally:
         hub.unregister(conn)
-        pinger.cancel()
-        writer.cancel()
-        with contextlib.suppress(asyncio.CancelledError, Exception):
-            await writer
+        for task in (pinger, writer):
+            if task is not None:
+                task.cancel()
+                with contextlib.suppress(asyncio.CancelledError, Exception):
+                    await task
     return ws
 
 

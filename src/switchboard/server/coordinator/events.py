@@ -68,21 +68,31 @@ class EventHub:
 
     # ---------------------------------------------------------------- connections
 
-    def register(self, conn: Connection, previous_connection_id: str | None) -> None:
+    def register(self, conn: Connection, previous_connection_id: str | None) -> bool:
+        """Add a live connection; it inherits the watches of ``previous_connection_id`` when that was the
+        same user's. Returns whether it did (only then may the old connection's events be replayed)."""
         self._connections[conn.id] = conn
         self._by_user.setdefault(conn.user_id, set()).add(conn.id)
         self._expire_dropped()
         if not previous_connection_id:
-            return
+            return False
         old = self._connections.get(previous_connection_id)
-        owner = old.user_id if old is not None else self._dropped.get(previous_connection_id, ("", 0.0))[0]
-        if owner != conn.user_id:
-            return
+        if self._owner(previous_connection_id) != conn.user_id:
+            return False
         # Take over the previous connection's watches (it dropped, or has not noticed it is dead yet).
         for cid in self._watching.get(previous_connection_id, set()):
             self.watch(conn.id, cid)
         if old is None:
             self._forget(previous_connection_id)
+        return True
+
+    def _owner(self, conn_id: str) -> str | None:
+        """The user a live or recently dropped connection belongs to."""
+        live = self._connections.get(conn_id)
+        if live is not None:
+            return live.user_id
+        dropped = self._dropped.get(conn_id)
+        return dropped[0] if dropped is not None else None
 
     def unregister(self, conn: Connection) -> None:
         """Forget a closed connection.
@@ -155,7 +165,10 @@ class EventHub:
     async def replay(
         self, conn: Connection, last_event_id: int, previous_connection_id: str | None
     ) -> tuple[list[dict[str, Any]], bool]:
-        """Events after ``last_event_id`` meant for this user or the previous connection."""
+        """Events after ``last_event_id`` meant for this user or the previous connection.
+
+        Pass ``previous_connection_id`` only when :meth:`register` confirmed it was this user's.
+        """
         events = await self._store.events_after(last_event_id)
         if events is None:
             return [], False

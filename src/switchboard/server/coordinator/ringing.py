@@ -162,12 +162,18 @@ class Ringer:
                 ),
             )
             await self._ring_ended(call, user_id, outgoing=False, outcome=RingOutcome.REJECTED, reason=reason)
-            if ring.caller_active and all(state == "rejected" for state in ring.callees.values()):
-                ring.caller_active = False
-                await self._ring_ended(
-                    call, ring.caller, outgoing=True, outcome=RingOutcome.REJECTED, reason=reason
-                )
+            await self._end_caller_if_nobody_left(call, ring, reason)
             await self._finish_if_done(ring)
+
+    async def _end_caller_if_nobody_left(
+        self, call: CallRecord, ring: RingRecord, reason: RejectReason
+    ) -> None:
+        """Nobody is still ringing and nobody accepted: the caller's ring ends as rejected."""
+        if ring.caller_active and not ring.pending() and "accepted" not in ring.callees.values():
+            ring.caller_active = False
+            await self._ring_ended(
+                call, ring.caller, outgoing=True, outcome=RingOutcome.REJECTED, reason=reason
+            )
 
     async def _cancel(self, call: CallRecord, ring: RingRecord) -> None:
         for callee in ring.pending():
@@ -235,6 +241,7 @@ class Ringer:
                     await self._ring_ended(
                         call, uid, outgoing=False, outcome=RingOutcome.CANCELLED, reason=RejectReason.CANCEL
                     )
+            await self._end_caller_if_nobody_left(call, ring, RejectReason.CANCEL)
             await self._finish_if_done(ring)
 
     async def close(self) -> None:

@@ -19,7 +19,7 @@ from pydantic import ValidationError
 
 from switchboard.errors import SwitchboardError
 from switchboard.protocol import sfu as p
-from switchboard.protocol.tokens import SfuClaims, verify_sfu_token
+from switchboard.protocol.tokens import SfuClaims, verify_admin_token, verify_sfu_token
 from switchboard.server.sfu.participant import Participant
 from switchboard.server.sfu.room import ParticipantHook, Room
 
@@ -101,6 +101,14 @@ class SfuServer:
         return {"participants": self.participant_count(), "rooms": rooms}
 
     async def _stats(self, request: web.Request) -> web.Response:
+        """Operators only: ``Authorization: Bearer <admin token>`` (``create_admin_token(api_secret)``)."""
+        header = request.headers.get("Authorization", "")
+        try:
+            verify_admin_token(
+                self.config.api_secret, header[7:] if header.lower().startswith("bearer ") else ""
+            )
+        except SwitchboardError as exc:
+            return web.json_response({"code": exc.code, "message": exc.message}, status=401)
         return web.json_response(self.stats())
 
     def participant_count(self) -> int:
