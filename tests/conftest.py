@@ -49,7 +49,7 @@ def tone_levels(client: VideoClient, tones: dict[str, float], seconds: float = 0
     """Level (dBFS) of each named tone in the last ``seconds`` of what ``client``'s speaker played."""
     from switchboard.media.analysis import tone_levels_dbfs
 
-    samples = client.speaker.samples(seconds)
+    samples = client.capture_speaker.samples(seconds)
     return dict(zip(tones, tone_levels_dbfs(samples, list(tones.values())), strict=True))
 
 
@@ -74,7 +74,7 @@ async def wait_heard(
 
     from switchboard.media.analysis import tone_levels_dbfs
 
-    speaker = client.speaker
+    speaker = client.capture_speaker
     start = speaker.total_samples
     need = int(window * 48000)
     loop = asyncio.get_running_loop()
@@ -101,7 +101,7 @@ async def stays_heard(
 
     from switchboard.media.analysis import tone_levels_dbfs
 
-    speaker = client.speaker
+    speaker = client.capture_speaker
     start = speaker.total_samples
     await asyncio.sleep(duration)
     step = 4800

@@ -145,7 +145,7 @@ async def test_speech_or_music_tuning_is_the_opus_application(
         far = await make_client(f"far-{application}", speaker=CaptureSpeaker())
         await far.make_call("default", f"tuning-{application}").join(MIC_ON)
         await asyncio.sleep(1.5)
-        levels[application] = tone_level_dbfs(far.speaker.samples(1.0), 30)
+        levels[application] = tone_level_dbfs(far.capture_speaker.samples(1.0), 30)
     assert levels["audio"] > -20, levels
     assert levels["voip"] < levels["audio"] - 6, levels
 
@@ -164,7 +164,7 @@ async def far_end_levels(
     far = await make_client(f"far-{user}", speaker=CaptureSpeaker())
     await far.make_call("default", f"vp-{user}").join(MIC_ON)
     await asyncio.sleep(3.0)  # the noise suppressor adapts over the first second or two
-    samples = far.speaker.samples(1.0)
+    samples = far.capture_speaker.samples(1.0)
     spectrum = np.abs(np.fft.rfft(samples * np.hanning(len(samples)))) ** 2
     freqs = np.fft.rfftfreq(len(samples), 1 / 48000)
     noise_db = 10 * np.log10(np.mean(spectrum[(freqs > 2000) & (freqs < 8000)]) + 1e-20)
@@ -229,7 +229,7 @@ async def test_playout_channels_keep_or_fold_stereo(
         assert call.audio_device_module is not None
         assert call.audio_device_module.playout_channels == policy.playout_channels
         await asyncio.sleep(1.5)
-        left, right = listener.speaker.samples_channels(1.0)
+        left, right = listener.capture_speaker.samples_channels(1.0)
         heard[name] = [round(tone_level_dbfs(ch, hz)) for ch in (left, right) for hz in (440, 660)]
     # stereo playout keeps the channels apart: L = 440 only, R = 660 only
     l440, l660, r440, r660 = heard["viewer"]

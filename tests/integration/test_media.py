@@ -405,3 +405,16 @@ async def test_coordinator_tells_watchers_who_joins_the_media(make_client: Clien
             break
         await asyncio.sleep(0.05)
     assert seen == [("call.session_participant_joined", "alice"), ("call.session_participant_left", "alice")]
+
+
+async def test_ending_a_joined_call_leaves_it_once(make_client: ClientFactory) -> None:
+    alice = await tone_client(make_client, "alice")
+    call = alice.make_call("default", "end-once")
+    await call.get_or_create()
+    await call.join(NO_CAMERA)
+    left: list[str] = []
+    call.on("call.left", lambda e: left.append(e.type))
+    await call.end()
+    await asyncio.sleep(0.3)  # the server's call.ended event arrives too
+    assert left == ["call.left"]
+    assert call.state.value.status is CallStatus.DISCONNECTED and alice.state.active_calls.value == []

@@ -185,8 +185,7 @@ class Scenario:
     def start(self) -> None:
         """Start the clock and the meters, and log what the SDK reports about my calls from now on."""
         self.t0 = asyncio.get_running_loop().time()
-        speaker = self.me.speaker
-        assert isinstance(speaker, CaptureSpeaker)
+        speaker = self.me.capture_speaker
         self.speaker_track = LevelTrack(speaker, [v.hz for v in self.voices], self.t0)
         self.speaker_track.attach()
         for key, listener in self.listeners.items():

@@ -90,7 +90,7 @@ async def foreground_background_rooms(server: EmbeddedServer, narrator: Narrator
             me=me,
             me_hz=ME_HZ,
             calls={"A": room_a, "B": room_b},
-            listeners={k: bot.speaker for k, bot in bots.items()},
+            listeners={k: bot.capture_speaker for k, bot in bots.items()},
             narrator=narrator,
         )
         sc.start()
@@ -158,7 +158,7 @@ async def pause_on_incoming_call(server: EmbeddedServer, narrator: Narrator) -> 
             me=me,
             me_hz=ME_HZ,
             calls={"live": live, "call": one},
-            listeners={"live": dave.speaker, "call": erin.speaker},
+            listeners={"live": dave.capture_speaker, "call": erin.capture_speaker},
             narrator=narrator,
         )
         sc.start()

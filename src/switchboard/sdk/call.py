@@ -485,13 +485,19 @@ class Call:
 
     async def _on_ended(self, reason: str = "call_ended") -> None:
         """The call ended remotely (or its media died): it is left and leaves ``active_calls``."""
-        had_media = self._media is not None
-        await self._close_media()
-        if had_media or self.state.value.status in (CallStatus.JOINING, CallStatus.JOINED):
+        join = self._join_task
+        if join is not None and join is not asyncio.current_task():
+            self._join_cancelled = True  # ended while joining: the join stops and cleans up
+            join.cancel()
+            await asyncio.wait({join})
+        status = self.state.value.status
+        if self._media is not None or status in (CallStatus.JOINED, CallStatus.RECONNECTING):
+            # state first, so a second report of the same end (REST answer and event) finds nothing to do
             self._update(status=CallStatus.DISCONNECTED, participants=(), local_participant=None)
             self._reset_suspension()
             self._emit(local_event("call.left", self.cid, reason=reason))
-        elif self.state.value.status in (CallStatus.INCOMING, CallStatus.OUTGOING):
+            await self._close_media()
+        elif status in (CallStatus.INCOMING, CallStatus.OUTGOING):
             self._update(status=CallStatus.IDLE)
         await self._client._active.removed(self)
 

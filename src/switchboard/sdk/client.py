@@ -14,6 +14,7 @@ import aiohttp
 from switchboard.errors import CallStateError
 from switchboard.media.audio_config import AudioConfigurationPolicy
 from switchboard.media.audio_session import AudioSession
+from switchboard.media.devices import CaptureSpeaker, Microphone, Speaker
 from switchboard.protocol import coordinator as m
 from switchboard.sdk.call import Call
 from switchboard.sdk.coordinator import CoordinatorApi, EventsConnection
@@ -42,9 +43,9 @@ class ClientOptions:
     audio_configuration_policy: AudioConfigurationPolicy | None = None
     reject_call_when_busy: bool = False
     #: the client's microphone (default: a silent virtual one)
-    microphone: Any = None
-    #: the client's speaker (default: a virtual one that captures into memory)
-    speaker: Any = None
+    microphone: Microphone | None = None
+    #: the client's speaker (default: a virtual one that records what it plays, a CaptureSpeaker)
+    speaker: Speaker | None = None
     health_check_interval: float = 10.0
 
 
@@ -156,12 +157,20 @@ class VideoClient:
         return self._session
 
     @property
-    def speaker(self) -> Any:
+    def speaker(self) -> Speaker:
         """The speaker every call plays through (a CaptureSpeaker unless ClientOptions gave another)."""
         return self.audio_session.speaker
 
     @property
-    def microphone(self) -> Any:
+    def capture_speaker(self) -> CaptureSpeaker:
+        """The speaker as a :class:`CaptureSpeaker` (the default): what this client heard, per sample."""
+        speaker = self.audio_session.speaker
+        if not isinstance(speaker, CaptureSpeaker):
+            raise TypeError(f"this client plays through {type(speaker).__name__}, not a CaptureSpeaker")
+        return speaker
+
+    @property
+    def microphone(self) -> Microphone:
         return self.audio_session.microphone
 
     async def switch_focus(self, from_call: Call, to_call: Call) -> None:
