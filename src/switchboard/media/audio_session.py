@@ -14,15 +14,13 @@ the microphone is neither encoded nor sent. Resuming restores exactly what suspe
 
 from __future__ import annotations
 
-import asyncio
-import contextlib
 import logging
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
+import av
 import numpy as np
 from aiortc import RTCRtpReceiver
-from aiortc.mediastreams import MediaStreamError, MediaStreamTrack
 
 from switchboard.media.audio_config import AudioConfigurationPolicy
 from switchboard.media.devices import (
@@ -33,7 +31,14 @@ from switchboard.media.devices import (
     SilentMicrophone,
     Speaker,
 )
-from switchboard.media.rtp_hooks import EncodedTrack, OpusEncoderSettings, OpusFrameEncoder, set_decoding
+from switchboard.media.rtp_hooks import (
+    EncodedFrame,
+    EncodedTrack,
+    OpusEncoderSettings,
+    OpusFrameEncoder,
+    ReceiverTap,
+    tap_receiver,
+)
 from switchboard.media.voice_processing import VoiceProcessor
 
 log = logging.getLogger("switchboard.media")
@@ -85,16 +90,21 @@ class AudioSession:
 
 @dataclass(eq=False)
 class RemoteAudio:
-    """One remote audio track as played by one ADM."""
+    """One remote audio track as played by one ADM: tapped encoded, decoded here, mixed by the speaker.
+
+    The receiver is tapped (no aiortc decoder thread, no aiortc jitter buffer: that buffer holds four
+    frames, adding 80 ms and replaying them as stale audio after a pause); each Opus packet is decoded
+    with libopus on arrival and queued in a :class:`PlayoutBuffer`, which absorbs the jitter.
+    """
 
     key: str
     receiver: RTCRtpReceiver
-    track: MediaStreamTrack
     buffer: PlayoutBuffer
-    task: asyncio.Task[None] | None = None
+    decoder: av.AudioCodecContext
+    tap: ReceiverTap | None = None
     remove_from_speaker: Callable[[], None] | None = None
     frames: int = 0
-    meta: dict[str, str] = field(default_factory=dict)
+    dropped_while_suspended: int = 0
 
 
 class AudioDeviceModule:
@@ -169,32 +179,42 @@ class AudioDeviceModule:
 
     # ---------------------------------------------------------------- playout
 
-    def add_remote(self, key: str, receiver: RTCRtpReceiver, track: MediaStreamTrack) -> RemoteAudio:
+    def add_remote(self, key: str, receiver: RTCRtpReceiver) -> RemoteAudio:
+        """Play a remote audio track. Call from the peer connection's ``track`` event (before media flows)."""
         self.remove_remote(key)
         buffer = PlayoutBuffer(name=f"{self.name}/{key}", channels=self.policy.playout_channels)
-        remote = RemoteAudio(key, receiver, track, buffer)
-        remote.task = asyncio.get_running_loop().create_task(self._consume(remote))
+        decoder = av.CodecContext.create("libopus", "r")
+        assert isinstance(decoder, av.AudioCodecContext)
+        decoder.sample_rate = 48000
+        decoder.layout = "stereo"
+        remote = RemoteAudio(key, receiver, buffer, decoder)
+        remote.tap = tap_receiver(
+            receiver, lambda frame: self._on_frame(remote, frame), audio_passthrough=True
+        )
         self.remotes[key] = remote
         self._apply_suspension(remote)
         return remote
 
-    async def _consume(self, remote: RemoteAudio) -> None:
-        try:
-            while True:
-                frame = await remote.track.recv()
-                if self.suspended:
-                    continue  # a frame decoded just before suspension: never play it
-                remote.buffer.push(frame)  # type: ignore[arg-type]
-                remote.frames += 1
-        except (MediaStreamError, asyncio.CancelledError):
+    def _on_frame(self, remote: RemoteAudio, frame: EncodedFrame) -> None:
+        if remote.remove_from_speaker is None:  # suspended (or not started): no decode at all
+            remote.dropped_while_suspended += 1
             return
+        try:
+            decoded = remote.decoder.decode(av.Packet(frame.data))
+        except av.FFmpegError as exc:
+            log.debug("%s: undecodable Opus packet: %s", remote.key, exc)
+            return
+        for audio in decoded:
+            remote.buffer.push(audio)
+        remote.frames += 1
 
     def remove_remote(self, key: str) -> None:
         remote = self.remotes.pop(key, None)
         if remote is None:
             return
-        if remote.task is not None:
-            remote.task.cancel()
+        if remote.tap is not None:
+            remote.tap.close()
+            remote.tap = None
         if remote.remove_from_speaker is not None:
             remote.remove_from_speaker()
             remote.remove_from_speaker = None
@@ -202,17 +222,13 @@ class AudioDeviceModule:
     def _apply_suspension(self, remote: RemoteAudio) -> None:
         playing = self.started and not self.suspended and not self.closed
         if playing:
-            set_decoding(remote.receiver, True)
             if remote.remove_from_speaker is None:
                 remote.buffer.clear()
                 remote.remove_from_speaker = self.session.speaker.add_source(remote.buffer)
-        else:
-            if remote.remove_from_speaker is not None:
-                remote.remove_from_speaker()
-                remote.remove_from_speaker = None
+        elif remote.remove_from_speaker is not None:
+            remote.remove_from_speaker()  # out of the mix from the next tick
+            remote.remove_from_speaker = None
             remote.buffer.clear()
-            with contextlib.suppress(Exception):
-                set_decoding(remote.receiver, False)
 
     # ---------------------------------------------------------------- lifecycle
 

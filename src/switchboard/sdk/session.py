@@ -269,7 +269,7 @@ class CallSession:
             return
         mid = transceiver.mid
         if track.kind == "audio":
-            self.adm.add_remote(mid, transceiver.receiver, track)
+            self.adm.add_remote(mid, transceiver.receiver)
         else:
             self._spawn(self._consume_video(mid, track))
 
