@@ -803,3 +803,14 @@ async def test_camera_track_paced_and_disabled() -> None:
     track.stop()
     with pytest.raises(MediaStreamError):
         await track.recv()
+
+
+def test_playout_buffer_trim_drops_the_oldest_audio() -> None:
+    buf = PlayoutBuffer()
+    ramp = np.arange(4800, dtype=np.float32) / 4800
+    buf.push_pcm(ramp)
+    assert buf.trim_to(1920) == 4800 - 1920
+    assert buf.buffered_samples == 1920 and buf.dropped_samples == 4800 - 1920
+    first = buf.pull(960)
+    assert first is not None and abs(float(first[0]) - ramp[4800 - 1920]) < 1e-6  # the newest audio stayed
+    assert buf.trim_to(5000) == 0

@@ -43,6 +43,18 @@ from switchboard.media.voice_processing import VoiceProcessor
 
 log = logging.getLogger("switchboard.media")
 
+#: remote audio buffered beyond 60 ms is trimmed back to 40 ms (two packets of jitter allowance)
+LATENCY_HIGH_WATER = 48000 * 60 // 1000
+LATENCY_TARGET = 48000 * 40 // 1000
+
+
+def _opus_decoder() -> av.AudioCodecContext:
+    decoder = av.CodecContext.create("libopus", "r")
+    assert isinstance(decoder, av.AudioCodecContext)
+    decoder.sample_rate = 48000
+    decoder.layout = "stereo"
+    return decoder
+
 
 class AudioSession:
     def __init__(self, microphone: Microphone | None = None, speaker: Speaker | None = None) -> None:
@@ -183,11 +195,7 @@ class AudioDeviceModule:
         """Play a remote audio track. Call from the peer connection's ``track`` event (before media flows)."""
         self.remove_remote(key)
         buffer = PlayoutBuffer(name=f"{self.name}/{key}", channels=self.policy.playout_channels)
-        decoder = av.CodecContext.create("libopus", "r")
-        assert isinstance(decoder, av.AudioCodecContext)
-        decoder.sample_rate = 48000
-        decoder.layout = "stereo"
-        remote = RemoteAudio(key, receiver, buffer, decoder)
+        remote = RemoteAudio(key, receiver, buffer, _opus_decoder())
         remote.tap = tap_receiver(
             receiver, lambda frame: self._on_frame(remote, frame), audio_passthrough=True
         )
@@ -206,6 +214,8 @@ class AudioDeviceModule:
             return
         for audio in decoded:
             remote.buffer.push(audio)
+        if remote.buffer.buffered_samples > LATENCY_HIGH_WATER:
+            remote.buffer.trim_to(LATENCY_TARGET)  # a burst arrived: do not keep its latency
         remote.frames += 1
 
     def remove_remote(self, key: str) -> None:
@@ -224,6 +234,7 @@ class AudioDeviceModule:
         if playing:
             if remote.remove_from_speaker is None:
                 remote.buffer.clear()
+                remote.decoder = _opus_decoder()  # no state from before the pause: no click on resume
                 remote.remove_from_speaker = self.session.speaker.add_source(remote.buffer)
         elif remote.remove_from_speaker is not None:
             remote.remove_from_speaker()  # out of the mix from the next tick

@@ -513,6 +513,20 @@ class PlayoutBuffer(SpeakerSource):
             out *= np.float32(self.gain)
         return out[0] if self.channels == 1 else out
 
+    def trim_to(self, samples: int) -> int:
+        """Drop the oldest audio so at most ``samples`` (per channel) stay buffered; returns how many went.
+
+        A playout buffer only fills past its steady depth after a burst (a late batch of packets), and
+        would then keep that extra latency for good: trimming drains it.
+        """
+        excess = self._size - max(0, samples)
+        if excess <= 0:
+            return 0
+        self._head += excess
+        self._size -= excess
+        self.dropped_samples += excess
+        return excess
+
     def clear(self) -> None:
         """Drop everything buffered (e.g. when a call is put on hold)."""
         self._head = 0

@@ -91,7 +91,8 @@ class VideoClient:
         """Open the events socket (upserting the user). Bad/expired token: AuthenticationError, no retry."""
         if self._socket is not None:
             return
-        session = aiohttp.ClientSession()
+        # no pool limit: one signalling socket per joined call, and a client may hold hundreds of calls
+        session = aiohttp.ClientSession(connector=aiohttp.TCPConnector(limit=0))
         auth = m.AuthRequest(
             api_key=self.api_key,
             token=self.user_token,

@@ -36,6 +36,7 @@ from switchboard.protocol import sfu as p
 log = logging.getLogger("switchboard.sdk.session")
 
 JOIN_TIMEOUT = 20.0
+SOCKET_TIMEOUT = 10.0
 M = TypeVar("M", bound=p._Msg)
 _PREFERRED = {"audio": ("audio/opus",), "video": ("video/vp8", "video/rtx")}
 
@@ -102,6 +103,15 @@ class CallSession:
             raise NetworkError("the SFU connection is closed")
         await self._ws.send_str(message.model_dump_json())
 
+    async def _open_socket(self) -> aiohttp.ClientWebSocketResponse:
+        """The SFU signalling socket, or TimeoutError when it cannot be opened in time."""
+        return await asyncio.wait_for(
+            self._http.ws_connect(
+                self.credentials.server.url, heartbeat=10.0, timeout=aiohttp.ClientWSTimeout(ws_close=2.0)
+            ),
+            SOCKET_TIMEOUT,
+        )
+
     async def _await(self, future: asyncio.Future[p._Msg], kind: type[M], what: str) -> M:
         """The awaited SFU message, or a SwitchboardError (timeout, wrong answer, closed session)."""
         try:
@@ -120,8 +130,8 @@ class CallSession:
     async def connect(self, *, audio_paused: bool = False) -> None:
         """Open the SFU socket and join with the SFU token. Errors: AuthenticationError, NetworkError."""
         try:
-            self._ws = await self._http.ws_connect(self.credentials.server.url, heartbeat=10.0)
-        except (aiohttp.ClientError, OSError, RuntimeError) as exc:
+            self._ws = await self._open_socket()
+        except (aiohttp.ClientError, OSError, RuntimeError, TimeoutError) as exc:
             raise NetworkError(f"cannot reach the SFU at {self.credentials.server.url}: {exc}") from exc
         joined = self._expect("join_response")
         self._reader = asyncio.get_running_loop().create_task(self._read(self._ws))
@@ -173,8 +183,13 @@ class CallSession:
         delay = 0.05
         while not self.closed and loop.time() < deadline:
             try:
-                ws = await self._http.ws_connect(self.credentials.server.url, heartbeat=10.0)
-            except (aiohttp.ClientError, OSError, RuntimeError):  # RuntimeError: the client is closing
+                ws = await self._open_socket()
+            except (
+                aiohttp.ClientError,
+                OSError,
+                RuntimeError,
+                TimeoutError,
+            ):  # RuntimeError: the client is closing
                 await asyncio.sleep(delay)
                 delay = min(delay * 2, 1.0)
                 continue
