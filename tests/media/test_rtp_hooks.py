@@ -544,6 +544,21 @@ def test_encoded_track_audio_is_bounded_when_nobody_reads() -> None:
 
 
 @pytest.mark.asyncio
+async def test_encoded_track_audio_starts_with_the_newest_frame() -> None:
+    """Audio queued before the sender starts is stale: the first recv() skips to the newest frame."""
+    track = EncodedTrack("audio")
+    for i in range(5):
+        track.push(audio_frame(i * 960))
+    first = await track.recv()
+    assert track.queued == 0 and track.stats.dropped_overflow == 4
+    track.push(audio_frame(5 * 960))
+    track.push(audio_frame(6 * 960))
+    second, third = await track.recv(), await track.recv()  # once running, nothing is skipped
+    assert first.pts is not None and second.pts is not None and third.pts is not None
+    assert first.pts < second.pts < third.pts
+
+
+@pytest.mark.asyncio
 async def test_encoded_track_video_overflow_drops_until_keyframe() -> None:
     requests: list[float] = []
     track = EncodedTrack("video", max_queue=5, on_keyframe_needed=lambda: requests.append(1))

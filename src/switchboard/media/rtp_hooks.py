@@ -974,6 +974,12 @@ class EncodedTrack(MediaStreamTrack):
             await self._wakeup.wait()
         if self.readyState != "live":
             raise MediaStreamError
+        if self.kind == "audio" and self.stats.sent == 0 and len(self._queue) > 1:
+            # The sender just started (its connection came up): audio queued before that is old.
+            # Sending it all at once would sit as standing latency in the listener's playout buffer.
+            self.stats.dropped_overflow += len(self._queue) - 1
+            while len(self._queue) > 1:
+                self._queue.popleft()
         frame, timestamp = self._queue.popleft()
         packet = Packet(frame.data)
         packet.pts = timestamp
