@@ -2,11 +2,15 @@
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import AsyncIterator, Awaitable, Callable
 
+import numpy as np
+import numpy.typing as npt
 import pytest
 
 from switchboard import ClientOptions, User, VideoClient
+from switchboard.media.analysis import tone_levels_dbfs
 from switchboard.server import EmbeddedServer
 
 ClientFactory = Callable[..., Awaitable[VideoClient]]
@@ -45,11 +49,8 @@ AUDIBLE_DBFS = -30.0
 SILENT_DBFS = -60.0
 
 
-def tone_levels(client: VideoClient, tones: dict[str, float], seconds: float = 0.4) -> dict[str, float]:
-    """Level (dBFS) of each named tone in the last ``seconds`` of what ``client``'s speaker played."""
-    from switchboard.media.analysis import tone_levels_dbfs
-
-    samples = client.capture_speaker.samples(seconds)
+def named_levels(samples: npt.NDArray[np.float32], tones: dict[str, float]) -> dict[str, float]:
+    """Level (dBFS) of each named tone in ``samples``."""
     return dict(zip(tones, tone_levels_dbfs(samples, list(tones.values())), strict=True))
 
 
@@ -70,10 +71,6 @@ async def wait_heard(
     Only audio played *after* this call counts, over a window of ``window`` seconds, so a change made
     just before is really observed rather than read from what was playing before it.
     """
-    import asyncio
-
-    from switchboard.media.analysis import tone_levels_dbfs
-
     speaker = client.capture_speaker
     start = speaker.total_samples
     need = int(window * 48000)
@@ -85,8 +82,7 @@ async def wait_heard(
         end = speaker.total_samples
         if end - start < need:
             continue
-        samples = speaker.samples_range(end - need, end)
-        levels = dict(zip(tones, tone_levels_dbfs(samples, list(tones.values())), strict=True))
+        levels = named_levels(speaker.samples_range(end - need, end), tones)
         if _matches(levels, audible):
             return levels
     rounded = {k: round(v, 1) for k, v in levels.items()}
@@ -97,17 +93,12 @@ async def stays_heard(
     client: VideoClient, tones: dict[str, float], *, audible: set[str], duration: float = 0.6
 ) -> None:
     """For ``duration`` seconds from now, every 100 ms of playout carries exactly the ``audible`` tones."""
-    import asyncio
-
-    from switchboard.media.analysis import tone_levels_dbfs
-
     speaker = client.capture_speaker
     start = speaker.total_samples
     await asyncio.sleep(duration)
     step = 4800
     for begin in range(start, speaker.total_samples - step + 1, step):
-        samples = speaker.samples_range(begin, begin + step)
-        levels = dict(zip(tones, tone_levels_dbfs(samples, list(tones.values())), strict=True))
+        levels = named_levels(speaker.samples_range(begin, begin + step), tones)
         assert _matches(levels, audible), (
             f"{client.user.id} hears { ({k: round(v, 1) for k, v in levels.items()}) } "
             f"at +{(begin - start) / 48000:.1f}s; expected audible={sorted(audible)}"

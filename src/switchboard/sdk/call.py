@@ -288,10 +288,6 @@ class Call:
         )
         return self.state.value
 
-    def _require_not_ended(self) -> None:
-        if self.state.value.is_ended:
-            raise CallStateError(f"call {self.cid} has ended")
-
     # ---------------------------------------------------------------- media: join and leave
 
     @property

@@ -298,9 +298,6 @@ class CallSession:
                     part.video_frames += 1
                     part.last_video_frame = frame
 
-    def remote_audio_owner(self, mid: str) -> p.RemoteTrack | None:
-        return self.mid_owner.get(mid)
-
     # ---------------------------------------------------------------- publisher
 
     async def publish(

@@ -12,7 +12,7 @@ import asyncio
 import contextlib
 import logging
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable
 from typing import TYPE_CHECKING
 
 from aiohttp import web
@@ -284,6 +284,3 @@ class Participant:
         if ws is not None and not ws.closed:
             with contextlib.suppress(Exception):
                 await ws.close()
-
-
-Callback = Callable[[], None]

@@ -65,14 +65,8 @@ class Room:
         await self._notify(participant, True)
 
     def track_published(self, publisher: Participant, track: PublishedTrack) -> None:
+        # (a track it replaces was closed by the publisher first, which idled its down-tracks for reuse)
         for other in self.others(publisher):
-            for down in other.downtracks:
-                if (
-                    down.source is not None
-                    and down.source.session_id == publisher.session_id
-                    and down.kind == track.kind
-                ):
-                    down.unbind()
             other.subscribe(track)
         publisher.spawn(
             self.broadcast(
