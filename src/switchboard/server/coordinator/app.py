@@ -293,9 +293,10 @@ async def events_socket(request: web.Request) -> web.WebSocketResponse:
         epoch = await coordinator.store.event_epoch()
         if auth.last_event_id is not None:
             previous = auth.previous_connection_id if inherited else None
-            replayed, complete = await hub.replay(conn, auth.last_event_id, previous, epoch=auth.epoch)
             if auth.previous_connection_id and not inherited:
-                complete = False  # its watched calls' events cannot be told apart: the client reloads
+                complete = False  # its watched calls' events cannot be found: the client reloads
+            else:
+                replayed, complete = await hub.replay(conn, auth.last_event_id, previous, epoch=auth.epoch)
         ok = m.ConnectionOk(
             created_at=utcnow(),
             connection_id=conn.id,
