@@ -278,6 +278,18 @@ async def test_busy_never_counts_the_rung_call_itself(make_client: ClientFactory
     assert seen == []
 
 
+async def test_joining_a_call_that_rings_you_accepts_its_ring(make_client: ClientFactory) -> None:
+    alice, bob = await make_client("alice"), await make_client("bob")
+    call = await ring(alice, "join-instead", ["bob"])
+    await shown(bob, [call.cid])
+    bob_call = bob.make_call("default", "join-instead")
+    await bob_call.join(MIC_ON)  # straight in, without accept()
+    await shown(bob, [])
+    await alice.state.outgoing_call.wait_for(lambda c: c is None, timeout=5)
+    assert call.state.value.ring_outcome is m.RingOutcome.ACCEPTED
+    assert bob_call.state.value.status is CallStatus.JOINED
+
+
 # ---------------------------------------------------------------- ringing into an ongoing call
 
 

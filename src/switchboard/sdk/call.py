@@ -366,6 +366,7 @@ class Call:
             self._update(status=CallStatus.JOINED)
             self._sync_participants()
             await self._client._active.join_succeeded(self, handover)
+            self._client._joined_while_ringing(self)
 
     async def _connect_media(self, options: CallConnectOptions) -> None:
         client = self._client

@@ -294,6 +294,11 @@ class VideoClient:
         except SwitchboardError as exc:
             log.info("automatic %s of %s's ring failed: %s", "accept" if accept else "reject", call.cid, exc)
 
+    def _joined_while_ringing(self, call: Call) -> None:
+        """This client joined a call still ringing it: the user is there, so the ring is accepted."""
+        if self._rings.find(call.cid, outgoing=False) is not None:
+            self._spawn(self._answer(call, accept=True))
+
     def _set_outgoing(self, call: Call, ring_id: str | None) -> None:
         """This client started a ring of ``call`` (the server's answer gave its id)."""
         ring_id = ring_id or uuid.uuid4().hex
