@@ -20,9 +20,11 @@ from switchboard import (
     Call,
     CallConnectOptions,
     CallStatus,
+    ClientOptions,
     MemberRequest,
     RejectReason,
     TrackOption,
+    User,
     VideoClient,
 )
 from switchboard.errors import CallStateError
@@ -454,6 +456,39 @@ async def test_watched_calls_keep_their_events_across_a_restart(
     await restart(server, alice, eve)
     await call.update(custom={"after": "restart"})
     await eve_call.state.wait_for(lambda s: s.custom == {"after": "restart"}, timeout=10)
+
+
+async def test_a_client_with_many_calls_reloads_them_all_under_the_rate_limit() -> None:
+    async with EmbeddedServer(rate_limit_per_second=10, rate_limit_burst=4) as server:
+        clients = []
+        for user in ("alice", "eve"):
+            client = VideoClient(
+                server.api_key,
+                user=User.regular(user),
+                user_token=server.create_token(user),
+                options=ClientOptions(base_url=server.url),
+            )
+            await client.connect()
+            clients.append(client)
+        alice, eve = clients
+        try:
+            ids = [f"room-{i}" for i in range(8)]
+            for call_id in ids:  # eve only watches these calls: after a restart she must watch again
+                await alice.make_call("default", call_id).get_or_create()
+                await asyncio.sleep(0.15)
+                await eve.make_call("default", call_id).get()
+                await asyncio.sleep(0.15)
+            await restart(server, alice, eve)  # more calls to reload than the burst allows at once
+            for call_id in ids:
+                await asyncio.sleep(0.15)
+                await alice.make_call("default", call_id).update(custom={"after": "restart"})
+            for call_id in ids:
+                await eve.make_call("default", call_id).state.wait_for(
+                    lambda s: s.custom == {"after": "restart"}, timeout=15
+                )
+        finally:
+            for client in clients:
+                await client.disconnect()
 
 
 # ---------------------------------------------------------------- the events socket's replay answer

@@ -11,7 +11,7 @@ from typing import Any
 
 import aiohttp
 
-from switchboard.errors import CallStateError, NotFoundError, SwitchboardError
+from switchboard.errors import CallStateError, NotFoundError, RateLimitedError, SwitchboardError
 from switchboard.media.audio_config import AudioConfigurationPolicy
 from switchboard.media.audio_session import AudioSession
 from switchboard.media.devices import CaptureSpeaker, Microphone, Speaker
@@ -250,6 +250,7 @@ class VideoClient:
     def _on_call_event(self, call: Call, event: m.Event) -> None:
         """Client-wide reactions to a call's event (ringing, remote end)."""
         if isinstance(event, m.CallRingEvent):
+            call._apply_members(event.members)
             if not self._rings.is_stale(event.id):
                 self._incoming_ring(call, event.ring_id)
         elif isinstance(event, m.CallRingEndedEvent) and event.user_id == self.user.id:
@@ -351,10 +352,17 @@ class VideoClient:
         for call in list(self._calls.values()):
             if call.state.value.created_at is None:
                 continue  # never fetched: nothing to bring up to date
-            try:
-                state = await call.get()
-            except NotFoundError:
-                log.info("%s no longer exists on the server", call.cid)
+            while True:
+                try:
+                    state = await call.get()
+                    break
+                except RateLimitedError as exc:  # many calls: pace the reload, never give up on one
+                    await asyncio.sleep(exc.retry_after)
+                except NotFoundError:
+                    log.info("%s no longer exists on the server", call.cid)
+                    state = None
+                    break
+            if state is None:
                 continue
             if state.is_ended and (self._is_in(call) or call.state.value.status is not CallStatus.IDLE):
                 self._spawn(self._call_ended(call))
