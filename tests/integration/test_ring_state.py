@@ -458,6 +458,22 @@ async def test_watched_calls_keep_their_events_across_a_restart(
     await eve_call.state.wait_for(lambda s: s.custom == {"after": "restart"}, timeout=10)
 
 
+async def test_calls_known_before_disconnect_are_current_and_watched_after_connect(
+    make_client: ClientFactory,
+) -> None:
+    alice, eve = await make_client("alice"), await make_client("eve")  # eve only watches the call
+    call = alice.make_call("default", "watched-reconnect")
+    await call.get_or_create()
+    eve_call = eve.make_call("default", "watched-reconnect")
+    await eve_call.get()
+    await eve.disconnect()
+    await call.update(custom={"while": "away"})
+    await eve.connect()
+    assert eve_call.state.value.custom == {"while": "away"}  # current when connect() returns
+    await call.update(custom={"after": "connect"})
+    await eve_call.state.wait_for(lambda s: s.custom == {"after": "connect"}, timeout=10)
+
+
 async def test_a_client_with_many_calls_reloads_them_all_under_the_rate_limit() -> None:
     async with EmbeddedServer(rate_limit_per_second=10, rate_limit_burst=4) as server:
         clients = []

@@ -341,9 +341,11 @@ class VideoClient:
     async def _socket_opened(self, ok: m.ConnectionOk, resumed: bool) -> None:
         """The events socket (re)opened; no event is dispatched until this returns.
 
-        Reloads the calls when the server could not replay everything missed, then the rings.
+        Reloads the calls this client knows when the server could not replay everything missed,
+        or on ``connect()`` after a ``disconnect()`` (nothing is replayed then, and the new
+        connection watches nothing yet); then the rings, always.
         """
-        if resumed and not ok.replay_complete:
+        if not resumed or not ok.replay_complete:
             await self._reload_calls()
         await self._reload_rings()
 
