@@ -267,19 +267,33 @@ class VideoClient:
         """This client has joined ``call`` (or is joining it)."""
         return call in self.state.active_calls.value or call._media is not None or call._join_task is not None
 
-    def _incoming_ring(self, call: Call, ring_id: str | None) -> None:
-        """A ring for this user: accepted at once when already in the call, rejected ``busy`` when
-        ``reject_call_when_busy`` and in another call, else shown."""
-        ring_id = ring_id or uuid.uuid4().hex
-        if self._rings.has_ended(ring_id) or self._rings.find(call.cid, outgoing=False) is not None:
-            return
+    def _answered_automatically(self, call: Call) -> bool:
+        """Apply the automatic answers to a ring for ``call``; True when one was given (not shown).
+
+        Already in the call: accepted at once. ``reject_call_when_busy`` and in another call:
+        rejected ``busy`` (the rung call itself never counts). SPEC §2.4.5, §2.6.1.
+        """
         if self._is_in(call):
             log.info("already in %s: accepting its ring", call.cid)
             self._spawn(self._answer(call, accept=True))
-            return
+            return True
         if self.options.reject_call_when_busy and any(c is not call for c in self.state.active_calls.value):
             log.info("busy: rejecting ring of %s", call.cid)
             self._spawn(self._answer(call, accept=False))
+            return True
+        return False
+
+    def _incoming_ring(self, call: Call, ring_id: str | None) -> None:
+        """A ring for this user began: answered automatically, or shown."""
+        ring_id = ring_id or uuid.uuid4().hex
+        if self._rings.has_ended(ring_id):
+            return
+        previous = self._rings.find(call.cid, outgoing=False)
+        if previous is not None:
+            if previous.ring_id == ring_id:
+                return
+            self._rings.end(previous.ring_id, call.cid, outgoing=False)  # a new ring replaces it
+        if self._answered_automatically(call):
             return
         if self._rings.add(PendingRing(ring_id, call, outgoing=False)):
             call._update(ring_outcome=None, reject_reason=None)
@@ -366,7 +380,9 @@ class VideoClient:
                     break
             if state is None:
                 continue
-            if state.is_ended and (self._is_in(call) or call.state.value.status is not CallStatus.IDLE):
+            if state.is_ended and (
+                self._is_in(call) or state.status in (CallStatus.INCOMING, CallStatus.OUTGOING)
+            ):
                 self._spawn(self._call_ended(call))
 
     async def _reload_rings(self) -> None:
@@ -379,17 +395,13 @@ class VideoClient:
             call = self._call_for_cid(pending.cid)
             call._apply_call(pending.call)
             call._apply_members(pending.members)
-            ring = PendingRing(pending.ring_id, call, pending.outgoing)
-            if not pending.outgoing and self._is_in(call):
-                self._spawn(self._answer(call, accept=True))
-            elif (
-                not pending.outgoing
-                and self.options.reject_call_when_busy
-                and any(c is not call for c in self.state.active_calls.value)
+            # a ring already shown stays shown; a new one gets the automatic answers first
+            if (
+                pending.outgoing
+                or self._rings.shows(pending.ring_id)
+                or not self._answered_automatically(call)
             ):
-                self._spawn(self._answer(call, accept=False))
-            else:
-                shown.append(ring)
+                shown.append(PendingRing(pending.ring_id, call, pending.outgoing))
         added, removed = self._rings.replace(shown, snapshot.last_event_id if same_epoch else 0)
         for ring in removed:
             self._ring_gone(ring.call)

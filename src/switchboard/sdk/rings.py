@@ -63,6 +63,9 @@ class RingBook:
         """Whether an event is already reflected by the last snapshot (ring-wise)."""
         return 0 < event_id <= self.cursor
 
+    def shows(self, ring_id: str) -> bool:
+        return ring_id in self._rings
+
     def has_ended(self, ring_id: str) -> bool:
         return ring_id in self._ended
 
