@@ -7,12 +7,7 @@ connections) and what really went over the wire (a raw packet capture on every i
 from __future__ import annotations
 
 import asyncio
-import ipaddress
 import os
-import socket
-import struct
-import threading
-from dataclasses import dataclass, field
 
 import pytest
 from aiortc import RTCPeerConnection
@@ -22,13 +17,10 @@ from switchboard.media.devices import CaptureSpeaker, ToneMicrophone
 from switchboard.media.rtp_hooks import ice_candidate_pairs
 from switchboard.server import EmbeddedServer
 from tests.conftest import ClientFactory, wait_heard
+from tests.packet_capture import CaptureUnavailable, UdpCapture, is_loopback
 
 TONES = {"alice": 440.0, "bob": 660.0}
 NO_CAMERA = CallConnectOptions(camera=TrackOption.disabled())
-
-
-def is_loopback(host: str) -> bool:
-    return ipaddress.ip_address(host).is_loopback
 
 
 async def joined_pair(server: EmbeddedServer, make_client: ClientFactory, call_id: str) -> list[VideoClient]:
@@ -84,64 +76,22 @@ async def test_every_candidate_pair_of_a_local_call_is_loopback(
 
 # ---------------------------------------------------------------- packet capture
 
-ETH_P_ALL = 0x0003
-ETH_P_IP = 0x0800
-ETH_P_IPV6 = 0x86DD
 
-
-@dataclass
-class UdpCapture:
-    """Every UDP datagram seen on any interface of this network namespace (AF_PACKET, Linux, root)."""
-
-    sock: socket.socket
-    datagrams: list[tuple[tuple[str, int], tuple[str, int]]] = field(default_factory=list)
-    stop: threading.Event = field(default_factory=threading.Event)
-
-    def run(self) -> None:
-        while not self.stop.is_set():
-            try:
-                data, address = self.sock.recvfrom(128)
-            except TimeoutError:
-                continue
-            endpoints = parse_udp(address[1], data)
-            if endpoints is not None:
-                self.datagrams.append(endpoints)
-
-
-def parse_udp(ethertype: int, packet: bytes) -> tuple[tuple[str, int], tuple[str, int]] | None:
-    """((source ip, port), (destination ip, port)) of a UDP datagram starting at its IP header."""
-    if ethertype == ETH_P_IP and len(packet) >= 20 and packet[9] == socket.IPPROTO_UDP:
-        header, family, src_at, dst_at = (packet[0] & 0x0F) * 4, socket.AF_INET, slice(12, 16), slice(16, 20)
-    elif ethertype == ETH_P_IPV6 and len(packet) >= 40 and packet[6] == socket.IPPROTO_UDP:
-        header, family, src_at, dst_at = 40, socket.AF_INET6, slice(8, 24), slice(24, 40)
-    else:
-        return None
-    if len(packet) < header + 4:
-        return None
-    sport, dport = struct.unpack_from("!HH", packet, header)
-    src, dst = socket.inet_ntop(family, packet[src_at]), socket.inet_ntop(family, packet[dst_at])
-    return (src, sport), (dst, dport)
-
-
-def open_capture() -> socket.socket:
+def started_capture() -> UdpCapture:
+    capture = UdpCapture()
     try:
-        sock = socket.socket(socket.AF_PACKET, socket.SOCK_DGRAM, socket.htons(ETH_P_ALL))
-    except (PermissionError, AttributeError) as exc:
-        # A raw capture needs Linux and CAP_NET_RAW: required in CI, reported as a skip elsewhere.
+        capture.start()
+    except CaptureUnavailable as exc:
         if os.environ.get("CI") == "true":
-            raise RuntimeError(f"the packet capture needs Linux and CAP_NET_RAW: {exc}") from exc
-        pytest.skip(f"packet capture unavailable (needs Linux and CAP_NET_RAW): {exc}")
-    sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 8 * 1024 * 1024)
-    sock.settimeout(0.1)
-    return sock
+            raise
+        pytest.skip(str(exc))
+    return capture
 
 
 async def test_a_local_call_sends_no_packet_to_a_non_loopback_address(
     server: EmbeddedServer, make_client: ClientFactory
 ) -> None:
-    capture = UdpCapture(open_capture())
-    thread = threading.Thread(target=capture.run, name="udp-capture", daemon=True)
-    thread.start()
+    capture = started_capture()
     try:
         clients = await joined_pair(server, make_client, "wire")
         await asyncio.sleep(1.0)  # a second of audio and video both ways, and ICE consent checks
@@ -149,9 +99,7 @@ async def test_a_local_call_sends_no_packet_to_a_non_loopback_address(
         # Every UDP socket the call's ICE opened (one host candidate per transport, both sides).
         endpoints = {pair.local for pc in pcs.values() for pair in ice_candidate_pairs(pc)}
     finally:
-        capture.stop.set()
-        await asyncio.to_thread(thread.join)
-        capture.sock.close()
+        await asyncio.to_thread(capture.stop)
     ours = [d for d in capture.datagrams if d[0] in endpoints or d[1] in endpoints]
     # The capture really saw the call (hundreds of RTP packets a second)...
     assert len(ours) > 200, len(ours)
