@@ -23,6 +23,7 @@ from switchboard.media.local_ice import loopback_ice_address
         ("ws://localhost.example.com/sfu", None),  # only the exact name, never resolved
         ("ws://[fe80::1]:4001/sfu", None),
         ("ws://[::ffff:127.0.0.1]:4001/sfu", None),  # an IPv4-mapped address is IPv6, not loopback
+        ("ws://[::1/sfu", None),  # malformed
         ("", None),
     ],
 )

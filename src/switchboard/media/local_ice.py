@@ -38,10 +38,14 @@ def loopback_ice_address(sfu_url: str) -> str | None:
 
     ``sfu_url`` is a URL (``ws://127.0.0.1:4001/sfu``, ``wss://[::1]/sfu``) or a bare host. Returns
     ``"127.0.0.1"`` for a host in 127.0.0.0/8 or ``localhost`` (any case), ``"::1"`` for ``::1``,
-    None for anything else (other addresses, other names, the wildcard ``0.0.0.0``). Names other
+    None for anything else (other addresses, other names, the wildcard ``0.0.0.0``, a malformed
+    URL). Names other
     than ``localhost`` are never resolved: the decision must not depend on DNS.
     """
-    host = urlsplit(sfu_url).hostname if "//" in sfu_url else sfu_url.strip("[]")
+    try:
+        host = urlsplit(sfu_url).hostname if "//" in sfu_url else sfu_url.strip("[]")
+    except ValueError:  # a malformed URL (``ws://[::1/sfu``) is not a local SFU
+        return None
     if not host:
         return None
     if host.lower().rstrip(".") == "localhost":

@@ -22,6 +22,8 @@ What is provided
 * :class:`OpusEncoderSettings`, :class:`OpusFrameEncoder` -- libopus (via PyAV) with per-call
   channels / bitrate / application, producing :class:`EncodedFrame` objects.
 * :func:`opus_toc` / :class:`OpusToc` -- RFC 6716 section 3.1 TOC byte parser.
+* :func:`restrict_ice_host_addresses` / :func:`ice_candidate_pairs` -- ICE on chosen host
+  addresses only (local media on loopback; aioice 0.13.0, see the last section of this module).
 
 Deviations from the original brief, and why
 ===========================================
