@@ -7,6 +7,7 @@ from types import TracebackType
 
 from aiohttp import web
 
+from switchboard.media.local_ice import loopback_ice_address
 from switchboard.protocol.tokens import create_admin_token, create_user_token, generate_key_pair
 from switchboard.server.coordinator.app import COORDINATOR_KEY, create_app
 from switchboard.server.coordinator.service import Coordinator, CoordinatorConfig
@@ -102,6 +103,7 @@ class EmbeddedServer:
         self._sfu_runner = sfu_runner
         sfu_host, sfu_port = sfu_runner.addresses[0][:2]
         self.sfu_url = self.config.sfu_url = f"ws://{sfu_host}:{sfu_port}/sfu"
+        self.sfu.config.ice_loopback_address = loopback_ice_address(self.sfu_url)
 
         app = create_app(self.config)
         app[COORDINATOR_KEY].call_ended_hooks.append(self.sfu.end_call)
