@@ -19,7 +19,8 @@ async def _wait(predicate, what: str, timeout: float = 10.0) -> None:  # noqa: A
 
 
 def _alice_video(bot: VideoClient, cid: str) -> tuple[bool, int]:
-    call = bot.make_call(*cid.split(":"))
+    call_type, _, call_id = cid.partition(":")
+    call = bot.make_call(call_type, call_id)
     alice = next((p for p in call.state.value.participants if p.user_id == "alice"), None)
     media = call.media
     remote = next((p for p in media.participants.values() if p.user_id == "alice"), None) if media else None
