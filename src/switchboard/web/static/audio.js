@@ -187,6 +187,17 @@ export class AudioSession {
     if (this.context.state !== "running") await this.context.resume();
   }
 
+  /**
+   * Use this track as the microphone instead of the browser's default input (the JavaScript face of
+   * the Python SDK's `ClientOptions(microphone=...)`): e.g. a WebAudio-generated track. Calls joined
+   * afterwards send it.
+   * @param {MediaStreamTrack} track an audio track
+   */
+  useMicrophone(track) {
+    if (track.kind !== "audio") throw new TypeError("useMicrophone needs an audio track");
+    this._microphone = Promise.resolve(new MediaStream([track]));
+  }
+
   /** The shared microphone track (asks for permission on first use). */
   async microphone() {
     this._microphone ??= navigator.mediaDevices.getUserMedia({
