@@ -103,6 +103,20 @@ function render() {
 }
 
 /**
+ * Small labels for a person's microphone and camera.
+ * @param {boolean} mic
+ * @param {boolean} camera
+ */
+function tags(mic, camera) {
+  return [mic ? "mic on" : "muted", ...(camera ? ["camera"] : [])].map((text) => {
+    const tag = document.createElement("span");
+    tag.className = `tag${text === "muted" ? "" : " on"}`;
+    tag.textContent = text;
+    return tag;
+  });
+}
+
+/**
  * @param {string} text
  * @param {() => Promise<unknown>} action
  * @param {string} [cls]
@@ -137,7 +151,7 @@ function renderCalls() {
       people.className = "people";
       const me = document.createElement("li");
       me.innerHTML = `<span class="dot"></span>`;
-      me.append(`${client?.user.id} (you) ${call.microphoneEnabled && !state.isAudioSuspended ? "🎙" : "🔇"}`);
+      me.append(`${client?.user.id} (you)`, ...tags(call.microphoneEnabled && !state.isAudioSuspended, call.cameraEnabled));
       people.append(me);
       /** @type {HTMLVideoElement[]} */
       const videos = [];
@@ -145,7 +159,7 @@ function renderCalls() {
         const li = document.createElement("li");
         li.dataset.session = p.sessionId;
         li.innerHTML = `<span class="dot"></span>`;
-        li.append(`${p.userId} ${p.audioMuted ? "🔇" : "🎙"} ${p.videoMuted ? "" : "📷"}`);
+        li.append(p.userId, ...tags(!p.audioMuted, !p.videoMuted));
         people.append(li);
         if (p.videoTrack && !p.videoMuted) {
           const v = document.createElement("video");
@@ -156,10 +170,16 @@ function renderCalls() {
       }
       const actions = document.createElement("div");
       actions.className = "actions";
-      actions.append(
-        button(call.microphoneEnabled ? "Mute" : "Unmute", () => call.setMicrophoneEnabled(!call.microphoneEnabled), "secondary", "mic"),
-        button(call.cameraEnabled ? "Camera off" : "Camera on", () => call.setCameraEnabled(!call.cameraEnabled), "secondary", "camera"),
-      );
+      if (state.ownCapabilities.includes("send-audio")) {
+        actions.append(
+          button(call.microphoneEnabled ? "Mute" : "Unmute", () => call.setMicrophoneEnabled(!call.microphoneEnabled), "secondary", "mic"),
+        );
+      }
+      if (state.ownCapabilities.includes("send-video")) {
+        actions.append(
+          button(call.cameraEnabled ? "Camera off" : "Camera on", () => call.setCameraEnabled(!call.cameraEnabled), "secondary", "camera"),
+        );
+      }
       const focused = focusedCall();
       if (state.isAudioSuspended) {
         actions.append(
