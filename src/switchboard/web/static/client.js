@@ -39,7 +39,7 @@ export class VideoClient {
       multiCallAudioPolicy: options.multiCallAudioPolicy ?? MultiCallAudioPolicy.SUSPEND_EXISTING,
       rejectCallWhenBusy: options.rejectCallWhenBusy ?? false,
     };
-    if (!Object.values(MultiCallAudioPolicy).includes(this.options.multiCallAudioPolicy)) {
+    if (!(/** @type {string[]} */ (Object.values(MultiCallAudioPolicy))).includes(this.options.multiCallAudioPolicy)) {
       throw new InvalidRequestError(
         `unknown multiCallAudioPolicy ${JSON.stringify(this.options.multiCallAudioPolicy)}; ` +
           `use one of ${Object.keys(MultiCallAudioPolicy).join(", ")}`,
