@@ -48,3 +48,37 @@ async def test_python_suspend_silences_it_at_the_browser(
     await wait_page_hears(page, TONES, audible=set(), timeout=1.0)
     await call.resume_audio()
     await wait_page_hears(page, TONES, audible={"python"}, timeout=2.0)
+
+
+async def test_a_dropped_sfu_socket_is_resumed(open_page: PageFactory, make_client: ClientFactory) -> None:
+    bot = await make_client("bot", microphone=ToneMicrophone(PYTHON_TONE_HZ))
+    call = bot.make_call("default", "flaky")
+    await call.get_or_create()
+    await call.join(CallConnectOptions(camera=TrackOption.disabled()))
+    page = await open_page("alice")
+    await _join_page(page, "flaky")
+    await wait_page_hears(page, TONES, audible={"python"})
+
+    statuses = await page.evaluate(
+        """async () => {
+          const call = window.switchboardPage.client.makeCall("default", "flaky");
+          const seen = [];
+          const stop = call.state.listen((s) => seen.push(s.status));
+          call._media._ws.close();
+          const t0 = performance.now();
+          const resumed = () => seen.includes("reconnecting") && call.state.value.status === "joined";
+          while (performance.now() - t0 < 5000 && !resumed()) {
+            await new Promise((r) => setTimeout(r, 20));
+          }
+          stop();
+          return { seen, reconnects: call._media.reconnects };
+        }"""
+    )
+    assert "reconnecting" in statuses["seen"] and statuses["seen"][-1] == "joined", statuses
+    assert statuses["reconnects"] == 1
+    # the same session carries on: media both ways, and the SFU still acts on the page's messages
+    await wait_page_hears(page, TONES, audible={"python"})
+    await wait_heard(bot, TONES, audible={"browser"})
+    await page.evaluate("() => window.switchboardPage.client.makeCall('default', 'flaky').suspendAudio()")
+    await wait_heard(bot, TONES, audible=set(), timeout=2.0)
+    await wait_page_hears(page, TONES, audible=set(), timeout=2.0)

@@ -297,6 +297,7 @@ export class Call {
     const session = new CallSession(response.credentials, audio, {
       onChange: () => this._syncParticipants(),
       onEnded: (reason) => void this._onEnded(reason),
+      onConnection: (state) => void this._mediaConnection(state),
     });
     this._media = session;
     this._update({ localParticipant: { userId: this.client.user.id, sessionId: response.session_id } });
@@ -342,6 +343,31 @@ export class Call {
     this._audio = null;
     this._camera?.stop();
     this._camera = null;
+  }
+
+  /**
+   * The SFU socket is being resumed ("reconnecting") or was ("connected"): show it, then re-send what
+   * the SFU must know (mute states, audio forwarding paused while suspended).
+   * @param {"reconnecting"|"connected"} state
+   */
+  async _mediaConnection(state) {
+    const media = this._media;
+    if (!media) return;
+    if (state === "reconnecting") {
+      this._update({ status: CallStatus.RECONNECTING });
+      return;
+    }
+    for (const kind of /** @type {const} */ (["audio", "video"])) {
+      const muted = media.published[kind];
+      if (muted !== undefined) {
+        try {
+          media._send({ type: "update_mute_state", kind, muted });
+        } catch {}
+      }
+    }
+    media.setAudioForwarding(this._suspended);
+    this._update({ status: CallStatus.JOINED });
+    this._syncParticipants();
   }
 
   /** @param {string} reason */

@@ -10,11 +10,12 @@
  * @module session
  */
 
-import { CallStateError, NetworkError, errorForSfuCode } from "./errors.js";
+import { AuthenticationError, CallStateError, NetworkError, errorForSfuCode } from "./errors.js";
 
 const JOIN_TIMEOUT_MS = 20_000;
 const GATHER_TIMEOUT_MS = 3_000;
 const HEALTH_CHECK_MS = 10_000;
+const RECONNECT_WINDOW_MS = 4_000;
 
 /**
  * @typedef {{user_id: string, session_id: string, kind: "audio"|"video"}} RemoteTrack
@@ -74,7 +75,7 @@ export class CallSession {
    * @param {{server: {url: string}, token: string, ice_servers: {urls: string[], username?: string|null, credential?: string|null}[]}} credentials
    *   the `credentials` of the coordinator's join answer
    * @param {import("./audio.js").CallAudio} audio
-   * @param {{onChange: () => void, onEnded: (reason: string) => void}} hooks
+   * @param {{onChange: () => void, onEnded: (reason: string) => void, onConnection: (state: "reconnecting"|"connected") => void}} hooks
    */
   constructor(credentials, audio, hooks) {
     this.credentials = credentials;
@@ -107,6 +108,9 @@ export class CallSession {
     this._chain = Promise.resolve();
     this._publishing = Promise.resolve();
     this.closed = false;
+    this._resuming = false;
+    /** how many times the signalling socket was resumed */
+    this.reconnects = 0;
     /** @type {any[]} */
     this.errors = [];
     /** @type {WebSocket | null} */
@@ -143,17 +147,17 @@ export class CallSession {
   }
 
   /**
-   * Open the SFU socket and join. Throws AuthenticationError / CallStateError (refused), NetworkError.
-   * @param {{audioPaused?: boolean}} [options] audioPaused: start with audio forwarding paused
+   * Open the SFU signalling socket (handlers attached). Rejects with NetworkError.
+   * @returns {Promise<WebSocket>}
    */
-  async connect({ audioPaused = false } = {}) {
+  async _openSocket() {
     const ws = new WebSocket(this.credentials.server.url);
-    this._ws = ws;
     await new Promise((resolve, reject) => {
       ws.onopen = resolve;
       ws.onerror = () => reject(new NetworkError(`cannot reach the SFU at ${this.credentials.server.url}`));
     });
     ws.onerror = null;
+    this._ws = ws;
     ws.onmessage = (msg) => {
       // one message at a time, in order: SDP work must not interleave
       this._chain = this._chain.then(() => this._handle(JSON.parse(String(msg.data)))).catch((err) =>
@@ -161,23 +165,84 @@ export class CallSession {
       );
     };
     ws.onclose = () => {
+      if (ws !== this._ws) return;
       clearInterval(this._pinger);
       const err = new NetworkError("the SFU connection dropped");
       for (const p of this._pending.values()) p.reject(err);
       this._pending.clear();
-      if (!this.closed) this.hooks.onEnded("sfu_disconnected");
+      if (this.closed || this._resuming) return;
+      if (this.sessionId === null) this.hooks.onEnded("sfu_disconnected");
+      else void this._resume();
     };
-    const joined = this._expect("join_response", "the SFU did not accept the session");
-    this._send({ type: "join", token: this.credentials.token, audio_paused: audioPaused });
-    const response = await joined;
-    this.sessionId = response.session_id;
-    for (const info of response.participants) this._addParticipant(info);
+    return ws;
+  }
+
+  _startPinger() {
+    clearInterval(this._pinger);
     this._pinger = setInterval(() => {
       try {
         this._send({ type: "health_check" });
       } catch {}
     }, HEALTH_CHECK_MS);
+  }
+
+  /**
+   * Open the SFU socket and join. Throws AuthenticationError / CallStateError (refused), NetworkError.
+   * @param {{audioPaused?: boolean}} [options] audioPaused: start with audio forwarding paused
+   */
+  async connect({ audioPaused = false } = {}) {
+    await this._openSocket();
+    const joined = this._expect("join_response", "the SFU did not accept the session");
+    this._send({ type: "join", token: this.credentials.token, audio_paused: audioPaused });
+    const response = await joined;
+    this.sessionId = response.session_id;
+    for (const info of response.participants) this._addParticipant(info);
+    this._startPinger();
     this.hooks.onChange();
+  }
+
+  /**
+   * The signalling socket dropped: resume the same session within the SFU's grace period (peer
+   * connections untouched; the SFU re-offers the subscriber connection), as the Python SDK does.
+   * Gives up after 4 s, or at once when the SFU refuses (the call then ends: "sfu_disconnected").
+   */
+  async _resume() {
+    this._resuming = true;
+    this.hooks.onConnection("reconnecting");
+    const deadline = performance.now() + RECONNECT_WINDOW_MS;
+    let delay = 50;
+    const sleep = (/** @type {number} */ ms) => new Promise((r) => setTimeout(r, ms));
+    try {
+      while (!this.closed && performance.now() < deadline) {
+        /** @type {WebSocket} */
+        let ws;
+        try {
+          ws = await this._openSocket();
+        } catch {
+          await sleep(delay);
+          delay = Math.min(delay * 2, 1000);
+          continue;
+        }
+        const joined = this._expect("join_response", "the SFU did not resume the session");
+        try {
+          this._send({ type: "join", token: this.credentials.token, reconnect: true });
+          await joined;
+        } catch (err) {
+          if (err instanceof AuthenticationError || err instanceof CallStateError) break;
+          ws.close();
+          await sleep(delay);
+          continue;
+        }
+        this._startPinger();
+        this.reconnects += 1;
+        this._resuming = false;
+        this.hooks.onConnection("connected");
+        return;
+      }
+    } finally {
+      this._resuming = false;
+    }
+    if (!this.closed) this.hooks.onEnded("sfu_disconnected");
   }
 
   /** @param {any} message */
@@ -195,6 +260,9 @@ export class CallSession {
         }
         return;
       }
+      case "join_response":
+        if (message.reconnected) this._resync(message.participants);
+        break;
       case "subscriber_offer":
         await this._onSubscriberOffer(message);
         break;
@@ -226,6 +294,20 @@ export class CallSession {
     }
     pending?.resolve(message);
     this.hooks.onChange();
+  }
+
+  /**
+   * Events were missed while the socket was down: take the SFU's view of who is here.
+   * @param {{user_id: string, session_id: string, tracks: {kind: "audio"|"video", muted: boolean}[]}[]} participants
+   */
+  _resync(participants) {
+    const present = new Set(participants.map((p) => p.session_id));
+    for (const id of [...this.participants.keys()]) if (!present.has(id)) this.participants.delete(id);
+    for (const info of participants) {
+      const known = this.participants.get(info.session_id);
+      if (!known) this._addParticipant(info);
+      else known.tracks = Object.fromEntries(info.tracks.map((t) => [t.kind, t.muted]));
+    }
   }
 
   /** @param {{user_id: string, session_id: string, tracks: {kind: "audio"|"video", muted: boolean}[]}} info */
