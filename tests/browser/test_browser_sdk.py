@@ -70,3 +70,33 @@ async def test_manual_policy_leaves_both_calls_unsuspended(
     await page.evaluate("() => window.scripted.makeCall('default', 'a').suspendAudio()")
     await wait_page_hears(page, TONES, audible={"b"}, timeout=2.0)
     await wait_heard(bots["a"], TONES, audible=set())
+
+
+async def test_bad_input_raises_switchboard_errors_in_the_page(open_page: PageFactory) -> None:
+    page = await open_page("alice")
+    errors = await page.evaluate(
+        """async () => {
+          const { sdk, client } = window.switchboardPage;
+          const caught = async (fn) => {
+            try { await fn(); return null; } catch (err) {
+              return [err.name, err instanceof sdk.SwitchboardError, err.code, err.message]; }
+          };
+          return {
+            badToken: await caught(async () => {
+              const c = new sdk.VideoClient(client.apiKey, { user: { id: "alice" }, token: "not-a-jwt" });
+              await c.connect();
+            }),
+            badCallId: await caught(() => client.makeCall("default", "no spaces allowed").getOrCreate()),
+            badPolicy: await caught(async () => new sdk.VideoClient(client.apiKey, {
+              user: { id: "alice" }, token: client.token, options: { multiCallAudioPolicy: "loudest" } })),
+            notJoined: await caught(() => client.switchFocus(client.makeCall("default", "x"),
+                                                             client.makeCall("default", "y"))),
+          };
+        }"""
+    )
+    assert errors["badToken"][:3] == ["AuthenticationError", True, "token_invalid"], errors
+    assert errors["badCallId"][:2] == ["InvalidRequestError", True], errors
+    assert "call id" in errors["badCallId"][3]
+    assert errors["badPolicy"][:2] == ["InvalidRequestError", True], errors
+    assert "SUSPEND_EXISTING" in errors["badPolicy"][3]
+    assert errors["notJoined"][:2] == ["CallStateError", True], errors
