@@ -12,6 +12,7 @@ from switchboard.protocol.tokens import create_admin_token, create_user_token, g
 from switchboard.server.coordinator.app import COORDINATOR_KEY, create_app
 from switchboard.server.coordinator.service import Coordinator, CoordinatorConfig
 from switchboard.server.sfu import SfuConfig, SfuServer
+from switchboard.web import WebOptions
 
 
 class EmbeddedServer:
@@ -34,6 +35,8 @@ class EmbeddedServer:
         health_check_interval: float = 10.0,
         sfu_port: int = 0,
         reconnect_grace: float = 5.0,
+        cors_origins: list[str] | tuple[str, ...] | None = None,
+        development_tokens: bool = False,
     ) -> None:
         if (api_key is None) != (api_secret is None):
             raise ValueError("give both api_key and api_secret, or neither")
@@ -55,6 +58,11 @@ class EmbeddedServer:
             on_participant=self._participant_changed,
         )
         self._sfu_port = sfu_port
+        #: browsers: CORS origins (None: any) and the page's development tokens (docs/browser.md)
+        self.web_options = WebOptions(
+            cors_origins=None if cors_origins is None else tuple(cors_origins),
+            development_tokens=development_tokens,
+        )
         self._runner: web.AppRunner | None = None
         self._sfu_runner: web.AppRunner | None = None
         self.url = ""
@@ -105,7 +113,7 @@ class EmbeddedServer:
         self.sfu_url = self.config.sfu_url = f"ws://{sfu_host}:{sfu_port}/sfu"
         self.sfu.config.ice_loopback_address = loopback_ice_address(self.sfu_url)
 
-        app = create_app(self.config)
+        app = create_app(self.config, web_options=self.web_options)
         app[COORDINATOR_KEY].call_ended_hooks.append(self.sfu.end_call)
         runner = web.AppRunner(app, handle_signals=False, shutdown_timeout=1.0)
         await runner.setup()
