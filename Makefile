@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-$(shell cat pyproject.toml | cksum | cut -d' ' -f1)
 
-.PHONY: setup demo test lint bench serve clean
+.PHONY: setup demo test lint lint-js bench serve clean
 
 setup: $(STAMP)
 
@@ -18,10 +18,17 @@ $(STAMP): pyproject.toml
 demo: setup
 	$(BIN)/switchboard demo
 
-lint: setup
+lint: setup lint-js
 	$(BIN)/ruff check src tests benchmarks examples
 	$(BIN)/ruff format --check src tests benchmarks examples
 	$(BIN)/mypy
+
+# the browser client's JSDoc types, checked by TypeScript (pinned in package.json)
+lint-js: node_modules/.package-lock.json
+	npx --no-install tsc -p src/switchboard/web
+
+node_modules/.package-lock.json: package.json package-lock.json
+	npm ci --no-audit --no-fund --silent
 
 test: lint
 	$(BIN)/python -m pytest -q
@@ -33,4 +40,4 @@ serve: setup
 	$(BIN)/switchboard serve
 
 clean:
-	rm -rf $(VENV) .mypy_cache .ruff_cache .pytest_cache src/*.egg-info
+	rm -rf $(VENV) .mypy_cache .ruff_cache .pytest_cache src/*.egg-info node_modules

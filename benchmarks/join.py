@@ -25,7 +25,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import av
-from aiortc import RTCConfiguration, RTCPeerConnection, RTCSessionDescription
+from aiortc import RTCSessionDescription
 from aiortc.mediastreams import MediaStreamError, MediaStreamTrack
 
 from benchmarks.bots import BotSpec, start_bots
@@ -42,6 +42,7 @@ from benchmarks.common import (
 from benchmarks.p2p_peer import ToneTrack
 from switchboard import Call, CallConnectOptions, CallState, TrackOption
 from switchboard.media.devices import CaptureSpeaker, PlayoutBuffer, ToneMicrophone
+from switchboard.media.local_ice import IPV4_LOOPBACK, create_peer_connection
 
 REMOTE_HZ = 600.0
 LOCAL_HZ = 1000.0
@@ -159,7 +160,7 @@ async def p2p_join_once(peer: Child, speaker: CaptureSpeaker, watch: ToneWatch) 
     t0 = loop.time()
     mark = _Marks(t0)
     heard = watch.arm(t0)
-    pc = RTCPeerConnection(RTCConfiguration(iceServers=[]))
+    pc = create_peer_connection(loopback_address=IPV4_LOOPBACK)
     try:
 
         def on_track(track: MediaStreamTrack) -> None:

@@ -29,11 +29,26 @@ def _key_pair(announce: bool) -> tuple[str, str]:
     return key, secret
 
 
-async def _serve(host: str, port: int, sfu_port: int) -> None:
+async def _serve(
+    host: str, port: int, sfu_port: int, cors_origins: list[str] | None = None, dev_tokens: bool = False
+) -> None:
     from switchboard.server import EmbeddedServer
 
+    if dev_tokens and os.environ.get("SWITCHBOARD_API_SECRET"):
+        sys.exit(
+            "switchboard serve: --dev-tokens needs the generated development key pair; "
+            "unset SWITCHBOARD_API_KEY / SWITCHBOARD_API_SECRET or drop --dev-tokens"
+        )
     key, secret = _key_pair(announce=True)
-    server = EmbeddedServer(host=host, port=port, sfu_port=sfu_port, api_key=key, api_secret=secret)
+    server = EmbeddedServer(
+        host=host,
+        port=port,
+        sfu_port=sfu_port,
+        api_key=key,
+        api_secret=secret,
+        cors_origins=cors_origins,
+        development_tokens=dev_tokens,
+    )
     await server.start()
     print(f"switchboard coordinator on {server.url}, SFU on {server.sfu_url} (API key {server.api_key})")
     print("Ctrl-C stops", flush=True)
@@ -57,6 +72,18 @@ def main(argv: list[str] | None = None) -> None:
     serve.add_argument(
         "--sfu-port", type=int, default=DEFAULT_PORT + 1, help="SFU signalling port (0: any free)"
     )
+    serve.add_argument(
+        "--cors-origin",
+        action="append",
+        dest="cors_origins",
+        metavar="ORIGIN",
+        help="allow browser pages from this origin (repeatable; default: any origin)",
+    )
+    serve.add_argument(
+        "--dev-tokens",
+        action="store_true",
+        help="let the call page at / mint a token for any user (development key pair only)",
+    )
     token = sub.add_parser("token", help="print a user token signed with SWITCHBOARD_API_SECRET")
     token.add_argument("user_id")
     token.add_argument("--ttl", type=float, default=None, help="seconds until it expires (default: never)")
@@ -66,7 +93,7 @@ def main(argv: list[str] | None = None) -> None:
     args = parser.parse_args(argv)
 
     if args.command == "serve":
-        asyncio.run(_serve(args.host, args.port, args.sfu_port))
+        asyncio.run(_serve(args.host, args.port, args.sfu_port, args.cors_origins, args.dev_tokens))
     elif args.command == "token":
         if not (os.environ.get("SWITCHBOARD_API_KEY") and os.environ.get("SWITCHBOARD_API_SECRET")):
             sys.exit(

@@ -17,7 +17,7 @@ from typing import Any, TypeVar
 
 import aiohttp
 import av
-from aiortc import RTCConfiguration, RTCPeerConnection, RTCRtpSender, RTCRtpTransceiver, RTCSessionDescription
+from aiortc import RTCPeerConnection, RTCRtpSender, RTCRtpTransceiver, RTCSessionDescription
 from aiortc.mediastreams import MediaStreamError, MediaStreamTrack
 from pydantic import ValidationError
 
@@ -30,6 +30,7 @@ from switchboard.errors import (
 )
 from switchboard.media.audio_session import AudioDeviceModule
 from switchboard.media.devices import CameraTrack
+from switchboard.media.local_ice import create_peer_connection, loopback_ice_address
 from switchboard.protocol import coordinator as m
 from switchboard.protocol import sfu as p
 
@@ -78,9 +79,10 @@ class CallSession:
         self._reconnect_window = reconnect_window
         self.reconnects = 0
         self._reconnecting = False
-        config = RTCConfiguration(iceServers=[])
-        self.publisher = RTCPeerConnection(configuration=config)
-        self.subscriber = RTCPeerConnection(configuration=config)
+        # ICE: loopback only when the SFU is local (the SFU applies the same rule to its URL).
+        loopback = loopback_ice_address(credentials.server.url)
+        self.publisher = create_peer_connection(loopback_address=loopback)
+        self.subscriber = create_peer_connection(loopback_address=loopback)
         self.session_id: str | None = None
         self.participants: dict[str, RemoteParticipant] = {}
         self.mid_owner: dict[str, p.RemoteTrack] = {}

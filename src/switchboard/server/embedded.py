@@ -7,11 +7,13 @@ from types import TracebackType
 
 from aiohttp import web
 
+from switchboard.media.local_ice import loopback_ice_address
 from switchboard.protocol.tokens import create_admin_token, create_user_token, generate_key_pair
 from switchboard.server.coordinator.app import COORDINATOR_KEY, create_app
 from switchboard.server.coordinator.service import Coordinator, CoordinatorConfig
 from switchboard.server.coordinator.store import MemoryStore, Store
 from switchboard.server.sfu import SfuConfig, SfuServer
+from switchboard.web import WebOptions
 
 
 class EmbeddedServer:
@@ -40,6 +42,8 @@ class EmbeddedServer:
         sfu_port: int = 0,
         reconnect_grace: float = 5.0,
         store: Store | None = None,
+        cors_origins: list[str] | tuple[str, ...] | None = None,
+        development_tokens: bool = False,
     ) -> None:
         if (api_key is None) != (api_secret is None):
             raise ValueError("give both api_key and api_secret, or neither")
@@ -59,6 +63,11 @@ class EmbeddedServer:
         self.sfu = self._new_sfu()
         self._sfu_port = sfu_port
         self.store: Store = store if store is not None else MemoryStore()
+        #: browsers: CORS origins (None: any) and the page's development tokens (docs/browser.md)
+        self.web_options = WebOptions(
+            cors_origins=None if cors_origins is None else tuple(cors_origins),
+            development_tokens=development_tokens,
+        )
         self._runner: web.AppRunner | None = None
         self._stopped = False
         self._sfu_runner: web.AppRunner | None = None
@@ -118,8 +127,9 @@ class EmbeddedServer:
         sfu_host, sfu_port = sfu_runner.addresses[0][:2]
         self._sfu_port = sfu_port  # a restart listens where clients already connect
         self.sfu_url = self.config.sfu_url = f"ws://{sfu_host}:{sfu_port}/sfu"
+        self.sfu.config.ice_loopback_address = loopback_ice_address(self.sfu_url)
 
-        app = create_app(self.config, self.store)
+        app = create_app(self.config, self.store, web_options=self.web_options)
         app[COORDINATOR_KEY].call_ended_hooks.append(self.sfu.end_call)
         runner = web.AppRunner(app, handle_signals=False, shutdown_timeout=1.0)
         await runner.setup()

@@ -32,6 +32,7 @@ from switchboard.server.coordinator.events import Connection, EventHub
 from switchboard.server.coordinator.ratelimit import RateLimiter
 from switchboard.server.coordinator.service import Coordinator, CoordinatorConfig
 from switchboard.server.coordinator.store import MemoryStore, Store
+from switchboard.web import WebOptions, add_web_routes, cors_middleware
 
 log = logging.getLogger("switchboard.coordinator.http")
 
@@ -436,11 +437,17 @@ async def _health(request: web.Request) -> web.Response:
 # -------------------------------------------------------------------- app
 
 
-def create_app(config: CoordinatorConfig, store: Store | None = None) -> web.Application:
+def create_app(
+    config: CoordinatorConfig, store: Store | None = None, *, web_options: WebOptions | None = None
+) -> web.Application:
+    """The coordinator app; ``web_options`` sets CORS and development tokens for browsers."""
     store = store if store is not None else MemoryStore()
     hub = EventHub(store)
     coordinator = Coordinator(config, store, hub)
-    app = web.Application(middlewares=[error_middleware], client_max_size=config.max_body_bytes)
+    web_options = web_options if web_options is not None else WebOptions()
+    app = web.Application(
+        middlewares=[cors_middleware(web_options), error_middleware], client_max_size=config.max_body_bytes
+    )
     app[COORDINATOR_KEY] = coordinator
     limiter = RateLimiter(config.rate_limit_per_second, config.rate_limit_burst)
     for route in ROUTES:
@@ -448,6 +455,7 @@ def create_app(config: CoordinatorConfig, store: Store | None = None) -> web.App
     app.router.add_get(API_PREFIX + "/events", events_socket)
     app.router.add_get("/openapi.json", _openapi)
     app.router.add_get("/health", _health)
+    add_web_routes(app, web_options, config.api_key, config.api_secret)
 
     async def _startup(app: web.Application) -> None:
         await coordinator.start()

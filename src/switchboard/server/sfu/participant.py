@@ -17,8 +17,6 @@ from typing import TYPE_CHECKING
 
 from aiohttp import web
 from aiortc import (
-    RTCConfiguration,
-    RTCPeerConnection,
     RTCRtpReceiver,
     RTCRtpSender,
     RTCSessionDescription,
@@ -26,6 +24,7 @@ from aiortc import (
 from aiortc.mediastreams import MediaStreamTrack
 from aiortc.sdp import SessionDescription
 
+from switchboard.media.local_ice import create_peer_connection
 from switchboard.media.rtp_hooks import EncodedTrack
 from switchboard.protocol import sfu as p
 from switchboard.protocol.tokens import SfuClaims
@@ -55,15 +54,22 @@ def offered_send_kinds(sdp: str) -> set[Kind]:
 
 
 class Participant:
-    def __init__(self, room: Room, claims: SfuClaims, ws: web.WebSocketResponse) -> None:
+    def __init__(
+        self,
+        room: Room,
+        claims: SfuClaims,
+        ws: web.WebSocketResponse,
+        *,
+        ice_loopback_address: str | None = None,
+    ) -> None:
         self.room = room
         self.user_id = claims.user_id
         self.session_id = claims.session_id
         self.grants = claims.grants
         self.ws: web.WebSocketResponse | None = ws
-        config = RTCConfiguration(iceServers=[])
-        self.publisher = RTCPeerConnection(configuration=config)
-        self.subscriber = RTCPeerConnection(configuration=config)
+        # ICE: loopback only when the SFU's advertised URL is local (the SDK applies the same rule).
+        self.publisher = create_peer_connection(loopback_address=ice_loopback_address)
+        self.subscriber = create_peer_connection(loopback_address=ice_loopback_address)
         self.published: dict[Kind, PublishedTrack] = {}
         self.muted: dict[Kind, bool] = {}
         self.downtracks: list[DownTrack] = []

@@ -36,6 +36,10 @@ class SfuConfig:
     join_timeout: float = 10.0
     max_message_bytes: int = 256 * 1024
     max_bad_messages: int = 50
+    #: ``127.0.0.1`` / ``::1``: every peer connection gathers its only ICE candidate there, so media
+    #: stays on loopback; None: every interface. Set from the advertised SFU URL with
+    #: ``switchboard.media.local_ice.loopback_ice_address`` (the SDK applies the same rule to it).
+    ice_loopback_address: str | None = None
 
 
 class SfuServer:
@@ -245,7 +249,7 @@ class SfuServer:
             return existing
         if join.reconnect:
             raise CallStateError("session expired: join the call again", code="session_expired")
-        participant = Participant(room, claims, ws)
+        participant = Participant(room, claims, ws, ice_loopback_address=self.config.ice_loopback_address)
         if join.audio_paused:
             participant.paused.add((None, "audio"))
         await room.add(participant)
