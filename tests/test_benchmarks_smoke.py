@@ -39,6 +39,7 @@ MODULES = [
     "benchmarks.held_client",
     "benchmarks.sfu",
     "benchmarks.browser",
+    "benchmarks.rings",
 ]
 
 

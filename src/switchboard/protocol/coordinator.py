@@ -191,6 +191,8 @@ class CallStateResponse(Response):
 
 class GetOrCreateCallResponse(CallStateResponse):
     created: bool
+    #: the ring this request started (``ring=true``), else None
+    ring_id: str | None = None
 
 
 class GetCallRequest(Request):
@@ -227,6 +229,41 @@ class RejectRequest(Request):
 
 class AckResponse(Response):
     duration_ms: float = 0.0
+
+
+class RingResponse(AckResponse):
+    """Answer to ``/ring``: the id of the ring it started."""
+
+    ring_id: str
+
+
+class PendingRing(Response):
+    """One ring that is still ringing for the user who asked (SPEC §2.6.1).
+
+    ``outgoing`` is true for a ring this user started (the caller's side), false for one ringing
+    this user. ``deadline`` is when the server ends it (None: the call type has no ring timeout).
+    """
+
+    ring_id: str
+    cid: str
+    call: CallResponse
+    members: list[MemberResponse]
+    caller: UserResponse
+    outgoing: bool
+    video: bool = False
+    created_at: datetime
+    deadline: datetime | None = None
+
+
+class PendingRingsResponse(Response):
+    """Every ring pending for the user, oldest first, as of event ``last_event_id`` of ``epoch``.
+
+    Events with an id above ``last_event_id`` (same ``epoch``) happened after this snapshot.
+    """
+
+    rings: list[PendingRing]
+    last_event_id: int
+    epoch: str
 
 
 class IceServer(Response):
@@ -274,6 +311,9 @@ class AuthRequest(Request):
     token: str
     user: UserRequest | None = None
     last_event_id: int | None = None
+    #: the event-id epoch ``last_event_id`` belongs to (from ``connection.ok``); another epoch
+    #: means the server's event ids started over, so nothing can be replayed from it
+    epoch: str | None = None
     previous_connection_id: str | None = None
 
 
@@ -295,7 +335,12 @@ class ConnectionOk(Event):
     connection_id: str
     user: UserResponse
     replayed: int = 0
+    #: true only when every event after the client's ``last_event_id`` was replayed (or none was
+    #: asked for); false when the cursor is from another epoch, left the buffer, or the previous
+    #: connection (whose watched calls' events it needs) is unknown to this server
     replay_complete: bool = True
+    #: the event-id epoch: ids increase within one epoch; a new epoch starts them over
+    epoch: str | None = None
 
 
 class HealthCheckEvent(Event):
@@ -352,6 +397,7 @@ class CallRingEvent(CallEvent):
     user: UserResponse
     members: list[MemberResponse]
     video: bool = False
+    ring_id: str | None = None
 
 
 class CallAcceptedEvent(CallEvent):
@@ -378,6 +424,7 @@ class CallRingEndedEvent(CallEvent):
     outgoing: bool
     outcome: RingOutcome
     reason: RejectReason | None = None
+    ring_id: str | None = None
 
 
 class ParticipantJoinedEvent(CallEvent):

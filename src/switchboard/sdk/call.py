@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import dataclasses
 import logging
 from collections.abc import AsyncIterator, Callable, Coroutine, Mapping
@@ -211,7 +212,7 @@ class Call:
         response = await api.request("POST", self._path(), m.GetOrCreateCallResponse, request)
         self._apply_state(response)
         if ringing:
-            self._client._set_outgoing(self)
+            self._client._set_outgoing(self, response.ring_id)
         return self.state.value
 
     async def get(self) -> CallState:
@@ -243,12 +244,16 @@ class Call:
         return self.state.value
 
     async def ring(self, members: list[str] | None = None, *, video: bool = False) -> None:
-        """Ring the members other than this user (or just ``members``)."""
+        """Ring the members other than this user (or just ``members``), also into an ongoing call.
+
+        Members an earlier ring of this call still rings are left to it; CallStateError when that
+        leaves nobody, or when this user's own earlier ring of the call still rings.
+        """
         api = self._client._require_api()
-        await api.request(
-            "POST", self._path("/ring"), m.AckResponse, m.RingRequest(video=video, member_ids=members)
+        response = await api.request(
+            "POST", self._path("/ring"), m.RingResponse, m.RingRequest(video=video, member_ids=members)
         )
-        self._client._set_outgoing(self)
+        self._client._set_outgoing(self, response.ring_id)
 
     async def accept(self) -> None:
         """Accept the ring. Does not join: call :meth:`join` next; moves no audio focus."""
@@ -257,9 +262,10 @@ class Call:
         self._client._ring_ended(self, m.RingOutcome.ACCEPTED, None, outgoing=False)
 
     async def reject(self, reason: RejectReason = RejectReason.DECLINE) -> None:
-        """Reject a ring; by the caller, cancel it (every callee's ring ends)."""
+        """Reject a ring; by the caller, cancel it (every callee's ring ends). Declining never ends
+        the call for the others. CallStateError when the call is not ringing for this user."""
         api = self._client._require_api()
-        outgoing = self._client.state.outgoing_call.value is self
+        outgoing = self._client._outgoing_ring_of(self) and not self._client._incoming_ring_of(self)
         if outgoing:
             reason = RejectReason.CANCEL
         await api.request("POST", self._path("/reject"), m.AckResponse, m.RejectRequest(reason=reason))
@@ -360,6 +366,7 @@ class Call:
             self._update(status=CallStatus.JOINED)
             self._sync_participants()
             await self._client._active.join_succeeded(self, handover)
+            self._client._joined_while_ringing(self)
 
     async def _connect_media(self, options: CallConnectOptions) -> None:
         client = self._client
@@ -418,8 +425,20 @@ class Call:
         return self._mic_intent and not self._suspended
 
     async def leave(self) -> None:
-        """Leave the call (media closed, removed from ``active_calls``; the policy reacts)."""
+        """Leave the call (media closed, removed from ``active_calls``; the policy reacts).
+
+        A ring this user started that is still ringing (nobody accepted yet) is cancelled: the
+        callees' rings end ``cancelled`` and ``outgoing_call`` goes back to None (SPEC §2.6.1).
+        """
         await self._leave(reason="left")
+        await self._cancel_own_ring()
+
+    async def _cancel_own_ring(self) -> None:
+        if not self._client._outgoing_ring_of(self) or self._client._api is None:
+            return
+        # CallStateError: it ended meanwhile (the server cancels on leave itself); its event tells how
+        with contextlib.suppress(CallStateError):
+            await self.reject(RejectReason.CANCEL)
 
     async def _leave(self, *, reason: str) -> None:
         join = self._join_task

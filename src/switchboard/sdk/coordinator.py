@@ -1,7 +1,12 @@
 """The SDK's connection to the coordinator: REST requests and the events WebSocket.
 
-The events socket reconnects by itself after a drop and asks for what it missed (the last event id
-and the previous connection id), so a short disconnect loses no event and delivers none twice. A bad
+The events socket reconnects by itself after a drop and asks for what it missed (the last event id,
+its epoch and the previous connection id), so a short disconnect loses no event and delivers none
+twice. Event ids are only compared within one epoch: when the server's ids started over (a restart
+that lost its events), the cursor starts over with them instead of dropping every new event as
+"already seen". Each time the socket opens, ``on_open`` runs before any event is dispatched (the
+client reloads its state there, e.g. when the server could not replay everything); the connection
+state becomes "connected" only once it has. A bad
 or expired token is never retried: it fails ``connect()`` at once with :class:`AuthenticationError`.
 """
 
@@ -11,7 +16,7 @@ import asyncio
 import contextlib
 import json
 import logging
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from typing import Any, TypeVar
 
 import aiohttp
@@ -65,6 +70,8 @@ class CoordinatorApi:
 
 
 EventCallback = Callable[[m.Event], None]
+#: ``(connection.ok, resumed)``: resumed is true on a reconnect (the server was asked to replay)
+OpenCallback = Callable[[m.ConnectionOk, bool], Awaitable[None]]
 
 
 class EventsConnection:
@@ -79,6 +86,7 @@ class EventsConnection:
         *,
         health_check_interval: float = 10.0,
         on_state: Callable[[str], None] | None = None,
+        on_open: OpenCallback | None = None,
     ) -> None:
         self._url = (
             base_url.rstrip("/").replace("http://", "ws://").replace("https://", "wss://") + "/api/v1/events"
@@ -87,12 +95,15 @@ class EventsConnection:
         self._session = session
         self._on_event = on_event
         self._on_state = on_state or (lambda state: None)
+        self._on_open = on_open
         self._interval = health_check_interval
         self._ws: aiohttp.ClientWebSocketResponse | None = None
         self._task: asyncio.Task[None] | None = None
         self._closing = False
         self.connection_id: str | None = None
         self.last_event_id: int = 0
+        #: the epoch ``last_event_id`` belongs to (None until the first connection.ok)
+        self.epoch: str | None = None
         self.reconnects = 0
         self.user: m.UserResponse | None = None
 
@@ -105,6 +116,7 @@ class EventsConnection:
         auth = self._auth.model_copy(
             update={
                 "last_event_id": self.last_event_id if replay else None,
+                "epoch": self.epoch if replay else None,
                 "previous_connection_id": self.connection_id if replay else None,
             }
         )
@@ -137,11 +149,25 @@ class EventsConnection:
                 raise AuthenticationError(str(data.get("message")), code=str(data.get("code")))
             raise error_for(400, str(data.get("code")), str(data.get("message")))
         ok = m.ConnectionOk.model_validate(data)
-        self._ws = ws
+        if ok.epoch is not None and ok.epoch != self.epoch:
+            if self.epoch is not None:
+                log.info("events socket: the server's event ids started over (new epoch)")
+            self.epoch = ok.epoch
+            self.last_event_id = 0
         self.connection_id = ok.connection_id
         self.user = ok.user
-        if not ok.replay_complete:
-            log.warning("events socket: some events were lost during the disconnect (server buffer exceeded)")
+        if replay and not ok.replay_complete:
+            log.info("events socket: the server could not replay what was missed; reloading state")
+        if self._on_open is not None:
+            try:
+                await self._on_open(ok, replay)
+            except BaseException:
+                await ws.close()
+                raise
+        if self._closing:  # closed while on_open ran
+            await ws.close()
+            raise NetworkError("the events socket was closed while it opened")
+        self._ws = ws
         self._on_state("connected")
         return ok
 

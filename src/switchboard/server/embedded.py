@@ -11,6 +11,7 @@ from switchboard.media.local_ice import loopback_ice_address
 from switchboard.protocol.tokens import create_admin_token, create_user_token, generate_key_pair
 from switchboard.server.coordinator.app import COORDINATOR_KEY, create_app
 from switchboard.server.coordinator.service import Coordinator, CoordinatorConfig
+from switchboard.server.coordinator.store import MemoryStore, Store
 from switchboard.server.sfu import SfuConfig, SfuServer
 from switchboard.web import WebOptions
 
@@ -20,6 +21,11 @@ class EmbeddedServer:
 
     ``server.url`` is the coordinator's base URL for ``ClientOptions(base_url=...)``,
     ``server.api_key`` its API key, and ``server.create_token(user_id)`` signs user tokens.
+
+    ``store`` holds the coordinator's state (calls, members, rings, events); by default a
+    :class:`MemoryStore` that lives as long as this object, so ``stop()`` then ``start()`` (on fixed
+    ``port``/``sfu_port``, like a redeploy) keeps calls and rings and re-arms ring deadlines. A new
+    ``EmbeddedServer`` on the same ports and keys is a restart that lost its state.
     """
 
     def __init__(
@@ -35,6 +41,7 @@ class EmbeddedServer:
         health_check_interval: float = 10.0,
         sfu_port: int = 0,
         reconnect_grace: float = 5.0,
+        store: Store | None = None,
         cors_origins: list[str] | tuple[str, ...] | None = None,
         development_tokens: bool = False,
     ) -> None:
@@ -52,21 +59,27 @@ class EmbeddedServer:
             max_body_bytes=max_body_bytes,
             health_check_interval=health_check_interval,
         )
-        self.sfu = SfuServer(
-            SfuConfig(api_secret=api_secret, reconnect_grace=reconnect_grace),
-            call_is_active=self._call_is_active,
-            on_participant=self._participant_changed,
-        )
+        self._reconnect_grace = reconnect_grace
+        self.sfu = self._new_sfu()
         self._sfu_port = sfu_port
+        self.store: Store = store if store is not None else MemoryStore()
         #: browsers: CORS origins (None: any) and the page's development tokens (docs/browser.md)
         self.web_options = WebOptions(
             cors_origins=None if cors_origins is None else tuple(cors_origins),
             development_tokens=development_tokens,
         )
         self._runner: web.AppRunner | None = None
+        self._stopped = False
         self._sfu_runner: web.AppRunner | None = None
         self.url = ""
         self.sfu_url = ""
+
+    def _new_sfu(self) -> SfuServer:
+        return SfuServer(
+            SfuConfig(api_secret=self.config.api_secret, reconnect_grace=self._reconnect_grace),
+            call_is_active=self._call_is_active,
+            on_participant=self._participant_changed,
+        )
 
     @classmethod
     def from_env(cls, **kwargs: object) -> EmbeddedServer:
@@ -105,25 +118,30 @@ class EmbeddedServer:
     async def start(self) -> None:
         if self._runner is not None:
             return
+        if self._stopped:  # a restart: a fresh SFU (media sessions do not survive), the same store
+            self.sfu = self._new_sfu()
         sfu_runner = web.AppRunner(self.sfu.app(), handle_signals=False, shutdown_timeout=1.0)
         await sfu_runner.setup()
         await web.TCPSite(sfu_runner, self.host, self._sfu_port).start()
         self._sfu_runner = sfu_runner
         sfu_host, sfu_port = sfu_runner.addresses[0][:2]
+        self._sfu_port = sfu_port  # a restart listens where clients already connect
         self.sfu_url = self.config.sfu_url = f"ws://{sfu_host}:{sfu_port}/sfu"
         self.sfu.config.ice_loopback_address = loopback_ice_address(self.sfu_url)
 
-        app = create_app(self.config, web_options=self.web_options)
+        app = create_app(self.config, self.store, web_options=self.web_options)
         app[COORDINATOR_KEY].call_ended_hooks.append(self.sfu.end_call)
         runner = web.AppRunner(app, handle_signals=False, shutdown_timeout=1.0)
         await runner.setup()
         await web.TCPSite(runner, self.host, self._port).start()
         self._runner = runner
         host, port = runner.addresses[0][:2]
+        self._port = port
         self.url = f"http://{host}:{port}"
 
     async def stop(self) -> None:
         """Close every socket and peer connection (within about 2 s)."""
+        self._stopped = True
         runner, self._runner = self._runner, None
         sfu_runner, self._sfu_runner = self._sfu_runner, None
         if sfu_runner is not None:

@@ -114,8 +114,14 @@ def _routes() -> list[Route]:
             lambda c, ctx, body: c.join_call(ctx.user_id, ctx.call_type, ctx.call_id, body),
         ),
         Route(
-            "POST", CALL_PATH + "/ring", m.RingRequest, m.AckResponse,
-            "Ring the call's members other than the caller (or the listed ones).",
+            "GET", API_PREFIX + "/rings", None, m.PendingRingsResponse,
+            "The signed-in user's pending rings, incoming and outgoing, oldest first, with the event "
+            "cursor (last_event_id, epoch) the list is current as of.",
+            lambda c, ctx, body: c.pending_rings(ctx.user_id),
+        ),
+        Route(
+            "POST", CALL_PATH + "/ring", m.RingRequest, m.RingResponse,
+            "Ring the call's members other than the caller (or the listed ones); returns the ring id.",
             lambda c, ctx, body: c.ring(ctx.user_id, ctx.call_type, ctx.call_id, body),
         ),
         Route(
@@ -285,15 +291,20 @@ async def events_socket(request: web.Request) -> web.WebSocketResponse:
     try:
         replayed: list[dict[str, Any]] = []
         complete = True
+        epoch = await coordinator.store.event_epoch()
         if auth.last_event_id is not None:
             previous = auth.previous_connection_id if inherited else None
-            replayed, complete = await hub.replay(conn, auth.last_event_id, previous)
+            if auth.previous_connection_id and not inherited:
+                complete = False  # its watched calls' events cannot be found: the client reloads
+            else:
+                replayed, complete = await hub.replay(conn, auth.last_event_id, previous, epoch=auth.epoch)
         ok = m.ConnectionOk(
             created_at=utcnow(),
             connection_id=conn.id,
             user=user,
             replayed=len(replayed),
             replay_complete=complete,
+            epoch=epoch,
         )
         await ws.send_json(ok.model_dump(mode="json", exclude={"id"}))
         for payload in replayed:
@@ -445,6 +456,11 @@ def create_app(
     app.router.add_get("/openapi.json", _openapi)
     app.router.add_get("/health", _health)
     add_web_routes(app, web_options, config.api_key, config.api_secret)
+
+    async def _startup(app: web.Application) -> None:
+        await coordinator.start()
+
+    app.on_startup.append(_startup)
 
     async def _shutdown(app: web.Application) -> None:
         await coordinator.close()

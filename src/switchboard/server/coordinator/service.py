@@ -9,6 +9,7 @@ from __future__ import annotations
 import logging
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 
 from switchboard.errors import CallStateError, InvalidRequestError, NotFoundError, PermissionDeniedError
 from switchboard.protocol import coordinator as m
@@ -52,6 +53,12 @@ class Coordinator:
         self.hub = hub
         self.ringer = Ringer(self)
         self.call_ended_hooks: list[CallEndedHook] = []
+        #: media sessions per call and user, as the SFU reports them (to tell when a caller left)
+        self._sessions: dict[str, dict[str, set[str]]] = {}
+
+    async def start(self) -> None:
+        """Pick up where the store left off: re-arm the deadlines of rings still in progress."""
+        await self.ringer.restore()
 
     # ---------------------------------------------------------------- views
 
@@ -197,10 +204,11 @@ class Coordinator:
             await self.require(call, user_id, Capability.READ_CALL)
         if request.watch:
             self.watch(request.connection_id, user_id, call.cid)
+        ring_id = None
         if request.ring:
-            await self.ringer.ring(call, user_id, video=request.video, member_ids=None)
+            ring_id = await self.ringer.ring(call, user_id, video=request.video, member_ids=None)
         state = await self.call_state(call, user_id)
-        return m.GetOrCreateCallResponse(**state.model_dump(), created=created)
+        return m.GetOrCreateCallResponse(**state.model_dump(), created=created, ring_id=ring_id)
 
     @staticmethod
     def _members_with_creator(user_id: str, requested: list[m.MemberRequest]) -> list[MemberRecord]:
@@ -366,10 +374,41 @@ class Coordinator:
 
     # ---------------------------------------------------------------- ringing
 
-    async def ring(self, user_id: str, call_type: str, call_id: str, request: m.RingRequest) -> m.AckResponse:
+    async def ring(
+        self, user_id: str, call_type: str, call_id: str, request: m.RingRequest
+    ) -> m.RingResponse:
         call = await self.get_call_record(call_type, call_id)
-        await self.ringer.ring(call, user_id, video=request.video, member_ids=request.member_ids)
-        return m.AckResponse()
+        ring_id = await self.ringer.ring(call, user_id, video=request.video, member_ids=request.member_ids)
+        return m.RingResponse(ring_id=ring_id)
+
+    async def pending_rings(self, user_id: str) -> m.PendingRingsResponse:
+        """Every ring pending for ``user_id``, incoming and outgoing, oldest first (SPEC §2.6.1).
+
+        The event cursor is read before the rings, so the snapshot reflects at least every event up
+        to ``last_event_id``; a client applies later events on top of it.
+        """
+        last_event_id = await self.store.last_event_id()
+        epoch = await self.store.event_epoch()
+        rings: list[m.PendingRing] = []
+        for ring, outgoing in await self.ringer.pending_for(user_id):
+            call = await self.store.get_call(ring.cid)
+            if call is None:
+                continue
+            deadline = None if ring.deadline == float("inf") else datetime.fromtimestamp(ring.deadline, UTC)
+            rings.append(
+                m.PendingRing(
+                    ring_id=ring.ring_id,
+                    cid=ring.cid,
+                    call=await self.call_response(call),
+                    members=await self.member_responses(await self.store.list_members(ring.cid)),
+                    caller=await self.user_response(ring.caller),
+                    outgoing=outgoing,
+                    video=ring.video,
+                    created_at=datetime.fromtimestamp(ring.created_at, UTC),
+                    deadline=deadline,
+                )
+            )
+        return m.PendingRingsResponse(rings=rings, last_event_id=last_event_id, epoch=epoch)
 
     async def accept(self, user_id: str, call_type: str, call_id: str) -> m.AckResponse:
         call = await self.get_call_record(call_type, call_id)
@@ -384,10 +423,24 @@ class Coordinator:
         return m.AckResponse()
 
     async def participant_changed(self, cid: str, user_id: str, session_id: str, joined: bool) -> None:
-        """The SFU reports a session joining or leaving the call's media."""
+        """The SFU reports a session joining or leaving the call's media.
+
+        When a user's last session leaves, a ring they started that nobody accepted is cancelled.
+        """
+        sessions = self._sessions.setdefault(cid, {}).setdefault(user_id, set())
+        if joined:
+            sessions.add(session_id)
+        else:
+            sessions.discard(session_id)
+            if not sessions:
+                del self._sessions[cid][user_id]
+            if not self._sessions[cid]:
+                del self._sessions[cid]
         call = await self.store.get_call(cid)
         if call is None:
             return
+        if not joined and not sessions:
+            await self.ringer.caller_left(call, user_id)
         response = await self.call_response(call)
         now = utcnow()
         event: m.Event = (
