@@ -7,7 +7,7 @@ from types import TracebackType
 
 from aiohttp import web
 
-from switchboard.protocol.tokens import create_admin_token, create_user_token, generate_key_pair
+from switchboard.protocol.tokens import SfuClaims, create_admin_token, create_user_token, generate_key_pair
 from switchboard.server.coordinator.app import COORDINATOR_KEY, create_app
 from switchboard.server.coordinator.service import Coordinator, CoordinatorConfig
 from switchboard.server.sfu import SfuConfig, SfuServer
@@ -33,6 +33,8 @@ class EmbeddedServer:
         health_check_interval: float = 10.0,
         sfu_port: int = 0,
         reconnect_grace: float = 5.0,
+        sfu_token_ttl: float = 300.0,
+        sfu_config: SfuConfig | None = None,
     ) -> None:
         if (api_key is None) != (api_secret is None):
             raise ValueError("give both api_key and api_secret, or neither")
@@ -47,11 +49,14 @@ class EmbeddedServer:
             rate_limit_burst=rate_limit_burst,
             max_body_bytes=max_body_bytes,
             health_check_interval=health_check_interval,
+            sfu_token_ttl=sfu_token_ttl,
         )
+        if sfu_config is None:
+            sfu_config = SfuConfig(api_secret=api_secret, reconnect_grace=reconnect_grace)
+        elif sfu_config.api_secret != api_secret:
+            raise ValueError("sfu_config.api_secret must be the server's api_secret")
         self.sfu = SfuServer(
-            SfuConfig(api_secret=api_secret, reconnect_grace=reconnect_grace),
-            call_is_active=self._call_is_active,
-            on_participant=self._participant_changed,
+            sfu_config, admission=self._admit_sfu_session, on_participant=self._participant_changed
         )
         self._sfu_port = sfu_port
         self._runner: web.AppRunner | None = None
@@ -85,9 +90,8 @@ class EmbeddedServer:
         """A token for operator endpoints such as the SFU's ``/sfu/stats``."""
         return create_admin_token(self.config.api_secret, ttl)
 
-    async def _call_is_active(self, cid: str) -> bool:
-        call = await self.coordinator.store.get_call(cid)
-        return call is not None and call.ended_at is None
+    async def _admit_sfu_session(self, claims: SfuClaims) -> None:
+        await self.coordinator.admit_sfu_session(claims)
 
     async def _participant_changed(self, cid: str, user_id: str, session_id: str, joined: bool) -> None:
         if self._runner is not None:

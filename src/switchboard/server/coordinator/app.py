@@ -113,6 +113,12 @@ def _routes() -> list[Route]:
             lambda c, ctx, body: c.join_call(ctx.user_id, ctx.call_type, ctx.call_id, body),
         ),
         Route(
+            "POST", CALL_PATH + "/sfu_token", m.SfuTokenRequest, m.SfuTokenResponse,
+            "A fresh SFU token for the caller's own joined session (same checks as join; 404 unknown "
+            "session, 409 session left).",
+            lambda c, ctx, body: c.refresh_sfu_token(ctx.user_id, ctx.call_type, ctx.call_id, body),
+        ),
+        Route(
             "POST", CALL_PATH + "/ring", m.RingRequest, m.AckResponse,
             "Ring the call's members other than the caller (or the listed ones).",
             lambda c, ctx, body: c.ring(ctx.user_id, ctx.call_type, ctx.call_id, body),
