@@ -63,6 +63,19 @@ class CoordinatorApi:
     def call_path(call_type: str, call_id: str) -> str:
         return f"/calls/{call_type}/{call_id}"
 
+    async def sfu_token(self, call_type: str, call_id: str, session_id: str) -> m.SfuTokenResponse:
+        """A fresh SFU token for this user's joined session ``session_id`` (its first one may expire).
+
+        Raises NotFoundError (not this user's session in this call), CallStateError (the session
+        left, or the call ended), PermissionDeniedError (the user may no longer join), NetworkError.
+        """
+        return await self.request(
+            "POST",
+            self.call_path(call_type, call_id) + "/sfu_token",
+            m.SfuTokenResponse,
+            m.SfuTokenRequest(session_id=session_id),
+        )
+
 
 EventCallback = Callable[[m.Event], None]
 
