@@ -33,7 +33,10 @@ async def _serve(host: str, port: int, sfu_port: int) -> None:
     from switchboard.server import EmbeddedServer
 
     key, secret = _key_pair(announce=True)
-    server = EmbeddedServer(host=host, port=port, sfu_port=sfu_port, api_key=key, api_secret=secret)
+    # the SFU in its own process: no client traffic on the coordinator can starve media forwarding
+    server = EmbeddedServer(
+        host=host, port=port, sfu_port=sfu_port, api_key=key, api_secret=secret, sfu_process=True
+    )
     await server.start()
     print(f"switchboard coordinator on {server.url}, SFU on {server.sfu_url} (API key {server.api_key})")
     print("Ctrl-C stops", flush=True)
@@ -51,7 +54,7 @@ async def _serve(host: str, port: int, sfu_port: int) -> None:
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(prog="switchboard", description=__doc__)
     sub = parser.add_subparsers(dest="command", required=True)
-    serve = sub.add_parser("serve", help="run the coordinator and SFU")
+    serve = sub.add_parser("serve", help="run the coordinator and the SFU (in a process of its own)")
     serve.add_argument("--host", default=DEFAULT_HOST)
     serve.add_argument("--port", type=int, default=DEFAULT_PORT)
     serve.add_argument(

@@ -16,6 +16,13 @@ from pydantic import BaseModel, ConfigDict, Field, TypeAdapter
 TrackKind = Literal["audio", "video"]
 MAX_SDP = 64 * 1024
 
+#: the coordinator <-> SFU channel when the SFU runs in its own process (admin-token authenticated;
+#: not part of the client protocol): the SFU asks before admitting a token and reports sessions ...
+INTERNAL_ADMIT_PATH = "/internal/sfu/admit"
+INTERNAL_PARTICIPANT_PATH = "/internal/sfu/participant"
+#: ... and the coordinator tells the SFU a call ended
+INTERNAL_END_CALL_PATH = "/sfu/internal/end_call"
+
 
 class CloseCode(IntEnum):
     """WebSocket close codes the SFU ends a signalling socket with (``docs/protocol.md``).

@@ -1,7 +1,9 @@
-"""Run the whole server (coordinator + SFU) inside the current event loop, on free local ports."""
+"""Run the whole server (coordinator + SFU) on free local ports: both in the current event loop, or
+the SFU in a process of its own (``sfu_process=True``, what ``switchboard serve`` runs)."""
 
 from __future__ import annotations
 
+import dataclasses
 import os
 from types import TracebackType
 
@@ -9,8 +11,10 @@ from aiohttp import web
 
 from switchboard.protocol.tokens import SfuClaims, create_admin_token, create_user_token, generate_key_pair
 from switchboard.server.coordinator.app import COORDINATOR_KEY, create_app
+from switchboard.server.coordinator.internal import add_internal_routes
 from switchboard.server.coordinator.service import Coordinator, CoordinatorConfig
 from switchboard.server.sfu import SfuConfig, SfuServer
+from switchboard.server.sfu.process import SfuProcess
 
 
 class EmbeddedServer:
@@ -18,6 +22,12 @@ class EmbeddedServer:
 
     ``server.url`` is the coordinator's base URL for ``ClientOptions(base_url=...)``,
     ``server.api_key`` its API key, and ``server.create_token(user_id)`` signs user tokens.
+
+    ``sfu_process=False`` (default) runs the SFU in this event loop, where ``server.sfu`` exposes its
+    rooms to tests and tools; ``True`` runs it in a child process with its own event loop, so no
+    client traffic on the coordinator can delay media forwarding (``docs/architecture.md``).
+    ``sfu_token_ttl`` (seconds) is the lifetime of the SFU tokens ``join`` mints; ``sfu_config``
+    sets the SFU's limits (:class:`SfuConfig`; its ``api_secret`` is replaced by the server's).
     """
 
     def __init__(
@@ -35,6 +45,7 @@ class EmbeddedServer:
         reconnect_grace: float = 5.0,
         sfu_token_ttl: float = 300.0,
         sfu_config: SfuConfig | None = None,
+        sfu_process: bool = False,
     ) -> None:
         if (api_key is None) != (api_secret is None):
             raise ValueError("give both api_key and api_secret, or neither")
@@ -53,11 +64,13 @@ class EmbeddedServer:
         )
         if sfu_config is None:
             sfu_config = SfuConfig(api_secret=api_secret, reconnect_grace=reconnect_grace)
-        elif sfu_config.api_secret != api_secret:
-            raise ValueError("sfu_config.api_secret must be the server's api_secret")
-        self.sfu = SfuServer(
-            sfu_config, admission=self._admit_sfu_session, on_participant=self._participant_changed
-        )
+        self.sfu_config = dataclasses.replace(sfu_config, api_secret=api_secret)
+        self._sfu: SfuServer | None = None
+        self._sfu_process: SfuProcess | None = None
+        if not sfu_process:
+            self._sfu = SfuServer(
+                self.sfu_config, admission=self._admit_sfu_session, on_participant=self._participant_changed
+            )
         self._sfu_port = sfu_port
         self._runner: web.AppRunner | None = None
         self._sfu_runner: web.AppRunner | None = None
@@ -68,6 +81,18 @@ class EmbeddedServer:
     def from_env(cls, **kwargs: object) -> EmbeddedServer:
         key, secret = os.environ.get("SWITCHBOARD_API_KEY"), os.environ.get("SWITCHBOARD_API_SECRET")
         return cls(api_key=key, api_secret=secret, **kwargs)  # type: ignore[arg-type]
+
+    @property
+    def sfu(self) -> SfuServer:
+        """The in-process SFU (its rooms, config, stats); RuntimeError with ``sfu_process=True``."""
+        if self._sfu is None:
+            raise RuntimeError("the SFU runs in its own process: read GET /sfu/stats instead")
+        return self._sfu
+
+    @property
+    def sfu_pid(self) -> int | None:
+        """The SFU child process's id with ``sfu_process=True`` (None in-process or stopped)."""
+        return self._sfu_process.pid if self._sfu_process is not None else None
 
     @property
     def api_key(self) -> str:
@@ -100,15 +125,20 @@ class EmbeddedServer:
     async def start(self) -> None:
         if self._runner is not None:
             return
-        sfu_runner = web.AppRunner(self.sfu.app(), handle_signals=False, shutdown_timeout=1.0)
-        await sfu_runner.setup()
-        await web.TCPSite(sfu_runner, self.host, self._sfu_port).start()
-        self._sfu_runner = sfu_runner
-        sfu_host, sfu_port = sfu_runner.addresses[0][:2]
-        self.sfu_url = self.config.sfu_url = f"ws://{sfu_host}:{sfu_port}/sfu"
+        if self._sfu is not None:
+            sfu_runner = web.AppRunner(self._sfu.app(), handle_signals=False, shutdown_timeout=1.0)
+            await sfu_runner.setup()
+            await web.TCPSite(sfu_runner, self.host, self._sfu_port).start()
+            self._sfu_runner = sfu_runner
+            sfu_host, sfu_port = sfu_runner.addresses[0][:2]
+            self.sfu_url = self.config.sfu_url = f"ws://{sfu_host}:{sfu_port}/sfu"
 
         app = create_app(self.config)
-        app[COORDINATOR_KEY].call_ended_hooks.append(self.sfu.end_call)
+        coordinator = app[COORDINATOR_KEY]
+        if self._sfu is not None:
+            coordinator.call_ended_hooks.append(self._sfu.end_call)
+        else:
+            add_internal_routes(app, coordinator)
         runner = web.AppRunner(app, handle_signals=False, shutdown_timeout=1.0)
         await runner.setup()
         await web.TCPSite(runner, self.host, self._port).start()
@@ -116,13 +146,26 @@ class EmbeddedServer:
         host, port = runner.addresses[0][:2]
         self.url = f"http://{host}:{port}"
 
+        if self._sfu is None:
+            self._sfu_process = SfuProcess(
+                self.sfu_config, host=self.host, port=self._sfu_port, coordinator_url=self.url
+            )
+            try:
+                self.sfu_url = self.config.sfu_url = await self._sfu_process.start()
+            except BaseException:
+                await self.stop()
+                raise
+            coordinator.call_ended_hooks.append(self._sfu_process.end_call)
+
     async def stop(self) -> None:
-        """Close every socket and peer connection (within about 2 s)."""
+        """Close every socket and peer connection (within about 2 s; the SFU process within 5 s)."""
         runner, self._runner = self._runner, None
         sfu_runner, self._sfu_runner = self._sfu_runner, None
-        if sfu_runner is not None:
-            await self.sfu.close()
+        if sfu_runner is not None and self._sfu is not None:
+            await self._sfu.close()
             await sfu_runner.cleanup()
+        if self._sfu_process is not None:
+            await self._sfu_process.stop()  # first: it reports its sessions leaving to the coordinator
         if runner is not None:
             await runner.cleanup()
 
