@@ -37,7 +37,7 @@ from switchboard import (
     User,
     VideoClient,
 )
-from switchboard.errors import PermissionDeniedError
+from switchboard.errors import CallStateError, InvalidRequestError, NotFoundError, PermissionDeniedError
 from switchboard.media.devices import CaptureSpeaker, ToneMicrophone
 from switchboard.protocol import coordinator as m
 from switchboard.protocol import sfu as p
@@ -418,6 +418,34 @@ async def test_a_viewer_token_minted_while_live_is_refused_after_stop_live(
     # and no fresh token either
     with pytest.raises(PermissionDeniedError):
         await viewer._require_api().sfu_token("livestream", "late", joined.session_id)
+
+
+async def test_a_fresh_sfu_token_is_only_for_the_callers_own_live_session(
+    server: EmbeddedServer, make_client: ClientFactory
+) -> None:
+    alice = await make_client("alice")
+    mallory = await make_client("mallory")
+    call = alice.make_call("default", "fresh")
+    await call.get_or_create()
+    await call.join(NO_CAMERA)
+    assert call.media is not None and call.media.session_id is not None
+    session = call.media.session_id
+    fresh = await alice._require_api().sfu_token("default", "fresh", session)
+    assert fresh.session_id == session and fresh.credentials.token != call.media.credentials.token
+    with pytest.raises(NotFoundError):  # someone else's session
+        await mallory._require_api().sfu_token("default", "fresh", session)
+    with pytest.raises(NotFoundError):  # a session that was never minted
+        await alice._require_api().sfu_token("default", "fresh", "made-up")
+    with pytest.raises(InvalidRequestError):
+        await alice._require_api().sfu_token("default", "fresh", "")
+    await call.leave()
+    with pytest.raises(CallStateError) as left:
+        await alice._require_api().sfu_token("default", "fresh", session)
+    assert left.value.code == "session_ended"
+    async with aiohttp.ClientSession() as http, http.get(server.url + "/openapi.json") as resp:
+        paths = (await resp.json())["paths"]
+    assert "post" in paths["/api/v1/calls/{type}/{id}/sfu_token"]
+    assert not any(path.startswith("/internal") for path in paths)
 
 
 async def test_a_call_older_than_its_sfu_token_resumes_after_a_socket_drop(

@@ -1,9 +1,11 @@
 """The SFU's signalling endpoint (aiohttp WebSocket) and its rooms.
 
 One WebSocket per participant session: the first message is ``join`` with the SFU token the
-coordinator minted (signature, expiry, call and session checked); then SDP offers/answers, mute
-state, subscription control, health checks and ``leave``. Garbage gets an ``error`` message and the
-session (and everyone else) carries on.
+coordinator minted (signature and expiry checked here, then the coordinator admits it: call live,
+session not left, grants current); then SDP offers/answers, mute state, subscription control, health
+checks and ``leave``. Garbage gets an ``error`` message and the session (and everyone else) carries
+on, within the per-socket limits (message size, rate, malformed messages) and the per-user session
+caps of :class:`SfuConfig`; going over one closes the socket with a ``protocol.sfu.CloseCode``.
 """
 
 from __future__ import annotations
