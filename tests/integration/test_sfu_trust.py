@@ -41,6 +41,7 @@ from switchboard.errors import CallStateError, InvalidRequestError, NotFoundErro
 from switchboard.media.devices import CaptureSpeaker, ToneMicrophone
 from switchboard.protocol import coordinator as m
 from switchboard.protocol import sfu as p
+from switchboard.protocol.tokens import verify_sfu_token
 from switchboard.server import EmbeddedServer
 from tests.conftest import ClientFactory, stays_heard, wait_heard
 
@@ -431,7 +432,8 @@ async def test_a_fresh_sfu_token_is_only_for_the_callers_own_live_session(
     assert call.media is not None and call.media.session_id is not None
     session = call.media.session_id
     fresh = await alice._require_api().sfu_token("default", "fresh", session)
-    assert fresh.session_id == session and fresh.credentials.token != call.media.credentials.token
+    claims = verify_sfu_token(server.api_secret, fresh.credentials.token)
+    assert fresh.session_id == session and claims.session_id == session and claims.user_id == "alice"
     with pytest.raises(NotFoundError):  # someone else's session
         await mallory._require_api().sfu_token("default", "fresh", session)
     with pytest.raises(NotFoundError):  # a session that was never minted
