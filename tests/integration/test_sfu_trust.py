@@ -493,3 +493,32 @@ async def test_a_call_older_than_its_sfu_token_resumes_after_a_socket_drop(
         finally:
             for client in clients:
                 await client.disconnect()
+
+
+async def test_a_session_whose_grants_changed_resumes_with_a_fresh_token_and_the_new_grants(
+    server: EmbeddedServer, make_client: ClientFactory
+) -> None:
+    host = await make_client("host")
+    guest = await make_client("guest")
+    show = host.make_call(CallType.livestream(), "promotion")
+    await show.get_or_create(members=[MemberRequest(user_id="guest", role="call_member")])
+    await show.go_live()
+    watch = guest.make_call(CallType.livestream(), "promotion")
+    await watch.join()  # a member without send grants
+    media = watch.media
+    assert media is not None and media._ws is not None and media.session_id is not None
+    first_token = media.credentials.token
+    participant = server.sfu.rooms[show.cid].participants[media.session_id]
+    assert not participant.grants.send_audio
+
+    await show.update_members(update=[MemberRequest(user_id="guest", role="host")])
+    async with raw_sfu(server.sfu_url) as sfu:  # the old token now carries stale grants
+        await sfu.send(p.JoinRequest(token=first_token, reconnect=True))
+        refused = await sfu.wait_for("error")
+        assert refused["code"] == "grants_changed" and await sfu.closed() == p.CloseCode.UNAUTHENTICATED
+    await media._ws.close()  # a network blip: the SDK gets a fresh token and carries on
+    await watch.state.wait_for(lambda s: s.status is CallStatus.RECONNECTING, timeout=5)
+    await watch.state.wait_for(lambda s: s.status is CallStatus.JOINED, timeout=10)
+    assert media.reconnects == 1 and media.credentials.token != first_token
+    assert server.sfu.rooms[show.cid].participants[media.session_id] is participant
+    assert participant.grants.send_audio and participant.grants.send_video
