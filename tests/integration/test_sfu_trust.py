@@ -266,6 +266,25 @@ async def test_an_oversized_frame_closes_the_socket_with_1009(server: EmbeddedSe
         assert await sfu.closed() == p.CloseCode.MESSAGE_TOO_BIG
 
 
+async def test_sockets_that_never_join_are_bounded(server: EmbeddedServer) -> None:
+    server.sfu.config.max_unjoined_sockets = 2
+    async with raw_sfu(server.sfu_url) as first, raw_sfu(server.sfu_url) as second:
+        await first.send(p.HealthCheckRequest())  # answered: these two are being served
+        await second.send(p.HealthCheckRequest())
+        await first.wait_for("error", code="not_joined")
+        await second.wait_for("error", code="not_joined")
+        async with raw_sfu(server.sfu_url) as third:
+            assert await third.closed() == p.CloseCode.TRY_AGAIN_LATER
+            assert third.messages[-1]["code"] == "server_busy"
+    for _ in range(100):  # their slots are free again once they are gone
+        if server.sfu.unjoined_sockets == 0:
+            break
+        await asyncio.sleep(0.05)
+    async with raw_sfu(server.sfu_url) as later:
+        await later.send(p.HealthCheckRequest())
+        await later.wait_for("error", code="not_joined")
+
+
 async def test_one_user_cannot_open_many_sessions_in_someone_elses_call(
     server: EmbeddedServer, make_client: ClientFactory
 ) -> None:

@@ -35,6 +35,8 @@ class CloseCode(IntEnum):
     NORMAL = 1000
     #: a frame larger than the SFU's message size limit (RFC 6455 "message too big")
     MESSAGE_TOO_BIG = 1009
+    #: too many sockets are waiting to join right now (RFC 6455 "try again later")
+    TRY_AGAIN_LATER = 1013
     #: ``join`` refused: token invalid, expired, replayed (session left) or its grants changed
     UNAUTHENTICATED = 4001
     #: ``join`` refused: the user may not join this call now (e.g. backstage)

@@ -53,6 +53,8 @@ class SfuConfig:
     max_sessions_per_user_per_call: int = 4
     #: SFU sessions one user may hold across all calls on this SFU
     max_sessions_per_user: int = 128
+    #: sockets that have not joined yet, all clients together (over it: close 1013)
+    max_unjoined_sockets: int = 1000
 
 
 class SfuServer:
@@ -67,6 +69,7 @@ class SfuServer:
         self._admission = admission
         self._on_participant = on_participant
         self._closing = False
+        self._unjoined = 0
 
     def app(self) -> web.Application:
         app = web.Application()
@@ -151,7 +154,14 @@ class SfuServer:
         ws = web.WebSocketResponse(heartbeat=10.0, max_msg_size=self.config.max_message_bytes)
         await ws.prepare(request)
         guard = SocketGuard(self.config.message_rate, self.config.message_burst, self.config.max_bad_messages)
-        participant = await self._join(ws, guard)
+        if self._unjoined >= self.config.max_unjoined_sockets:
+            await _close(ws, "server_busy", "too many sockets waiting to join", p.CloseCode.TRY_AGAIN_LATER)
+            return ws
+        self._unjoined += 1
+        try:
+            participant = await self._join(ws, guard)
+        finally:
+            self._unjoined -= 1
         if participant is None:
             return ws
         room = participant.room
@@ -242,6 +252,11 @@ class SfuServer:
             except SwitchboardError as exc:
                 await _close(ws, exc.code, exc.message, close_code_for(exc.code))
                 return None
+
+    @property
+    def unjoined_sockets(self) -> int:
+        """Signalling sockets open now that have not joined (yet)."""
+        return self._unjoined
 
     def sessions_of(self, user_id: str) -> int:
         """SFU sessions ``user_id`` holds on this SFU (connected or within their reconnect grace)."""
