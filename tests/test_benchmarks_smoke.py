@@ -38,6 +38,7 @@ MODULES = [
     "benchmarks.held",
     "benchmarks.held_client",
     "benchmarks.sfu",
+    "benchmarks.flood",
 ]
 
 
