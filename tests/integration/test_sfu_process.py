@@ -24,8 +24,8 @@ from switchboard.media.devices import CaptureSpeaker, ToneMicrophone
 from switchboard.protocol import sfu as p
 from switchboard.protocol.tokens import create_user_token
 from switchboard.server import EmbeddedServer
-from tests.conftest import stays_heard, wait_heard
-from tests.integration.test_sfu_trust import raw_sfu, rest_join
+from tests.conftest import wait_heard
+from tests.integration.test_sfu_trust import hears_throughout, raw_sfu, rest_join
 
 NO_CAMERA = CallConnectOptions(camera=TrackOption.disabled())
 TONES = {"alice": 440.0, "bob": 660.0}
@@ -133,8 +133,8 @@ async def test_media_keeps_flowing_while_switchboard_serves_coordinator_gets_no_
         serve.send_signal(signal.SIGSTOP)  # the coordinator's process gets no CPU at all
         try:
             await asyncio.gather(
-                stays_heard(alice, TONES, audible={"bob"}, duration=3.0),
-                stays_heard(bob, TONES, audible={"alice"}, duration=3.0),
+                hears_throughout(alice, "bob", TONES["bob"], duration=3.0),
+                hears_throughout(bob, "alice", TONES["alice"], duration=3.0),
             )
         finally:
             serve.send_signal(signal.SIGCONT)
