@@ -40,6 +40,7 @@ async def _serve(
             "unset SWITCHBOARD_API_KEY / SWITCHBOARD_API_SECRET or drop --dev-tokens"
         )
     key, secret = _key_pair(announce=True)
+    # the SFU in its own process: no client traffic on the coordinator can starve media forwarding
     server = EmbeddedServer(
         host=host,
         port=port,
@@ -48,6 +49,7 @@ async def _serve(
         api_secret=secret,
         cors_origins=cors_origins,
         development_tokens=dev_tokens,
+        sfu_process=True,
     )
     await server.start()
     print(f"switchboard coordinator on {server.url}, SFU on {server.sfu_url} (API key {server.api_key})")
@@ -66,7 +68,7 @@ async def _serve(
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(prog="switchboard", description=__doc__)
     sub = parser.add_subparsers(dest="command", required=True)
-    serve = sub.add_parser("serve", help="run the coordinator and SFU")
+    serve = sub.add_parser("serve", help="run the coordinator and the SFU (in a process of its own)")
     serve.add_argument("--host", default=DEFAULT_HOST)
     serve.add_argument("--port", type=int, default=DEFAULT_PORT)
     serve.add_argument(

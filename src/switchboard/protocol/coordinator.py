@@ -294,6 +294,17 @@ class JoinCallResponse(CallStateResponse):
     credentials: Credentials
 
 
+class SfuTokenRequest(Request):
+    """A fresh SFU token for a session this user joined (its first token may have expired)."""
+
+    session_id: str = Field(min_length=1, max_length=64)
+
+
+class SfuTokenResponse(Response):
+    session_id: str
+    credentials: Credentials
+
+
 class ErrorResponse(Response):
     code: str
     message: str

@@ -400,6 +400,7 @@ class Call:
             on_change=self._sync_participants,
             on_ended=self._media_ended,
             on_connection=self._media_connection,
+            refresh_credentials=self._fresh_sfu_credentials,
         )
         self._media = session
         self._update(session_id=response.session_id)
@@ -469,6 +470,11 @@ class Call:
         """Leaving resets suspension (SPEC §2.4.3)."""
         self._suspended = False
         self._update(is_audio_suspended=False)
+
+    async def _fresh_sfu_credentials(self, session_id: str) -> m.Credentials:
+        """A new SFU token for the joined session, for a resume after the first one expired."""
+        response = await self._client._require_api().sfu_token(self.type.name, self.id, session_id)
+        return response.credentials
 
     def _media_connection(self, state: str) -> None:
         """The SFU signalling socket dropped ("reconnecting") or the session resumed ("connected")."""

@@ -22,7 +22,13 @@ from typing import Any, TypeVar
 import aiohttp
 from pydantic import BaseModel, ValidationError
 
-from switchboard.errors import AuthenticationError, NetworkError, SwitchboardError, error_for
+from switchboard.errors import (
+    AuthenticationError,
+    InvalidRequestError,
+    NetworkError,
+    SwitchboardError,
+    error_for,
+)
 from switchboard.protocol import coordinator as m
 
 log = logging.getLogger("switchboard.sdk.coordinator")
@@ -67,6 +73,23 @@ class CoordinatorApi:
     @staticmethod
     def call_path(call_type: str, call_id: str) -> str:
         return f"/calls/{call_type}/{call_id}"
+
+    async def sfu_token(self, call_type: str, call_id: str, session_id: str) -> m.SfuTokenResponse:
+        """A fresh SFU token for this user's joined session ``session_id`` (its first one may expire).
+
+        Raises NotFoundError (not this user's session in this call), CallStateError (the session
+        left, or the call ended), PermissionDeniedError (the user may no longer join), NetworkError,
+        InvalidRequestError (an empty or over-long ``session_id``).
+        """
+        try:
+            body = m.SfuTokenRequest(session_id=session_id)
+        except ValidationError as exc:
+            raise InvalidRequestError(
+                f"invalid session_id {session_id!r}: {exc.errors()[0]['msg']}"
+            ) from None
+        return await self.request(
+            "POST", self.call_path(call_type, call_id) + "/sfu_token", m.SfuTokenResponse, body
+        )
 
 
 EventCallback = Callable[[m.Event], None]

@@ -114,6 +114,12 @@ def _routes() -> list[Route]:
             lambda c, ctx, body: c.join_call(ctx.user_id, ctx.call_type, ctx.call_id, body),
         ),
         Route(
+            "POST", CALL_PATH + "/sfu_token", m.SfuTokenRequest, m.SfuTokenResponse,
+            "A fresh SFU token for the caller's own joined session (same checks as join; 404 unknown "
+            "session, 409 session left).",
+            lambda c, ctx, body: c.refresh_sfu_token(ctx.user_id, ctx.call_type, ctx.call_id, body),
+        ),
+        Route(
             "GET", API_PREFIX + "/rings", None, m.PendingRingsResponse,
             "The signed-in user's pending rings, incoming and outgoing, oldest first, with the event "
             "cursor (last_event_id, epoch) the list is current as of.",

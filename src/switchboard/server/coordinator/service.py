@@ -7,14 +7,21 @@ result; the errors raised here (:mod:`switchboard.errors`) become the JSON error
 from __future__ import annotations
 
 import logging
+import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 
-from switchboard.errors import CallStateError, InvalidRequestError, NotFoundError, PermissionDeniedError
+from switchboard.errors import (
+    AuthenticationError,
+    CallStateError,
+    InvalidRequestError,
+    NotFoundError,
+    PermissionDeniedError,
+)
 from switchboard.protocol import coordinator as m
 from switchboard.protocol.coordinator import Capability, utcnow
-from switchboard.protocol.tokens import SfuGrants, create_sfu_token, new_session_id
+from switchboard.protocol.tokens import SfuClaims, SfuGrants, create_sfu_token, new_session_id
 from switchboard.server.coordinator.call_types import (
     CALL_TYPES,
     CallTypeDefinition,
@@ -22,6 +29,7 @@ from switchboard.server.coordinator.call_types import (
     own_capabilities,
 )
 from switchboard.server.coordinator.events import EventHub
+from switchboard.server.coordinator.sfu_sessions import SfuSessions
 from switchboard.server.coordinator.store import CallRecord, MemberRecord, Store, UserRecord
 
 log = logging.getLogger("switchboard.coordinator")
@@ -53,6 +61,7 @@ class Coordinator:
         self.hub = hub
         self.ringer = Ringer(self)
         self.call_ended_hooks: list[CallEndedHook] = []
+        self.sfu_sessions = SfuSessions()
         #: media sessions per call and user, as the SFU reports them (to tell when a caller left)
         self._sessions: dict[str, dict[str, set[str]]] = {}
 
@@ -343,34 +352,83 @@ class Coordinator:
                 ),
             )
         call = await self.get_call_record(call_type, call_id)
+        caps = await self.require_join(call, user_id)
+        self.watch(request.connection_id, user_id, call.cid)
+        session_id = new_session_id()
+        credentials = self._sfu_credentials(call, user_id, session_id, caps)
+        state = await self.call_state(call, user_id)
+        return m.JoinCallResponse(**state.model_dump(), session_id=session_id, credentials=credentials)
+
+    async def require_join(self, call: CallRecord, user_id: str) -> list[Capability]:
+        """``user_id``'s capabilities if they may join ``call`` now; else CallStateError / 403."""
         self.require_active(call)
         caps = await self.capabilities(call, user_id)
         if call.backstage and Capability.JOIN_BACKSTAGE not in caps:
             raise PermissionDeniedError(
                 f"call {call.cid} is backstage: only hosts can join until it goes live"
             )
-        await self.require(call, user_id, Capability.JOIN_CALL)
-        self.watch(request.connection_id, user_id, call.cid)
-        session_id = new_session_id()
-        grants = SfuGrants(send_audio=Capability.SEND_AUDIO in caps, send_video=Capability.SEND_VIDEO in caps)
+        if Capability.JOIN_CALL not in caps:
+            await self.require(call, user_id, Capability.JOIN_CALL)
+        return caps
+
+    @staticmethod
+    def sfu_grants(caps: list[Capability]) -> SfuGrants:
+        return SfuGrants(send_audio=Capability.SEND_AUDIO in caps, send_video=Capability.SEND_VIDEO in caps)
+
+    def _sfu_credentials(
+        self, call: CallRecord, user_id: str, session_id: str, caps: list[Capability]
+    ) -> m.Credentials:
+        """Mint an SFU token for ``session_id`` with the grants ``caps`` give, and remember it."""
+        grants = self.sfu_grants(caps)
+        ttl = self.config.sfu_token_ttl
         token = create_sfu_token(
             self.config.api_secret,
             user_id=user_id,
             call_cid=call.cid,
             session_id=session_id,
             grants=grants,
-            ttl=self.config.sfu_token_ttl,
+            ttl=ttl,
         )
-        state = await self.call_state(call, user_id)
-        return m.JoinCallResponse(
-            **state.model_dump(),
-            session_id=session_id,
-            credentials=m.Credentials(
-                server=m.SfuServer(url=self.config.sfu_url),
-                token=token,
-                ice_servers=self.config.ice_servers,
-            ),
+        self.sfu_sessions.minted(call.cid, user_id, session_id, grants, time.time() + ttl)
+        return m.Credentials(
+            server=m.SfuServer(url=self.config.sfu_url), token=token, ice_servers=self.config.ice_servers
         )
+
+    async def refresh_sfu_token(
+        self, user_id: str, call_type: str, call_id: str, request: m.SfuTokenRequest
+    ) -> m.SfuTokenResponse:
+        """A fresh SFU token for the caller's own live session (same checks as ``join``).
+
+        Errors: 404 for a session this user did not join in this call, 409 once it has left
+        (join again) or the call ended, 403 when the user may no longer join (e.g. backstage).
+        """
+        call = await self.get_call_record(call_type, call_id)
+        record = self.sfu_sessions.get(request.session_id)
+        if record is None or record.user_id != user_id or record.cid != call.cid:
+            raise NotFoundError(f"no SFU session {request.session_id!r} of {user_id!r} in {call.cid}")
+        if record.left:
+            raise CallStateError("this session has left the call: join again", code="session_ended")
+        caps = await self.require_join(call, user_id)
+        credentials = self._sfu_credentials(call, user_id, record.session_id, caps)
+        return m.SfuTokenResponse(session_id=record.session_id, credentials=credentials)
+
+    async def admit_sfu_session(self, claims: SfuClaims) -> None:
+        """The SFU asks before admitting a verified token (SPEC §2.10).
+
+        Refused (SwitchboardError with the code the SFU passes on): ``call_ended``; the token's
+        session unknown, left (``session_ended``) or minted with other grants than the user's
+        current ones (``grants_changed``); ``permission_denied`` when the user may no longer join
+        (a viewer after ``stop_live``), exactly as the REST ``join`` would answer.
+        """
+        call = await self.store.get_call(claims.call_cid)
+        if call is None or call.ended_at is not None:
+            raise CallStateError(f"call {claims.call_cid} does not exist or has ended", code="call_ended")
+        self.sfu_sessions.check(claims)
+        caps = await self.require_join(call, claims.user_id)
+        if self.sfu_grants(caps) != claims.grants:
+            raise AuthenticationError(
+                "the session's permissions changed since this SFU token was minted", code="grants_changed"
+            )
 
     # ---------------------------------------------------------------- ringing
 
@@ -427,6 +485,10 @@ class Coordinator:
 
         When a user's last session leaves, a ring they started that nobody accepted is cancelled.
         """
+        if joined:
+            self.sfu_sessions.joined(session_id)
+        else:
+            self.sfu_sessions.left(session_id)
         sessions = self._sessions.setdefault(cid, {}).setdefault(user_id, set())
         if joined:
             sessions.add(session_id)
