@@ -8,7 +8,8 @@ from types import TracebackType
 from aiohttp import web
 
 from switchboard.protocol.tokens import create_admin_token, create_user_token, generate_key_pair
-from switchboard.server.coordinator.app import COORDINATOR_KEY, create_app
+from switchboard.server.coordinator.app import COORDINATOR_KEY, create_app, http_server_options
+from switchboard.server.coordinator.limits import CoordinatorLimits
 from switchboard.server.coordinator.service import Coordinator, CoordinatorConfig
 from switchboard.server.sfu import SfuConfig, SfuServer
 
@@ -33,6 +34,7 @@ class EmbeddedServer:
         health_check_interval: float = 10.0,
         sfu_port: int = 0,
         reconnect_grace: float = 5.0,
+        limits: CoordinatorLimits | None = None,
     ) -> None:
         if (api_key is None) != (api_secret is None):
             raise ValueError("give both api_key and api_secret, or neither")
@@ -47,6 +49,7 @@ class EmbeddedServer:
             rate_limit_burst=rate_limit_burst,
             max_body_bytes=max_body_bytes,
             health_check_interval=health_check_interval,
+            limits=limits or CoordinatorLimits(),
         )
         self.sfu = SfuServer(
             SfuConfig(api_secret=api_secret, reconnect_grace=reconnect_grace),
@@ -105,7 +108,9 @@ class EmbeddedServer:
 
         app = create_app(self.config)
         app[COORDINATOR_KEY].call_ended_hooks.append(self.sfu.end_call)
-        runner = web.AppRunner(app, handle_signals=False, shutdown_timeout=1.0)
+        runner = web.AppRunner(
+            app, handle_signals=False, shutdown_timeout=1.0, **http_server_options(self.config)
+        )
         await runner.setup()
         await web.TCPSite(runner, self.host, self._port).start()
         self._runner = runner
