@@ -21,6 +21,7 @@ from switchboard.sdk.coordinator import CoordinatorApi, EventsConnection
 from switchboard.sdk.emitter import EventEmitter
 from switchboard.sdk.multicall import ActiveCalls
 from switchboard.sdk.observable import Observable
+from switchboard.sdk.tokens import TokenProvider, UserTokenSource
 from switchboard.sdk.types import (
     CallPreferences,
     CallStatus,
@@ -61,6 +62,12 @@ class VideoClient:
     """``VideoClient(api_key, user=..., user_token=..., options=ClientOptions(...))``.
 
     Then ``await client.connect()``; ``make_call()`` gives calls; ``disconnect()`` leaves them all.
+
+    ``token_provider`` (SPEC §2.10) is an async callable returning a fresh user token for ``user``. The
+    client calls it when it has no ``user_token`` and whenever the server says the token expired, then
+    carries on: the events socket reopens and replays what it missed, a refused REST request is retried
+    once. Without a provider an expired token sets ``state.connection`` to ``"token_expired"`` and every
+    later request raises :class:`~switchboard.errors.AuthenticationError`.
     """
 
     def __init__(
@@ -68,12 +75,13 @@ class VideoClient:
         api_key: str,
         *,
         user: User,
-        user_token: str,
+        user_token: str | None = None,
+        token_provider: TokenProvider | None = None,
         options: ClientOptions | None = None,
     ) -> None:
         self.api_key = api_key
         self.user = user
-        self.user_token = user_token
+        self._tokens = UserTokenSource(user_token, token_provider)
         self.options = options or ClientOptions()
         self.state = ClientState()
         self._calls: dict[str, Call] = {}
@@ -87,15 +95,26 @@ class VideoClient:
 
     # ---------------------------------------------------------------- connection
 
+    @property
+    def user_token(self) -> str | None:
+        """The user token the client presents now (the latest one from ``token_provider``, if any)."""
+        return self._tokens.token
+
     async def connect(self) -> None:
-        """Open the events socket (upserting the user). Bad/expired token: AuthenticationError, no retry."""
+        """Open the events socket (upserting the user).
+
+        A bad token raises AuthenticationError without retrying; an expired one too, unless there is a
+        ``token_provider`` (then a fresh token is fetched once). No token and no provider:
+        AuthenticationError.
+        """
         if self._socket is not None:
             return
+        token = await self._tokens.get()
         # no pool limit: one signalling socket per joined call, and a client may hold hundreds of calls
         session = aiohttp.ClientSession(connector=aiohttp.TCPConnector(limit=0))
         auth = m.AuthRequest(
             api_key=self.api_key,
-            token=self.user_token,
+            token=token,
             user=m.UserRequest(
                 id=self.user.id, name=self.user.name, image=self.user.image, custom=self.user.custom
             ),
@@ -107,6 +126,7 @@ class VideoClient:
             self._on_event,
             health_check_interval=self.options.health_check_interval,
             on_state=self.state.connection._set,
+            tokens=self._tokens,
         )
         try:
             await socket.connect()
@@ -115,7 +135,7 @@ class VideoClient:
             raise
         self._session = session
         self._socket = socket
-        self._api = CoordinatorApi(self.options.base_url, self.api_key, self.user_token, session)
+        self._api = CoordinatorApi(self.options.base_url, self.api_key, self._tokens, session)
         await self.audio_session.start()
 
     async def disconnect(self) -> None:
