@@ -241,7 +241,11 @@ class EventsConnection:
                     log.info("events socket: no frame for %.0fs; reconnecting", 3 * self._interval)
                     return
                 if msg.type != aiohttp.WSMsgType.TEXT:
-                    if ws.close_code == EventsCloseCode.UNAUTHENTICATED and msg.extra == TOKEN_EXPIRED_REASON:
+                    if (msg.type, msg.data, msg.extra) == (
+                        aiohttp.WSMsgType.CLOSE,
+                        EventsCloseCode.UNAUTHENTICATED,
+                        TOKEN_EXPIRED_REASON,
+                    ):
                         self._token_expired = True
                     return
                 self._dispatch(msg.data)

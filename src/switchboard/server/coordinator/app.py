@@ -297,6 +297,7 @@ async def events_socket(request: web.Request) -> web.WebSocketResponse:
         first = await ws.receive(timeout=limits.auth_timeout)
     except TimeoutError:
         await _close_with_error(
+            request,
             ws,
             EventsCloseCode.UNAUTHENTICATED,
             "unauthenticated",
@@ -313,11 +314,11 @@ async def events_socket(request: web.Request) -> web.WebSocketResponse:
             )
     except SwitchboardError as exc:
         close_code = EventsCloseCode.UNAUTHENTICATED if exc.status == 401 else EventsCloseCode.BAD_REQUEST
-        await _close_with_error(ws, close_code, exc.code, exc.message)
+        await _close_with_error(request, ws, close_code, exc.code, exc.message)
         return ws
     refused = _over_socket_limits(request.app, user_id, auth.previous_connection_id)
     if refused is not None:
-        await _close_with_error(ws, refused[0], refused[1], refused[2])
+        await _close_with_error(request, ws, refused[0], refused[1], refused[2])
         return ws
 
     if auth.user is not None:
@@ -435,13 +436,22 @@ def _over_socket_limits(
     return None
 
 
+#: seconds a cut-off client gets to read its close frame before the TCP connection is dropped
+CUT_OFF_GRACE = 0.5
+
+
 async def _cut_off(request: web.Request, ws: web.WebSocketResponse, code: int, reason: str) -> None:
-    """Close ``ws`` at once: send the close frame, then drop the TCP connection without reading (or
-    waiting for) anything more the client sends."""
+    """Close ``ws`` reading nothing more from the client: stop reading from its TCP connection (what it
+    still sends waits in the kernel and then TCP flow control stops it), send the close frame, give it
+    ``CUT_OFF_GRACE`` seconds to read that, then drop the connection."""
+    transport = request.transport
+    if transport is not None:
+        transport.pause_reading()
     closing = asyncio.ensure_future(ws.close(code=code, message=reason.encode()))
-    await asyncio.sleep(0)  # the close frame is written to the transport in the close's first step
-    if request.transport is not None:
-        request.transport.close()
+    with contextlib.suppress(TimeoutError, Exception):
+        await asyncio.wait_for(asyncio.shield(closing), CUT_OFF_GRACE)
+    if transport is not None:
+        transport.close()
     with contextlib.suppress(Exception):
         await closing
 
@@ -451,16 +461,8 @@ async def _close_at_expiry(request: web.Request, ws: web.WebSocketResponse, exp:
     await asyncio.sleep(max(0.0, exp - time.time()))
     if ws.closed:
         return
-    with contextlib.suppress(Exception):
-        await ws.send_json(
-            {
-                "type": "error",
-                "code": TOKEN_EXPIRED_REASON,
-                "message": "the user token expired: sign in again",
-            }
-        )
-    with contextlib.suppress(Exception):
-        await _cut_off(request, ws, EventsCloseCode.UNAUTHENTICATED, TOKEN_EXPIRED_REASON)
+    message = "the user token expired: sign in again"
+    await _close_with_error(request, ws, EventsCloseCode.UNAUTHENTICATED, TOKEN_EXPIRED_REASON, message)
 
 
 async def _health_checks(conn: Connection, interval: float) -> None:
@@ -478,10 +480,15 @@ async def _health_checks(conn: Connection, interval: float) -> None:
             )
 
 
-async def _close_with_error(ws: web.WebSocketResponse, close_code: int, code: str, message: str) -> None:
+async def _close_with_error(
+    request: web.Request, ws: web.WebSocketResponse, close_code: int, code: str, message: str
+) -> None:
+    """An ``error`` frame, then close with ``close_code`` (reason: the error ``code``) at once, reading
+    nothing more from the client (a refused client may be flooding)."""
     with contextlib.suppress(Exception):
         await ws.send_json({"type": "error", "code": code, "message": message})
-        await ws.close(code=close_code, message=message[:120].encode())
+    with contextlib.suppress(Exception):
+        await _cut_off(request, ws, close_code, code)
 
 
 # -------------------------------------------------------------------- OpenAPI
