@@ -578,12 +578,14 @@ async def _health(request: web.Request) -> web.Response:
 
 
 def http_server_options(config: CoordinatorConfig) -> dict[str, Any]:
-    """Options for the ``web.AppRunner`` serving :func:`create_app`: the header-read timeout.
+    """Options for the ``web.AppRunner`` serving :func:`create_app`: header timeout and linger time.
 
     aiohttp closes a connection still waiting for a complete request head ``keepalive_timeout`` seconds
-    after it opened (or after its previous response), which is the header timeout.
+    after it opened (or after its previous response), which is the header timeout; and it reads an
+    unread request body for at most ``lingering_time`` seconds after the answer before closing.
     """
-    return {"keepalive_timeout": config.limits.header_timeout}
+    limits = config.limits
+    return {"keepalive_timeout": limits.header_timeout, "lingering_time": limits.linger_time}
 
 
 def create_app(config: CoordinatorConfig, store: Store | None = None) -> web.Application:

@@ -20,6 +20,9 @@ class CoordinatorLimits:
     header_timeout: float = 10.0
     #: seconds a request may take to send its whole body once its head arrived; then 408.
     body_timeout: float = 10.0
+    #: seconds the server goes on reading (and discarding) a body it answered without reading (408,
+    #: 413, 401...) before it closes the connection, so the client sees the answer rather than a reset.
+    linger_time: float = 2.0
     #: seconds an events socket may take to send its auth frame; then it is closed with 4001.
     auth_timeout: float = 5.0
     #: the largest frame (bytes) accepted on an events socket; a larger one closes it with 1009.
@@ -36,6 +39,8 @@ class CoordinatorLimits:
     socket_open_burst: int = 10
 
     def __post_init__(self) -> None:
+        if self.linger_time < 0:
+            raise ValueError("linger_time must be >= 0")
         for name in ("header_timeout", "body_timeout", "auth_timeout", "frames_per_second"):
             if getattr(self, name) <= 0:
                 raise ValueError(f"{name} must be > 0")
