@@ -224,7 +224,7 @@ async def _read_body(request: web.Request, model: type[m.Request]) -> m.Request:
             raw = await request.read()
     except TimeoutError:
         raise RequestTimeoutError(f"request body not received within {timeout:g} s") from None
-    if not raw.strip():
+    if not raw:  # no body: the request body is optional (all defaults)
         data: Any = {}
     else:
         try:
