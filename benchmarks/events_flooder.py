@@ -1,10 +1,11 @@
-"""A hostile client, run as its own process: one user floods the events socket.
+"""Helper process: a hostile client, one user flooding the coordinator's events socket.
 
-``python -m tests.integration.flood_events URL API_KEY TOKEN SOCKETS SECONDS`` opens ``SOCKETS`` events
+``python -m benchmarks.events_flooder URL API_KEY TOKEN SOCKETS SECONDS`` opens ``SOCKETS`` events
 sockets for the token's user and authenticates them, prints ``ready`` and waits for a line on stdin;
 then it sends ``health.check`` frames on every socket as fast as it can, until the server closes it or
 ``SECONDS`` have passed. It prints one JSON line: the close code of each socket (-1: none seen), the
-number of sockets opened and of frames sent.
+number of sockets opened, of frames sent and of ``health.check`` answers received (the frames the
+server processed). Used by ``benchmarks.events_flood`` and the flood test.
 
 It runs in its own process, as a remote client would, so that its own sending does not block the test's
 event loop; and at a lower CPU priority, because a remote attacker's CPU is not the server's: what the
@@ -24,8 +25,8 @@ import aiohttp
 FRAME = '{"type": "health.check"}'
 
 
-async def _flood(ws: aiohttp.ClientWebSocketResponse, deadline: float) -> tuple[int, int]:
-    """(frames sent, close code) for one socket."""
+async def _flood(ws: aiohttp.ClientWebSocketResponse, deadline: float) -> tuple[int, int, int]:
+    """(frames sent, answers received, close code) for one socket."""
     sent = 0
     try:
         while time.monotonic() < deadline and not ws.closed:
@@ -37,6 +38,7 @@ async def _flood(ws: aiohttp.ClientWebSocketResponse, deadline: float) -> tuple[
         pass  # the server dropped the connection
     # read what the server sent until its close frame (or the end of the connection)
     code = -1
+    answers = 0
     while True:
         try:
             msg = await ws.receive(timeout=2.0)
@@ -47,8 +49,10 @@ async def _flood(ws: aiohttp.ClientWebSocketResponse, deadline: float) -> tuple[
             break
         if msg.type in (aiohttp.WSMsgType.CLOSED, aiohttp.WSMsgType.ERROR):
             break
+        if msg.type == aiohttp.WSMsgType.TEXT and '"health.check"' in msg.data:
+            answers += 1
     await ws.close()
-    return sent, code
+    return sent, answers, code
 
 
 async def main(url: str, api_key: str, token: str, sockets: int, seconds: float) -> None:
@@ -64,11 +68,13 @@ async def main(url: str, api_key: str, token: str, sockets: int, seconds: float)
         await asyncio.get_running_loop().run_in_executor(None, sys.stdin.readline)
         deadline = time.monotonic() + seconds
         results = await asyncio.gather(*(_flood(ws, deadline) for ws in opened))
-    print(
-        json.dumps(
-            {"close_codes": [c for _, c in results], "opens": sockets, "sent": sum(s for s, _ in results)}
-        )
-    )
+    report = {
+        "close_codes": [code for _, _, code in results],
+        "opens": sockets,
+        "sent": sum(sent for sent, _, _ in results),
+        "answered": sum(answers for _, answers, _ in results),
+    }
+    print(json.dumps(report))
 
 
 if __name__ == "__main__":
