@@ -41,6 +41,12 @@ async def test_events_socket_closes_4001_token_expired_at_expiry(server: Embedde
     assert msg.extra == TOKEN_EXPIRED_REASON
     assert frames[-1]["code"] == TOKEN_EXPIRED_REASON
     assert exp - 0.05 <= closed_at < exp + 1.0  # at expiry, not at some later sweep
+    hub = server.coordinator.hub
+    for _ in range(300):  # the server forgets the socket too (within the close's grace period)
+        if not hub.connection_count("alice"):
+            break
+        await asyncio.sleep(0.01)
+    assert hub.connection_count("alice") == 0
 
 
 async def test_token_provider_client_carries_on_across_expiries(

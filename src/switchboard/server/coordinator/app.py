@@ -443,17 +443,20 @@ CUT_OFF_GRACE = 0.5
 async def _cut_off(request: web.Request, ws: web.WebSocketResponse, code: int, reason: str) -> None:
     """Close ``ws`` reading nothing more from the client: stop reading from its TCP connection (what it
     still sends waits in the kernel and then TCP flow control stops it), send the close frame, give it
-    ``CUT_OFF_GRACE`` seconds to read that, then drop the connection."""
+    ``CUT_OFF_GRACE`` seconds to read that, then drop the connection (even if this task is cancelled)."""
     transport = request.transport
     if transport is not None:
         transport.pause_reading()
     closing = asyncio.ensure_future(ws.close(code=code, message=reason.encode()))
-    with contextlib.suppress(TimeoutError, Exception):
+    closing.add_done_callback(lambda done: done.cancelled() or done.exception())
+    try:
+        # the close waits for the client's close frame, which is never read: this is the grace period
         await asyncio.wait_for(asyncio.shield(closing), CUT_OFF_GRACE)
-    if transport is not None:
-        transport.close()
-    with contextlib.suppress(Exception):
-        await closing
+    except Exception:  # TimeoutError, or the connection failed while writing
+        pass
+    finally:
+        if transport is not None:
+            transport.close()
 
 
 async def _close_at_expiry(request: web.Request, ws: web.WebSocketResponse, exp: float) -> None:
