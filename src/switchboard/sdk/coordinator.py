@@ -224,7 +224,10 @@ class EventsConnection:
                         backoff = min(backoff * 2, 5.0)
                         continue
                     log.error("events socket: reconnect refused: %s", exc)
-                    self._on_state("token_expired" if exc.code == TOKEN_EXPIRED_REASON else "disconnected")
+                    expired = exc.code == TOKEN_EXPIRED_REASON
+                    if expired:
+                        self._tokens.expired = True  # later requests fail at once, as the server would
+                    self._on_state("token_expired" if expired else "disconnected")
                     return
                 except SwitchboardError as exc:
                     log.info("events socket: reconnect failed (%s); retrying in %.2fs", exc, backoff)
@@ -261,7 +264,9 @@ class EventsConnection:
                 if data.get("type") == "error":
                     if data.get("code") == TOKEN_EXPIRED_REASON:
                         self._token_expired = True  # the server closes the socket next
-                    log.warning("coordinator error on events socket: %s", data.get("message"))
+                        log.info("events socket: the user token expired")
+                    else:
+                        log.warning("coordinator error on events socket: %s", data.get("message"))
                 return
             event = m.parse_event(data)
         except (ValueError, ValidationError) as exc:
