@@ -40,7 +40,7 @@ async def test_events_socket_closes_4001_token_expired_at_expiry(server: Embedde
     assert ws.close_code == EventsCloseCode.UNAUTHENTICATED
     assert msg.extra == TOKEN_EXPIRED_REASON
     assert frames[-1]["code"] == TOKEN_EXPIRED_REASON
-    assert exp - 0.05 <= closed_at < exp + 1.0  # at expiry, not at some later sweep
+    assert exp - 0.05 <= closed_at < exp + 2.0  # at expiry (never before), not at some later sweep
     hub = server.coordinator.hub
     for _ in range(300):  # the server forgets the socket too (within the close's grace period)
         if not hub.connection_count("alice"):
