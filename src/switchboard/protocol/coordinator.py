@@ -11,7 +11,7 @@ from datetime import UTC, datetime
 from enum import StrEnum
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, StrictInt
 
 MAX_ID_LENGTH = 64
 
@@ -124,8 +124,9 @@ class BackstageSettingsRequest(Request):
 
 
 class RingSettingsRequest(Request):
-    incoming_call_timeout_ms: Annotated[int | None, Field(ge=0, le=600_000)] = None
-    auto_cancel_timeout_ms: Annotated[int | None, Field(ge=0, le=600_000)] = None
+    # StrictInt: a JSON boolean is not an integer (pydantic's lax mode would take true as 1)
+    incoming_call_timeout_ms: Annotated[StrictInt | None, Field(ge=0, le=600_000)] = None
+    auto_cancel_timeout_ms: Annotated[StrictInt | None, Field(ge=0, le=600_000)] = None
 
 
 class CallSettingsRequest(Request):
@@ -321,7 +322,7 @@ class AuthRequest(Request):
     api_key: str
     token: str
     user: UserRequest | None = None
-    last_event_id: int | None = None
+    last_event_id: Annotated[StrictInt | None, Field(ge=0)] = None
     #: the event-id epoch ``last_event_id`` belongs to (from ``connection.ok``); another epoch
     #: means the server's event ids started over, so nothing can be replayed from it
     epoch: str | None = None

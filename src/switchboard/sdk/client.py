@@ -22,6 +22,7 @@ from switchboard.sdk.emitter import EventEmitter
 from switchboard.sdk.multicall import ActiveCalls
 from switchboard.sdk.observable import Observable
 from switchboard.sdk.rings import PendingRing, RingBook
+from switchboard.sdk.tokens import TokenProvider, UserTokenSource
 from switchboard.sdk.types import (
     CallPreferences,
     CallStatus,
@@ -71,6 +72,12 @@ class VideoClient:
     """``VideoClient(api_key, user=..., user_token=..., options=ClientOptions(...))``.
 
     Then ``await client.connect()``; ``make_call()`` gives calls; ``disconnect()`` leaves them all.
+
+    ``token_provider`` (SPEC §2.10) is an async callable returning a fresh user token for ``user``. The
+    client calls it when it has no ``user_token`` and whenever the server says the token expired, then
+    carries on: the events socket reopens and replays what it missed, a refused REST request is retried
+    once. Without a provider an expired token sets ``state.connection`` to ``"token_expired"`` and every
+    later request raises :class:`~switchboard.errors.AuthenticationError`.
     """
 
     def __init__(
@@ -78,12 +85,13 @@ class VideoClient:
         api_key: str,
         *,
         user: User,
-        user_token: str,
+        user_token: str | None = None,
+        token_provider: TokenProvider | None = None,
         options: ClientOptions | None = None,
     ) -> None:
         self.api_key = api_key
         self.user = user
-        self.user_token = user_token
+        self._tokens = UserTokenSource(user_token, token_provider)
         self.options = options or ClientOptions()
         self.state = ClientState()
         self._calls: dict[str, Call] = {}
@@ -98,19 +106,27 @@ class VideoClient:
 
     # ---------------------------------------------------------------- connection
 
+    @property
+    def user_token(self) -> str | None:
+        """The user token the client presents now (the latest one from ``token_provider``, if any)."""
+        return self._tokens.token
+
     async def connect(self) -> None:
         """Open the events socket (upserting the user) and load this user's pending rings.
 
-        Bad/expired token: AuthenticationError, no retry. Every reconnect of the socket reloads the
-        rings too, and the calls when the server could not replay what was missed (SPEC §2.6.1).
+        A bad token raises AuthenticationError without retrying; an expired one too, unless there is a
+        ``token_provider`` (then a fresh token is fetched once). No token and no provider:
+        AuthenticationError. Every reconnect of the socket reloads the rings too, and the calls when
+        the server could not replay what was missed (SPEC §2.6.1).
         """
         if self._socket is not None:
             return
+        token = await self._tokens.get()
         # no pool limit: one signalling socket per joined call, and a client may hold hundreds of calls
         session = aiohttp.ClientSession(connector=aiohttp.TCPConnector(limit=0))
         auth = m.AuthRequest(
             api_key=self.api_key,
-            token=self.user_token,
+            token=token,
             user=m.UserRequest(
                 id=self.user.id, name=self.user.name, image=self.user.image, custom=self.user.custom
             ),
@@ -123,10 +139,11 @@ class VideoClient:
             health_check_interval=self.options.health_check_interval,
             on_state=self.state.connection._set,
             on_open=self._socket_opened,
+            tokens=self._tokens,
         )
         self._session = session
         self._socket = socket
-        self._api = CoordinatorApi(self.options.base_url, self.api_key, self.user_token, session)
+        self._api = CoordinatorApi(self.options.base_url, self.api_key, self._tokens, session)
         try:
             await socket.connect()
         except BaseException:

@@ -11,8 +11,9 @@ from aiohttp import web
 
 from switchboard.media.local_ice import loopback_ice_address
 from switchboard.protocol.tokens import SfuClaims, create_admin_token, create_user_token, generate_key_pair
-from switchboard.server.coordinator.app import COORDINATOR_KEY, create_app
+from switchboard.server.coordinator.app import COORDINATOR_KEY, create_app, http_server_options
 from switchboard.server.coordinator.internal import add_internal_routes
+from switchboard.server.coordinator.limits import CoordinatorLimits
 from switchboard.server.coordinator.service import Coordinator, CoordinatorConfig
 from switchboard.server.coordinator.store import MemoryStore, Store
 from switchboard.server.sfu import SfuConfig, SfuServer
@@ -57,6 +58,7 @@ class EmbeddedServer:
         sfu_token_ttl: float = 300.0,
         sfu_config: SfuConfig | None = None,
         sfu_process: bool = False,
+        limits: CoordinatorLimits | None = None,
     ) -> None:
         if (api_key is None) != (api_secret is None):
             raise ValueError("give both api_key and api_secret, or neither")
@@ -72,6 +74,7 @@ class EmbeddedServer:
             max_body_bytes=max_body_bytes,
             health_check_interval=health_check_interval,
             sfu_token_ttl=sfu_token_ttl,
+            limits=limits or CoordinatorLimits(),
         )
         if sfu_config is None:
             sfu_config = SfuConfig(api_secret=api_secret, reconnect_grace=reconnect_grace)
@@ -170,7 +173,9 @@ class EmbeddedServer:
             coordinator.call_ended_hooks.append(self._sfu.end_call)
         else:
             add_internal_routes(app, coordinator)
-        runner = web.AppRunner(app, handle_signals=False, shutdown_timeout=1.0)
+        runner = web.AppRunner(
+            app, handle_signals=False, shutdown_timeout=1.0, **http_server_options(self.config)
+        )
         await runner.setup()
         await web.TCPSite(runner, self.host, self._port).start()
         self._runner = runner

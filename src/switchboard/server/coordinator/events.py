@@ -130,6 +130,10 @@ class EventHub:
         conn = self._connections.get(conn_id or "")
         return conn if conn is not None and conn.user_id == user_id else None
 
+    def connection_count(self, user_id: str) -> int:
+        """How many live events sockets ``user_id`` has open."""
+        return len(self._by_user.get(user_id, ()))
+
     def connections(self) -> list[Connection]:
         return list(self._connections.values())
 

@@ -29,6 +29,7 @@ from switchboard.server.coordinator.call_types import (
     own_capabilities,
 )
 from switchboard.server.coordinator.events import EventHub
+from switchboard.server.coordinator.limits import CoordinatorLimits
 from switchboard.server.coordinator.sfu_sessions import SfuSessions
 from switchboard.server.coordinator.store import CallRecord, MemberRecord, Store, UserRecord
 
@@ -47,6 +48,8 @@ class CoordinatorConfig:
     rate_limit_per_second: float = 50.0
     rate_limit_burst: int = 100
     health_check_interval: float = 10.0
+    #: per-connection and per-user limits (timeouts, frame rate and size, sockets per user)
+    limits: CoordinatorLimits = field(default_factory=CoordinatorLimits)
 
 
 CallEndedHook = Callable[[str], Awaitable[None]]
