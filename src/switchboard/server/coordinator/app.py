@@ -30,6 +30,7 @@ from switchboard.protocol.coordinator import utcnow
 from switchboard.protocol.tokens import verify_user_token
 from switchboard.server.coordinator.events import Connection, EventHub
 from switchboard.server.coordinator.ratelimit import RateLimiter
+from switchboard.server.coordinator.request_log import request_log_middleware
 from switchboard.server.coordinator.service import Coordinator, CoordinatorConfig
 from switchboard.server.coordinator.store import MemoryStore, Store
 
@@ -347,6 +348,7 @@ async def _health_checks(conn: Connection, interval: float) -> None:
 
 
 async def _close_with_error(ws: web.WebSocketResponse, close_code: int, code: str, message: str) -> None:
+    log.info("events socket closed with %d %s: %s", close_code, code, message)
     with contextlib.suppress(Exception):
         await ws.send_json({"type": "error", "code": code, "message": message})
         await ws.close(code=close_code, message=message[:120].encode())
@@ -429,7 +431,9 @@ def create_app(config: CoordinatorConfig, store: Store | None = None) -> web.App
     store = store if store is not None else MemoryStore()
     hub = EventHub(store)
     coordinator = Coordinator(config, store, hub)
-    app = web.Application(middlewares=[error_middleware], client_max_size=config.max_body_bytes)
+    app = web.Application(
+        middlewares=[request_log_middleware, error_middleware], client_max_size=config.max_body_bytes
+    )
     app[COORDINATOR_KEY] = coordinator
     limiter = RateLimiter(config.rate_limit_per_second, config.rate_limit_burst)
     for route in ROUTES:
