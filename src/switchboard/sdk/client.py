@@ -155,21 +155,27 @@ class VideoClient:
         await self.audio_session.start()
 
     async def disconnect(self) -> None:
-        """Leave every call and close the connection."""
-        # every call with media or a join in flight, listed or not (a call being handed over is not)
-        for call in [c for c in self._calls.values() if c._media is not None or c._join_task is not None]:
-            try:
-                await call.leave()
-            except Exception:
-                log.exception("leaving %s during disconnect failed", call.cid)
-        await self.audio_session.stop()
-        socket, self._socket = self._socket, None
-        if socket is not None:
-            await socket.close()
-        session, self._session = self._session, None
-        if session is not None:
-            await session.close()
-        self._api = None
+        """Leave every call and close the connection.
+
+        The connection is closed even when this runs in a task being cancelled (e.g. on Ctrl-C): the
+        CancelledError propagates afterwards.
+        """
+        try:
+            # every call with media or a join in flight, listed or not (a call being handed over is not)
+            for call in [c for c in self._calls.values() if c._media is not None or c._join_task is not None]:
+                try:
+                    await call.leave()
+                except Exception:
+                    log.exception("leaving %s during disconnect failed", call.cid)
+            await self.audio_session.stop()
+        finally:
+            socket, self._socket = self._socket, None
+            if socket is not None:
+                await socket.close()
+            session, self._session = self._session, None
+            if session is not None:
+                await session.close()
+            self._api = None
 
     async def __aenter__(self) -> VideoClient:
         await self.connect()
