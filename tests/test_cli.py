@@ -187,6 +187,22 @@ async def test_serve_logs_requests_and_errors(tmp_path: Path) -> None:
     assert serve.process.returncode == 0
 
 
+def test_serve_ports_default_to_the_environment(tmp_path: Path) -> None:
+    port, sfu_port = free_port(), free_port()
+    env = user_env(tmp_path, SWITCHBOARD_PORT=str(port), SWITCHBOARD_SFU_PORT=str(sfu_port))
+    log_path = tmp_path / "serve.log"
+    with log_path.open("w") as log:
+        serve = subprocess.Popen([*CLI, "serve"], env=env, stdout=subprocess.PIPE, stderr=log, text=True)
+    try:
+        assert serve.stdout is not None
+        first = serve.stdout.readline()
+        assert f"http://127.0.0.1:{port}," in first and f"ws://127.0.0.1:{sfu_port}/sfu" in first, first
+    finally:
+        serve.send_signal(signal.SIGINT)
+        serve.wait(15)
+    assert serve.returncode == 0 and "Traceback" not in log_path.read_text()
+
+
 def test_serve_on_a_taken_port_says_so_in_one_line_and_prints_no_keys(tmp_path: Path) -> None:
     with socket.socket() as taken:
         taken.bind(("127.0.0.1", 0))

@@ -29,6 +29,7 @@ DEFAULT_HOST = "127.0.0.1"
 DEFAULT_PORT = 3030
 
 KEY_ENV, SECRET_ENV = "SWITCHBOARD_API_KEY", "SWITCHBOARD_API_SECRET"
+PORT_ENV, SFU_PORT_ENV = "SWITCHBOARD_PORT", "SWITCHBOARD_SFU_PORT"
 
 
 class CliError(Exception):
@@ -57,6 +58,11 @@ def _port(text: str) -> int:
     if not 0 <= port <= 65535:
         raise argparse.ArgumentTypeError(f"{text!r} is not a port number (0-65535; 0: any free port)")
     return port
+
+
+def _env_port(name: str, default: int) -> str:
+    """The default of a port option: ``$name`` when set (checked like the option), else ``default``."""
+    return os.environ.get(name) or str(default)
 
 
 def _ttl(text: str) -> float:
@@ -207,14 +213,14 @@ def build_parser() -> argparse.ArgumentParser:
     serve.add_argument(
         "--port",
         type=_port,
-        default=DEFAULT_PORT,
-        help=f"coordinator port, the clients' base_url (default {DEFAULT_PORT}; 0: any free port)",
+        default=_env_port(PORT_ENV, DEFAULT_PORT),
+        help=f"coordinator port, the clients' base_url (default ${PORT_ENV} or {DEFAULT_PORT}; 0: any free)",
     )
     serve.add_argument(
         "--sfu-port",
         type=_port,
-        default=DEFAULT_PORT + 1,
-        help=f"SFU signalling port (default {DEFAULT_PORT + 1}; 0: any free port)",
+        default=_env_port(SFU_PORT_ENV, DEFAULT_PORT + 1),
+        help=f"SFU signalling port (default ${SFU_PORT_ENV} or {DEFAULT_PORT + 1}; 0: any free port)",
     )
     serve.add_argument(
         "--log-level",
