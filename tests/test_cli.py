@@ -270,6 +270,18 @@ def test_token_ttl_sets_the_expiry(tmp_path: Path) -> None:
     assert claims["user_id"] == "bob" and 55 <= claims["exp"] - time.time() <= 61
 
 
+# ---------------------------------------------------------------- demo
+
+
+def test_demo_refuses_a_report_path_it_cannot_write_before_running(tmp_path: Path) -> None:
+    env = user_env(tmp_path)
+    missing = tmp_path / "no-such-dir" / "report.json"
+    done = run_cli("demo", "--json", str(missing), env=env)
+    # stdout stays empty: refused before the demo printed its first line, not after it ran
+    assert_one_line_error(done, 1, "switchboard demo: --json", "no such directory")
+    assert_one_line_error(run_cli("demo", "--plot", str(tmp_path), env=env), 1, "is a directory")
+
+
 # ---------------------------------------------------------------- version and help
 
 

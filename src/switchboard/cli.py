@@ -265,9 +265,24 @@ def _run(args: argparse.Namespace) -> int:
         keys = resolve_key_pair(create=False)
         print(create_user_token(keys.api_secret, args.user_id, args.ttl))
         return 0
+    for option, path in (("--json", args.json_path), ("--plot", args.plot_path)):
+        if path is not None:
+            require_writable(path, option)
     from switchboard.demo import run_demo
 
     return asyncio.run(run_demo(json_path=args.json_path, plot_path=args.plot_path))
+
+
+def require_writable(path: str, option: str) -> None:
+    """Fail now, not after a 30 s demo, when ``path`` cannot be written (no such directory, no permission)."""
+    target = os.path.abspath(path)
+    folder = os.path.dirname(target)
+    if os.path.isdir(target):
+        raise CliError(f"{option} {path}: is a directory; give a file name")
+    if not os.path.isdir(folder):
+        raise CliError(f"{option} {path}: no such directory {folder}")
+    if not os.access(folder, os.W_OK) or (os.path.exists(target) and not os.access(target, os.W_OK)):
+        raise CliError(f"{option} {path}: not writable")
 
 
 def main(argv: list[str] | None = None) -> None:
