@@ -160,22 +160,25 @@ class VideoClient:
         The connection is closed even when this runs in a task being cancelled (e.g. on Ctrl-C): the
         CancelledError propagates afterwards.
         """
+        # every call with media or a join in flight, listed or not (a call being handed over is not)
+        for call in [c for c in self._calls.values() if c._media is not None or c._join_task is not None]:
+            try:
+                await call.leave()
+            except Exception:
+                log.exception("leaving %s during disconnect failed", call.cid)
         try:
-            # every call with media or a join in flight, listed or not (a call being handed over is not)
-            for call in [c for c in self._calls.values() if c._media is not None or c._join_task is not None]:
-                try:
-                    await call.leave()
-                except Exception:
-                    log.exception("leaving %s during disconnect failed", call.cid)
             await self.audio_session.stop()
         finally:
-            socket, self._socket = self._socket, None
-            if socket is not None:
-                await socket.close()
-            session, self._session = self._session, None
-            if session is not None:
-                await session.close()
-            self._api = None
+            await self._close_connection()
+
+    async def _close_connection(self) -> None:
+        socket, self._socket = self._socket, None
+        if socket is not None:
+            await socket.close()
+        session, self._session = self._session, None
+        if session is not None:
+            await session.close()
+        self._api = None
 
     async def __aenter__(self) -> VideoClient:
         await self.connect()
