@@ -162,6 +162,11 @@ def announce(coordinator_url: str, sfu_url: str, keys: KeyPair) -> None:
 async def _serve(host: str, port: int, sfu_port: int) -> None:
     from switchboard.server import EmbeddedServer
 
+    stop = asyncio.Event()  # Ctrl-C / SIGTERM from here on, even during start-up: a clean stop
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        with contextlib.suppress(NotImplementedError):
+            loop.add_signal_handler(sig, stop.set)
     keys = resolve_key_pair(create=True)
     server = EmbeddedServer(
         host=host, port=port, sfu_port=sfu_port, api_key=keys.api_key, api_secret=keys.api_secret
@@ -172,11 +177,6 @@ async def _serve(host: str, port: int, sfu_port: int) -> None:
         await server.stop()
         raise bind_failure(host, f"ports {port} and {sfu_port}", exc) from None
     announce(server.url, server.sfu_url, keys)
-    stop = asyncio.Event()
-    loop = asyncio.get_running_loop()
-    for sig in (signal.SIGINT, signal.SIGTERM):
-        with contextlib.suppress(NotImplementedError):
-            loop.add_signal_handler(sig, stop.set)
     try:
         await stop.wait()
     finally:
