@@ -11,6 +11,7 @@ import warnings
 import pytest
 
 from switchboard import (
+    AudioConfigurationPolicy,
     CallConnectOptions,
     CallPreferences,
     CallStatus,
@@ -56,6 +57,8 @@ async def test_get_or_create_takes_plain_user_ids_like_ring(make_client: ClientF
         (lambda: User.regular("a b"), "User id 'a b' is not valid"),
         (lambda: CallType.custom("my type"), "call type 'my type' is not valid"),
         (lambda: TrackOption.provided(None), "TrackOption.provided() needs a track"),
+        (lambda: AudioConfigurationPolicy.custom(capture_channels=3), "channel counts must be 1 or 2, not 3"),
+        (lambda: AudioConfigurationPolicy.custom(opus_bitrate=1), "opus_bitrate must be within 6000..510000"),
         (lambda: CallConnectOptions(microphone=True), "must be a TrackOption, not bool"),  # type: ignore[arg-type]
         (lambda: CallPreferences(audio_configuration_policy="viewer"), "must be a AudioConfigurationPolicy"),  # type: ignore[arg-type]
     ],
