@@ -6,12 +6,12 @@ import asyncio
 import contextlib
 import dataclasses
 import logging
-from collections.abc import AsyncIterator, Callable, Coroutine, Mapping
+from collections.abc import AsyncIterator, Callable, Coroutine, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
-from switchboard.errors import CallStateError, PermissionDeniedError
+from switchboard.errors import CallStateError, InvalidRequestError, PermissionDeniedError
 from switchboard.media.audio_config import AudioConfigurationPolicy
 from switchboard.media.audio_session import AudioDeviceModule
 from switchboard.protocol import coordinator as m
@@ -26,7 +26,9 @@ from switchboard.sdk.types import (
     MemberRequest,
     RejectReason,
     TrackOption,
+    as_member_requests,
 )
+from switchboard.sdk.validation import require_identifiers, require_instance
 
 log = logging.getLogger("switchboard.sdk.call")
 
@@ -87,6 +89,14 @@ class CallState:
     @property
     def is_ended(self) -> bool:
         return self.ended_at is not None
+
+
+def _reject_reason(reason: object) -> RejectReason:
+    """``reason`` as a RejectReason (its string value is accepted too), else InvalidRequestError."""
+    if isinstance(reason, str) and reason in {r.value for r in RejectReason}:
+        return RejectReason(reason)
+    options = ", ".join(f"RejectReason.{r.name}" for r in RejectReason)
+    raise InvalidRequestError(f"reject reason {reason!r} is not valid: use one of {options}")
 
 
 class Call:
@@ -187,20 +197,24 @@ class Call:
 
     async def get_or_create(
         self,
-        members: list[MemberRequest] | None = None,
+        members: Sequence[MemberRequest | str] | None = None,
         *,
         ringing: bool = False,
         video: bool = False,
         custom: dict[str, Any] | None = None,
         settings_override: m.CallSettingsRequest | None = None,
     ) -> CallState:
-        """Get the call, creating it when new (an existing call is returned unchanged); may ring."""
+        """Get the call, creating it when new (an existing call is returned unchanged); may ring.
+
+        ``members``: :class:`MemberRequest` s or plain user ids (``["bob"]``, as :meth:`ring` takes).
+        Raises InvalidRequestError, before any network, for a member that is neither.
+        """
+        wanted = as_member_requests(members)
         api = self._client._require_api()
         request = m.GetOrCreateCallRequest(
             data=m.CallDataRequest(
                 members=[
-                    m.MemberRequest(user_id=mr.user_id, role=mr.role, custom=mr.custom)
-                    for mr in members or []
+                    m.MemberRequest(user_id=mr.user_id, role=mr.role, custom=mr.custom) for mr in wanted
                 ],
                 custom=custom or {},
                 settings_override=settings_override,
@@ -230,25 +244,31 @@ class Call:
         return self.state.value
 
     async def update_members(
-        self, *, update: list[MemberRequest] | None = None, remove: list[str] | None = None
+        self, *, update: Sequence[MemberRequest | str] | None = None, remove: list[str] | None = None
     ) -> CallState:
+        """Add or update members (MemberRequests or user ids) and remove members (user ids)."""
+        wanted = as_member_requests(update, "update")
+        removed = require_identifiers(remove or [], "remove")
         api = self._client._require_api()
         body = m.UpdateMembersRequest(
             update_members=[
-                m.MemberRequest(user_id=mr.user_id, role=mr.role, custom=mr.custom) for mr in update or []
+                m.MemberRequest(user_id=mr.user_id, role=mr.role, custom=mr.custom) for mr in wanted
             ],
-            remove_members=list(remove or []),
+            remove_members=removed,
         )
         response = await api.request("POST", self._path("/members"), m.UpdateMembersResponse, body)
         self._apply_members(response.members)
         return self.state.value
 
     async def ring(self, members: list[str] | None = None, *, video: bool = False) -> None:
-        """Ring the members other than this user (or just ``members``), also into an ongoing call.
+        """Ring the members other than this user (or just ``members``, a list of user ids), also into
+        an ongoing call.
 
         Members an earlier ring of this call still rings are left to it; CallStateError when that
         leaves nobody, or when this user's own earlier ring of the call still rings.
         """
+        if members is not None:
+            members = require_identifiers(members, "members")
         api = self._client._require_api()
         response = await api.request(
             "POST", self._path("/ring"), m.RingResponse, m.RingRequest(video=video, member_ids=members)
@@ -264,6 +284,7 @@ class Call:
     async def reject(self, reason: RejectReason = RejectReason.DECLINE) -> None:
         """Reject a ring; by the caller, cancel it (every callee's ring ends). Declining never ends
         the call for the others. CallStateError when the call is not ringing for this user."""
+        reason = _reject_reason(reason)
         api = self._client._require_api()
         outgoing = self._client._outgoing_ring_of(self) and not self._client._incoming_ring_of(self)
         if outgoing:
@@ -342,6 +363,8 @@ class Call:
         Joining a call that is already joined or joining does nothing. Without ``connect_options`` the
         call type's defaults decide the microphone and camera.
         """
+        if connect_options is not None:
+            require_instance(connect_options, CallConnectOptions, "connect_options")
         if self._media is not None or self._join_task is not None or self._join_lock.locked():
             return  # joined, joining or reconnecting: nothing to do
         async with self._join_lock:
@@ -450,6 +473,7 @@ class Call:
             await asyncio.wait({join})
             return
         if self._media is None and self.state.value.status not in (CallStatus.JOINING, CallStatus.JOINED):
+            self._reset_suspension()  # nothing to leave, but a left call is never suspended (SPEC §2.4.3)
             return
         log.info("%s: leaving (%s)", self.cid, reason)
         await self._close_media()
@@ -572,8 +596,19 @@ class Call:
         """Stop this call's remote audio reaching the speaker and the microphone reaching the call.
 
         Idempotent; holds at any moment after ``join()`` starts (media that appears later starts
-        suspended). Emits ``call.audio_suspended``. Video is untouched.
+        suspended, SPEC §2.4.1). Emits ``call.audio_suspended``. Video is untouched.
+
+        Raises CallStateError when the call is neither joining nor joined: a suspension set before
+        ``join()`` would silently make the call join unheard. To join a call suspended, start
+        ``join()`` first (the suspension then holds while it connects), or let the
+        ``SUSPEND_INCOMING`` policy do it.
         """
+        status = self.state.value.status
+        if status not in (CallStatus.JOINING, CallStatus.JOINED, CallStatus.RECONNECTING):
+            raise CallStateError(
+                f"cannot suspend audio of {self.cid}: it is {status.value}, not joined; call suspend_audio() "
+                "once join() has started (a suspension then holds while the call connects)"
+            )
         await self._suspend(reason="suspend")
 
     async def resume_audio(self) -> None:

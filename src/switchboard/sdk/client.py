@@ -11,7 +11,13 @@ from typing import Any
 
 import aiohttp
 
-from switchboard.errors import CallStateError, NotFoundError, RateLimitedError, SwitchboardError
+from switchboard.errors import (
+    CallStateError,
+    InvalidRequestError,
+    NotFoundError,
+    RateLimitedError,
+    SwitchboardError,
+)
 from switchboard.media.audio_config import AudioConfigurationPolicy
 from switchboard.media.audio_session import AudioSession
 from switchboard.media.devices import CaptureSpeaker, Microphone, Speaker
@@ -19,7 +25,7 @@ from switchboard.protocol import coordinator as m
 from switchboard.sdk.call import Call
 from switchboard.sdk.coordinator import CoordinatorApi, EventsConnection
 from switchboard.sdk.emitter import EventEmitter
-from switchboard.sdk.multicall import ActiveCalls
+from switchboard.sdk.multicall import ActiveCalls, warn_if_policy_ignored
 from switchboard.sdk.observable import Observable
 from switchboard.sdk.rings import PendingRing, RingBook
 from switchboard.sdk.tokens import TokenProvider, UserTokenSource
@@ -31,6 +37,13 @@ from switchboard.sdk.types import (
     RejectReason,
     User,
 )
+from switchboard.sdk.validation import (
+    require_base_url,
+    require_identifier,
+    require_instance,
+    require_optional_identifier,
+    require_positive_number,
+)
 
 log = logging.getLogger("switchboard.sdk")
 
@@ -39,6 +52,14 @@ DEFAULT_BASE_URL = "http://127.0.0.1:3030"
 
 @dataclass
 class ClientOptions:
+    """How a :class:`VideoClient` connects and how its calls share the devices (SPEC §1, §2).
+
+    Checked when built: a ``base_url`` that is not an ``http(s)://host[:port]`` URL, or a field of the
+    wrong type, raises InvalidRequestError. A ``multi_call_audio_policy`` other than the default
+    without ``allow_multiple_active_calls=True`` has no effect (single-call mode) and warns
+    (``UserWarning``); see :func:`switchboard.sdk.multicall.warn_if_policy_ignored`.
+    """
+
     base_url: str = DEFAULT_BASE_URL
     allow_multiple_active_calls: bool = False
     multi_call_audio_policy: MultiCallAudioPolicy = MultiCallAudioPolicy.SUSPEND_EXISTING
@@ -49,6 +70,22 @@ class ClientOptions:
     #: the client's speaker (default: a virtual one that records what it plays, a CaptureSpeaker)
     speaker: Speaker | None = None
     health_check_interval: float = 10.0
+
+    def __post_init__(self) -> None:
+        require_base_url(self.base_url)
+        for flag in ("allow_multiple_active_calls", "reject_call_when_busy"):
+            require_instance(getattr(self, flag), bool, f"ClientOptions.{flag}")
+        require_instance(
+            self.multi_call_audio_policy, MultiCallAudioPolicy, "ClientOptions.multi_call_audio_policy"
+        )
+        if self.audio_configuration_policy is not None:
+            require_instance(
+                self.audio_configuration_policy,
+                AudioConfigurationPolicy,
+                "ClientOptions.audio_configuration_policy",
+            )
+        require_positive_number(self.health_check_interval, "ClientOptions.health_check_interval", "seconds")
+        warn_if_policy_ignored(self.allow_multiple_active_calls, self.multi_call_audio_policy)
 
 
 class ClientState:
@@ -89,6 +126,11 @@ class VideoClient:
         token_provider: TokenProvider | None = None,
         options: ClientOptions | None = None,
     ) -> None:
+        if not isinstance(api_key, str) or not api_key:
+            raise InvalidRequestError(f"api_key must be a non-empty string, not {api_key!r}")
+        require_instance(user, User, "user")
+        if options is not None:
+            require_instance(options, ClientOptions, "options")
         self.api_key = api_key
         self.user = user
         self._tokens = UserTokenSource(user_token, token_provider)
@@ -155,14 +197,23 @@ class VideoClient:
 
     async def disconnect(self) -> None:
         """Leave every call, close the connection and clear ``ringing_calls``, ``incoming_call`` and
-        ``outgoing_call`` (the server keeps the rings; ``connect()`` shows those still pending)."""
+        ``outgoing_call`` (the server keeps the rings; ``connect()`` shows those still pending).
+
+        The connection is closed even when this runs in a task being cancelled (e.g. on Ctrl-C): the
+        CancelledError propagates afterwards.
+        """
         # every call with media or a join in flight, listed or not (a call being handed over is not)
         for call in [c for c in self._calls.values() if c._media is not None or c._join_task is not None]:
             try:
                 await call.leave()
             except Exception:
                 log.exception("leaving %s during disconnect failed", call.cid)
-        await self.audio_session.stop()
+        try:
+            await self.audio_session.stop()
+        finally:
+            await self._close_connection()
+
+    async def _close_connection(self) -> None:
         socket, self._socket = self._socket, None
         if socket is not None:
             await socket.close()
@@ -236,9 +287,18 @@ class VideoClient:
         id: str | None = None,
         preferences: CallPreferences | None = None,
     ) -> Call:
-        """The :class:`Call` for ``type:id`` (the same object each time for the same cid)."""
-        ct = call_type if isinstance(call_type, CallType) else CallType(call_type)
-        call_id = id or uuid.uuid4().hex
+        """The :class:`Call` for ``type:id`` (the same object each time for the same cid).
+
+        ``id`` None: a random one. Raises InvalidRequestError, before any network, for a call type or
+        id the server would refuse (ids: 1-64 characters from ``A-Z a-z 0-9 _ - . @``).
+        """
+        if isinstance(call_type, CallType):
+            ct = call_type
+        else:
+            ct = CallType(require_identifier(call_type, "call type"))
+        call_id = require_optional_identifier(id, "call id") or uuid.uuid4().hex
+        if preferences is not None:
+            require_instance(preferences, CallPreferences, "preferences")
         cid = f"{ct.name}:{call_id}"
         call = self._calls.get(cid)
         if call is None:

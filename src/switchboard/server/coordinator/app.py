@@ -34,6 +34,7 @@ from switchboard.server.coordinator.call_types import CALL_TYPES
 from switchboard.server.coordinator.events import Connection, EventHub
 from switchboard.server.coordinator.limits import FrameBudget
 from switchboard.server.coordinator.ratelimit import RateLimiter
+from switchboard.server.coordinator.request_log import request_log_middleware
 from switchboard.server.coordinator.service import Coordinator, CoordinatorConfig
 from switchboard.server.coordinator.store import MemoryStore, Store
 from switchboard.web import WebOptions, add_web_routes, cors_middleware
@@ -506,6 +507,7 @@ async def _close_with_error(
 ) -> None:
     """An ``error`` frame, then close with ``close_code`` (reason: the error ``code``) at once, reading
     nothing more from the client (a refused client may be flooding)."""
+    log.info("events socket closed with %d %s: %s", close_code, code, message)
     with contextlib.suppress(Exception):
         await ws.send_json({"type": "error", "code": code, "message": message})
     with contextlib.suppress(Exception):
@@ -618,7 +620,8 @@ def create_app(
     coordinator = Coordinator(config, store, hub)
     web_options = web_options if web_options is not None else WebOptions()
     app = web.Application(
-        middlewares=[cors_middleware(web_options), error_middleware], client_max_size=config.max_body_bytes
+        middlewares=[cors_middleware(web_options), request_log_middleware, error_middleware],
+        client_max_size=config.max_body_bytes,
     )
     app[COORDINATOR_KEY] = coordinator
     limiter = RateLimiter(config.rate_limit_per_second, config.rate_limit_burst)
