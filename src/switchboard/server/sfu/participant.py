@@ -29,6 +29,13 @@ from switchboard.media.rtp_hooks import EncodedFrame, EncodedTrack, ReceiverTap,
 from switchboard.protocol import sfu as p
 from switchboard.protocol.tokens import SfuClaims, SfuGrants
 from switchboard.server.sfu.forwarding import DownTrack, Kind, PublishedTrack
+from switchboard.server.sfu.sdp import (
+    NoForwardableCodec,
+    opus_fmtp,
+    restrict_codecs,
+    set_stream_ids,
+    wants_stereo,
+)
 
 if TYPE_CHECKING:
     from switchboard.server.sfu.room import Room
@@ -142,7 +149,12 @@ class Participant:
             )
             return
         try:
-            await self.publisher.setRemoteDescription(RTCSessionDescription(offer.sdp, "offer"))
+            sdp = restrict_codecs(offer.sdp)
+        except NoForwardableCodec as exc:
+            await self.error("unsupported_codec", f"publisher offer refused: {exc}")
+            return
+        try:
+            await self.publisher.setRemoteDescription(RTCSessionDescription(sdp, "offer"))
             answer = await self.publisher.createAnswer()
             await self.publisher.setLocalDescription(answer)
         except Exception as exc:
@@ -156,7 +168,24 @@ class Participant:
                 "permission_denied",
                 f"{self.user_id!r} may not publish {refused} in {self.room.cid}; not forwarded",
             )
-        await self.send(p.PublisherAnswer(sdp=self.publisher.localDescription.sdp))
+        self._unpublish_stopped()
+        answer_sdp = opus_fmtp(self.publisher.localDescription.sdp, stereo=wants_stereo(offer.sdp))
+        await self.send(p.PublisherAnswer(sdp=answer_sdp))
+
+    def _unpublish_stopped(self) -> None:
+        """Unpublish the tracks whose transceiver the newest offer no longer sends on.
+
+        A publisher that removes a track (``removeTrack``, direction ``recvonly``/``inactive``, or a
+        rejected m-line) is seen by the others as that track gone (``track_unpublished``).
+        """
+        receiving = {
+            id(t.receiver)
+            for t in self.publisher.getTransceivers()
+            if t.currentDirection in ("recvonly", "sendrecv")
+        }
+        for kind in [k for k, t in self.published.items() if id(t.receiver) not in receiving]:
+            log.info("%r: publisher stopped sending %s; unpublished", self, kind)
+            self.room.track_unpublished(self, self.published.pop(kind))
 
     def _on_publisher_track(self, track: MediaStreamTrack) -> None:
         receiver = next(
@@ -270,7 +299,7 @@ class Participant:
                     if d.source is not None and d.mid is not None
                 }
                 self._answer = asyncio.get_running_loop().create_future()
-                await self.send(p.SubscriberOffer(sdp=self.subscriber.localDescription.sdp, tracks=tracks))
+                await self.send(p.SubscriberOffer(sdp=self._subscriber_offer_sdp(tracks), tracks=tracks))
                 try:
                     sdp = await asyncio.wait_for(self._answer, NEGOTIATION_TIMEOUT)
                 except TimeoutError:
@@ -281,6 +310,17 @@ class Participant:
         finally:
             self._answer = None
             self._negotiating = False
+
+    def _subscriber_offer_sdp(self, tracks: dict[str, p.RemoteTrack]) -> str:
+        """The subscriber offer as sent: one stream id per publisher session (``a=msid``), stereo Opus.
+
+        Stream id = the publisher's session id, track id = ``<session id>:<kind>`` (docs/protocol.md).
+        Opus is offered with ``stereo=1;sprop-stereo=1``: the SFU forwards what each publisher encodes
+        (two channels under a stereo audio configuration policy, otherwise one) and never re-encodes.
+        """
+        streams = {mid: (t.session_id, f"{t.session_id}:{t.kind}") for mid, t in tracks.items()}
+        sdp = opus_fmtp(self.subscriber.localDescription.sdp, stereo=True)
+        return set_stream_ids(sdp, streams)
 
     async def handle_subscriber_answer(self, message: p.SubscriberAnswer) -> None:
         if self._answer is None or self._answer.done():
