@@ -37,15 +37,14 @@ function preferForwardable(transceiver, kind) {
 }
 
 /**
- * Ask for stereo Opus in our answer (RFC 7587 `stereo=1`), so a stereo publisher plays in stereo.
+ * Ask for stereo Opus in our answer (RFC 7587 `stereo=1`) in every audio section, so a stereo
+ * publisher plays in stereo (a mono one still plays on both channels).
  * @param {string} sdp
  */
 export function withOpusStereo(sdp) {
-  const match = sdp.match(/a=rtpmap:(\d+) opus\/48000/i);
-  if (!match) return sdp;
-  const pt = match[1];
-  return sdp.replace(new RegExp(`a=fmtp:${pt} ([^\\r\\n]*)`), (line, params) =>
-    /stereo=/.test(params) ? line : `a=fmtp:${pt} ${params};stereo=1`,
+  const pts = new Set([...sdp.matchAll(/a=rtpmap:(\d+) opus\/48000/gi)].map((m) => m[1]));
+  return sdp.replace(/a=fmtp:(\d+) ([^\r\n]*)/g, (line, pt, params) =>
+    !pts.has(pt) || /(^|;)\s*stereo=/.test(params) ? line : `a=fmtp:${pt} ${params};stereo=1`,
   );
 }
 
