@@ -245,6 +245,9 @@ class Participant:
             down = DownTrack(source.kind, transceiver, track)
             self.downtracks.append(down)
         down.bind(source, paused=self.is_paused(source.session_id, source.kind))
+        # an idle transceiver is offered inactive; sending again (with the new publisher's msid)
+        # makes a browser fire ``track`` for the reused transceiver (W3C WebRTC 1.0 §4.4.1.6)
+        down.transceiver.direction = "sendonly"
         self.request_negotiation()
 
     def unsubscribe(self, source: PublishedTrack) -> None:
@@ -252,6 +255,7 @@ class Participant:
         for down in self.downtracks:
             if down.source is source:
                 down.unbind()
+                down.transceiver.direction = "inactive"
                 changed = True
         if changed:
             self.request_negotiation()

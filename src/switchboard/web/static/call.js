@@ -298,6 +298,10 @@ export class Call {
       onChange: () => this._syncParticipants(),
       onEnded: (reason) => void this._onEnded(reason),
       onConnection: (state) => void this._mediaConnection(state),
+      refreshCredentials: async (sessionId) => {
+        const fresh = await this.client._api().request("POST", this._path("/sfu_token"), { session_id: sessionId });
+        return fresh.credentials;
+      },
     });
     this._media = session;
     this._update({ localParticipant: { userId: this.client.user.id, sessionId: response.session_id } });
@@ -439,6 +443,17 @@ export class Call {
       return;
     }
     await media.setTrack("video", enabled ? this._camera : null, !enabled);
+  }
+
+  /**
+   * Remove the camera from this call altogether (the others see the video track unpublished, not
+   * just muted); `setCameraEnabled(true)` publishes it again.
+   */
+  async removeCamera() {
+    this._cameraIntent = false;
+    this._camera?.stop();
+    this._camera = null;
+    await this._media?.unpublish("video");
   }
 
   /** @param {boolean} enabled */

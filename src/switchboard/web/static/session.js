@@ -74,7 +74,8 @@ export class CallSession {
    * @param {{server: {url: string}, token: string, ice_servers: {urls: string[], username?: string|null, credential?: string|null}[]}} credentials
    *   the `credentials` of the coordinator's join answer
    * @param {import("./audio.js").CallAudio} audio
-   * @param {{onChange: () => void, onEnded: (reason: string) => void, onConnection: (state: "reconnecting"|"connected") => void}} hooks
+   * @param {{onChange: () => void, onEnded: (reason: string) => void, onConnection: (state: "reconnecting"|"connected") => void, refreshCredentials?: (sessionId: string) => Promise<any>}} hooks
+   *   refreshCredentials: a fresh SFU token for this session (`POST .../sfu_token`), used on resume
    */
   constructor(credentials, audio, hooks) {
     this.credentials = credentials;
@@ -96,6 +97,8 @@ export class CallSession {
     this.participants = new Map();
     /** @type {Record<string, RemoteTrack>} mid -> owner, from the newest subscriber offer */
     this.midOwner = {};
+    /** @type {{mid: string, kind: string, streamId: string|null}[]} every `track` event, in order */
+    this.trackEvents = [];
     /** @type {Map<string, MediaStreamTrack>} mid -> remote track */
     this.remoteTracks = new Map();
     /** @type {Partial<Record<"audio"|"video", RTCRtpTransceiver>>} */
@@ -176,6 +179,21 @@ export class CallSession {
     return ws;
   }
 
+  /**
+   * Take a fresh SFU token for this session before resuming (the first one may have expired: SFU
+   * tokens live minutes, a call hours). A coordinator that cannot be reached leaves the old token;
+   * one that refuses (session ended, call ended, permission gone) ends the resume.
+   */
+  async _refreshToken() {
+    const refresh = this.hooks.refreshCredentials;
+    if (!refresh || this.sessionId === null) return;
+    try {
+      this.credentials = await refresh(this.sessionId);
+    } catch (err) {
+      if (!(err instanceof NetworkError)) throw new CallStateError(`cannot resume the SFU session: ${err}`);
+    }
+  }
+
   _startPinger() {
     clearInterval(this._pinger);
     this._pinger = setInterval(() => {
@@ -221,6 +239,13 @@ export class CallSession {
           await sleep(delay);
           delay = Math.min(delay * 2, 1000);
           continue;
+        }
+        try {
+          await this._refreshToken();
+        } catch (err) {
+          console.warn(`switchboard: ${err}`);
+          ws.close();
+          break;
         }
         const joined = this._expect("join_response", "the SFU did not resume the session");
         try {
@@ -342,6 +367,9 @@ export class CallSession {
   _onTrack(event) {
     const mid = event.transceiver.mid;
     if (mid === null) return;
+    // the SFU gives each publisher session its own stream (msid stream id = its session id), so
+    // this fires again when a transceiver is reused for someone else
+    this.trackEvents.push({ mid, kind: event.track.kind, streamId: event.streams[0]?.id ?? null });
     this.remoteTracks.set(mid, event.track);
     if (event.track.kind === "audio") this.audio.addRemote(mid, event.track);
     this._bindTracks();
@@ -393,6 +421,35 @@ export class CallSession {
       added = true;
     }
     if (!added) return;
+    await this._offerPublisher();
+  }
+
+  /**
+   * Stop publishing `kind` altogether (not just muted): the transceiver stops sending and the SFU,
+   * seeing the renegotiated offer, unpublishes the track for everyone (`track_unpublished`).
+   * A later `publish` adds a new transceiver.
+   * @param {"audio"|"video"} kind
+   */
+  unpublish(kind) {
+    const run = this._publishing.then(() => this._unpublish(kind));
+    this._publishing = run.catch(() => {});
+    return run;
+  }
+
+  /** @param {"audio"|"video"} kind */
+  async _unpublish(kind) {
+    const t = this.transceivers[kind];
+    if (!t) return;
+    const track = t.sender.track;
+    this.publisher.removeTrack(t.sender);
+    delete this.transceivers[kind];
+    delete this.published[kind];
+    if (kind === "video") track?.stop();
+    await this._offerPublisher();
+  }
+
+  /** Offer the publisher connection as it is now and apply the SFU's answer. */
+  async _offerPublisher() {
     const offer = await this.publisher.createOffer();
     await this.publisher.setLocalDescription(offer);
     await gathered(this.publisher);
