@@ -22,7 +22,7 @@ from aiortc import (
     RTCSessionDescription,
 )
 from aiortc.mediastreams import MediaStreamTrack
-from aiortc.sdp import SessionDescription
+from aiortc.sdp import SessionDescription, candidate_from_sdp
 
 from switchboard.media.local_ice import create_peer_connection
 from switchboard.media.rtp_hooks import EncodedFrame, EncodedTrack, ReceiverTap, tap_receiver
@@ -53,6 +53,8 @@ def _preferred_codecs(kind: str) -> list[object]:
 
 #: media sections a publisher offer may carry (one audio and one video track, room to renegotiate)
 MAX_PUBLISHER_MEDIA = 4
+#: trickled candidates held per peer connection until its remote description is set
+MAX_PENDING_CANDIDATES = 64
 
 
 def _drop(frame: EncodedFrame) -> None:
@@ -90,6 +92,8 @@ class Participant:
         self._renegotiate = False
         self._answer: asyncio.Future[str] | None = None
         self._tasks: set[asyncio.Task[None]] = set()
+        #: trickled candidates that arrived before the description they belong to was applied
+        self._pending_candidates: dict[str, list[p.IceCandidate]] = {"publisher": [], "subscriber": []}
         self.publisher.on("track", self._on_publisher_track)
         self.publisher.on("connectionstatechange", self._on_connection_state)
         self.subscriber.on("connectionstatechange", self._on_connection_state)
@@ -169,6 +173,7 @@ class Participant:
                 f"{self.user_id!r} may not publish {refused} in {self.room.cid}; not forwarded",
             )
         self._unpublish_stopped()
+        await self._flush_candidates("publisher")
         answer_sdp = opus_fmtp(self.publisher.localDescription.sdp, stereo=wants_stereo(offer.sdp))
         await self.send(p.PublisherAnswer(sdp=answer_sdp))
 
@@ -311,6 +316,7 @@ class Participant:
                     self._renegotiate = True
                     return
                 await self.subscriber.setRemoteDescription(RTCSessionDescription(sdp, "answer"))
+                await self._flush_candidates("subscriber")
         finally:
             self._answer = None
             self._negotiating = False
@@ -331,6 +337,51 @@ class Participant:
             await self.error("unexpected_answer", "no subscriber offer is waiting for an answer")
             return
         self._answer.set_result(message.sdp)
+
+    # ---------------------------------------------------------------- trickle ICE
+
+    async def add_ice_candidate(self, message: p.IceCandidate) -> None:
+        """Apply a candidate the client trickled (RFC 8838), or hold it until its description is set.
+
+        ``.local`` (mDNS) host candidates are resolved by aioice (multicast DNS); one that does not
+        resolve is dropped and the browser is reached through the peer-reflexive candidate its
+        connectivity checks reveal (draft-ietf-mmusic-mdns-ice-candidates section 3.3).
+        """
+        pc = self.publisher if message.target == "publisher" else self.subscriber
+        waiting = pc.remoteDescription is None or (
+            message.target == "subscriber" and self._answer is not None and not self._answer.done()
+        )
+        if waiting:
+            pending = self._pending_candidates[message.target]
+            if len(pending) >= MAX_PENDING_CANDIDATES:
+                await self.error("invalid_request", f"more than {MAX_PENDING_CANDIDATES} early candidates")
+                return
+            pending.append(message)
+            return
+        # in the background: resolving a .local name must not hold up the session's other messages
+        self.spawn(self._apply_candidate(message))
+
+    async def _flush_candidates(self, target: str) -> None:
+        pending, self._pending_candidates[target] = self._pending_candidates[target], []
+        for message in pending:
+            self.spawn(self._apply_candidate(message))
+
+    async def _apply_candidate(self, message: p.IceCandidate) -> None:
+        pc = self.publisher if message.target == "publisher" else self.subscriber
+        try:
+            if message.candidate is None or not message.candidate.strip():
+                if message.candidate is None:
+                    await pc.addIceCandidate(None)
+                return
+            candidate = candidate_from_sdp(message.candidate.strip().removeprefix("candidate:"))
+            candidate.sdpMid = message.sdp_mid
+            candidate.sdpMLineIndex = message.sdp_mline_index
+            if candidate.sdpMid is None and candidate.sdpMLineIndex is None:
+                candidate.sdpMLineIndex = 0
+            await pc.addIceCandidate(candidate)
+        except Exception as exc:  # aiortc/aioice raise assorted errors on bad or late candidates
+            log.info("%r: %s candidate not applied: %s", self, message.target, exc)
+            await self.error("invalid_candidate", f"{message.target} candidate not applied: {exc}")
 
     # ---------------------------------------------------------------- lifecycle
 

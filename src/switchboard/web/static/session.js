@@ -6,14 +6,14 @@
  * The page offers the publisher connection (its microphone as Opus, its camera as VP8); the SFU
  * offers the subscriber connection with everyone else's tracks and renegotiates it as they come and
  * go. The `tracks` map of each `subscriber_offer` says which participant each transceiver `mid`
- * carries. ICE is not trickled: each description is sent once gathering has completed.
+ * carries. ICE is trickled (RFC 8838): each description is sent at once and the page's candidates
+ * follow as `ice_candidate` messages; the SFU's descriptions carry all of its candidates.
  * @module session
  */
 
 import { AuthenticationError, CallStateError, NetworkError, errorForSfuCode } from "./errors.js";
 
 const JOIN_TIMEOUT_MS = 20_000;
-const GATHER_TIMEOUT_MS = 3_000;
 const HEALTH_CHECK_MS = 10_000;
 const RECONNECT_WINDOW_MS = 4_000;
 
@@ -46,27 +46,6 @@ export function withOpusStereo(sdp) {
   return sdp.replace(/a=fmtp:(\d+) ([^\r\n]*)/g, (line, pt, params) =>
     !pts.has(pt) || /(^|;)\s*stereo=/.test(params) ? line : `a=fmtp:${pt} ${params};stereo=1`,
   );
-}
-
-/**
- * Resolve once ICE gathering is complete (or after 3 s: what was gathered by then is used).
- * @param {RTCPeerConnection} pc
- */
-function gathered(pc) {
-  if (pc.iceGatheringState === "complete") return Promise.resolve();
-  return new Promise((resolve) => {
-    const done = () => {
-      if (pc.iceGatheringState !== "complete") return;
-      pc.removeEventListener("icegatheringstatechange", done);
-      clearTimeout(timer);
-      resolve(undefined);
-    };
-    const timer = setTimeout(() => {
-      pc.removeEventListener("icegatheringstatechange", done);
-      resolve(undefined);
-    }, GATHER_TIMEOUT_MS);
-    pc.addEventListener("icegatheringstatechange", done);
-  });
 }
 
 export class CallSession {
@@ -120,6 +99,10 @@ export class CallSession {
     /** @type {ReturnType<typeof setInterval> | undefined} */
     this._pinger = undefined;
     this.subscriber.addEventListener("track", (e) => this._onTrack(e));
+    /** @type {Record<"publisher"|"subscriber", RTCIceCandidate[] | null>} candidates held until their description was sent (null: sent) */
+    this._heldCandidates = { publisher: [], subscriber: [] };
+    this.publisher.addEventListener("icecandidate", (e) => this._trickle("publisher", e.candidate));
+    this.subscriber.addEventListener("icecandidate", (e) => this._trickle("subscriber", e.candidate));
   }
 
   // ------------------------------------------------------------- signalling
@@ -192,6 +175,40 @@ export class CallSession {
     } catch (err) {
       if (!(err instanceof NetworkError)) throw new CallStateError(`cannot resume the SFU session: ${err}`);
     }
+  }
+
+  /**
+   * Send one of our ICE candidates to the SFU (null: gathering is complete), once the description
+   * it belongs to has been sent.
+   * @param {"publisher"|"subscriber"} target
+   * @param {RTCIceCandidate|null} candidate
+   */
+  _trickle(target, candidate) {
+    if (candidate !== null && !candidate.candidate) return; // an empty candidate: end of one generation
+    const held = this._heldCandidates[target];
+    if (held !== null) {
+      held.push(/** @type {RTCIceCandidate} */ (candidate));
+      return;
+    }
+    try {
+      this._send({
+        type: "ice_candidate",
+        target,
+        candidate: candidate?.candidate ?? null,
+        sdp_mid: candidate?.sdpMid ?? null,
+        sdp_mline_index: candidate?.sdpMLineIndex ?? null,
+      });
+    } catch {}
+  }
+
+  /**
+   * The description of `target` was sent: send the candidates held for it.
+   * @param {"publisher"|"subscriber"} target
+   */
+  _releaseCandidates(target) {
+    const held = this._heldCandidates[target] ?? [];
+    this._heldCandidates[target] = null;
+    for (const candidate of held) this._trickle(target, candidate);
   }
 
   _startPinger() {
@@ -358,8 +375,8 @@ export class CallSession {
     await this.subscriber.setRemoteDescription({ type: "offer", sdp: offer.sdp });
     const answer = await this.subscriber.createAnswer();
     await this.subscriber.setLocalDescription({ type: "answer", sdp: withOpusStereo(answer.sdp ?? "") });
-    await gathered(this.subscriber);
     this._send({ type: "subscriber_answer", sdp: this.subscriber.localDescription?.sdp });
+    this._releaseCandidates("subscriber");
     this._bindTracks();
   }
 
@@ -452,12 +469,13 @@ export class CallSession {
   async _offerPublisher() {
     const offer = await this.publisher.createOffer();
     await this.publisher.setLocalDescription(offer);
-    await gathered(this.publisher);
+
     /** @type {Record<string, string>} */
     const tracks = {};
     for (const [kind, t] of Object.entries(this.transceivers)) if (t?.mid) tracks[t.mid] = kind;
     const answered = this._expect("publisher_answer", "the SFU did not answer the publisher offer");
     this._send({ type: "publisher_offer", sdp: this.publisher.localDescription?.sdp, tracks });
+    this._releaseCandidates("publisher");
     const answer = await answered;
     await this.publisher.setRemoteDescription({ type: "answer", sdp: answer.sdp });
     await this._connected(this.publisher);
