@@ -294,7 +294,7 @@ export class CallSession {
       case "error": {
         this.errors.push(message);
         console.warn(`switchboard: SFU error ${message.code}: ${message.message}`);
-        if (message.fatal || ["permission_denied", "invalid_sdp"].includes(message.code)) {
+        if (message.fatal || ["permission_denied", "invalid_sdp", "unsupported_codec"].includes(message.code)) {
           const err = errorForSfuCode(message.code, message.message);
           for (const p of this._pending.values()) p.reject(err);
           this._pending.clear();
