@@ -20,8 +20,9 @@ import aiohttp
 import numpy as np
 
 from switchboard import ClientOptions, MultiCallAudioPolicy, User, VideoClient
+from switchboard.media import CaptureSpeaker, Microphone
 from switchboard.media.analysis import frame_tone_levels
-from switchboard.media.devices import CaptureSpeaker, FloatArray, Microphone
+from switchboard.media.audio_format import FloatArray
 from switchboard.protocol.tokens import create_user_token
 
 REPO_ROOT = Path(__file__).resolve().parent.parent

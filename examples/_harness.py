@@ -13,8 +13,8 @@ from typing import Any
 
 from switchboard import ClientOptions, User, VideoClient
 from switchboard.errors import NetworkError
+from switchboard.media import CaptureSpeaker, Microphone
 from switchboard.media.analysis import tone_levels_dbfs
-from switchboard.media.devices import CaptureSpeaker, Microphone
 from switchboard.protocol.tokens import create_user_token
 from switchboard.server import EmbeddedServer
 

@@ -20,12 +20,21 @@ class AudioConfigurationPolicy:
     opus_bitrate: int
     opus_application: OpusApplication
     voice_processing: bool
+    #: Opus in-band FEC in what this call sends (RFC 6716 section 2.1.7). libopus carries it only in
+    #: SILK/hybrid modes and turning it on pulls music away from CELT, so the music presets keep it off.
+    opus_fec: bool = True
+    #: the loss rate (%) the encoder prepares its FEC for (libopus OPUS_SET_PACKET_LOSS_PERC)
+    opus_expected_loss_percent: int = 10
+    #: lost remote frames rebuilt from FEC or concealed by libopus PLC; off: every loss is a gap
+    loss_concealment: bool = True
 
     def __post_init__(self) -> None:
         if self.capture_channels not in (1, 2) or self.playout_channels not in (1, 2):
             raise ValueError("channel counts must be 1 or 2")
         if not 6_000 <= self.opus_bitrate <= 510_000:
             raise ValueError("opus_bitrate must be within 6000..510000 b/s")
+        if not 0 <= self.opus_expected_loss_percent <= 100:
+            raise ValueError("opus_expected_loss_percent must be within 0..100")
 
     @property
     def opus_stereo(self) -> bool:
@@ -39,12 +48,12 @@ class AudioConfigurationPolicy:
     @classmethod
     def viewer(cls) -> AudioConfigurationPolicy:
         """Listening: stereo playout, no voice processing, music-tuned Opus at a higher bitrate."""
-        return cls("viewer", 1, 2, 64_000, "audio", False)
+        return cls("viewer", 1, 2, 64_000, "audio", False, opus_fec=False)
 
     @classmethod
     def hi_fi(cls) -> AudioConfigurationPolicy:
         """Stereo capture and playout, no processing, music-tuned Opus."""
-        return cls("hi_fi", 2, 2, 128_000, "audio", False)
+        return cls("hi_fi", 2, 2, 128_000, "audio", False, opus_fec=False)
 
     @classmethod
     def custom(
@@ -55,6 +64,19 @@ class AudioConfigurationPolicy:
         opus_bitrate: int = 32_000,
         opus_application: OpusApplication = "voip",
         voice_processing: bool = True,
+        opus_fec: bool = True,
+        opus_expected_loss_percent: int = 10,
+        loss_concealment: bool = True,
         name: str = "custom",
     ) -> AudioConfigurationPolicy:
-        return cls(name, capture_channels, playout_channels, opus_bitrate, opus_application, voice_processing)
+        return cls(
+            name,
+            capture_channels,
+            playout_channels,
+            opus_bitrate,
+            opus_application,
+            voice_processing,
+            opus_fec,
+            opus_expected_loss_percent,
+            loss_concealment,
+        )

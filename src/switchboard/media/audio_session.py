@@ -18,19 +18,13 @@ import logging
 from collections.abc import Callable
 from dataclasses import dataclass
 
-import av
 import numpy as np
 from aiortc import RTCRtpReceiver
 
 from switchboard.media.audio_config import AudioConfigurationPolicy
-from switchboard.media.devices import (
-    CaptureSpeaker,
-    FloatArray,
-    Microphone,
-    PlayoutBuffer,
-    SilentMicrophone,
-    Speaker,
-)
+from switchboard.media.audio_format import FloatArray
+from switchboard.media.jitter_buffer import OpusJitterBuffer
+from switchboard.media.microphones import Microphone, SilentMicrophone
 from switchboard.media.rtp_hooks import (
     EncodedFrame,
     EncodedTrack,
@@ -39,21 +33,10 @@ from switchboard.media.rtp_hooks import (
     ReceiverTap,
     tap_receiver,
 )
+from switchboard.media.speakers import CaptureSpeaker, Speaker
 from switchboard.media.voice_processing import VoiceProcessor
 
 log = logging.getLogger("switchboard.media")
-
-#: remote audio buffered beyond 60 ms is trimmed back to 40 ms (two packets of jitter allowance)
-LATENCY_HIGH_WATER = 48000 * 60 // 1000
-LATENCY_TARGET = 48000 * 40 // 1000
-
-
-def _opus_decoder() -> av.AudioCodecContext:
-    decoder = av.CodecContext.create("libopus", "r")
-    assert isinstance(decoder, av.AudioCodecContext)
-    decoder.sample_rate = 48000
-    decoder.layout = "stereo"
-    return decoder
 
 
 class AudioSession:
@@ -105,14 +88,14 @@ class RemoteAudio:
     """One remote audio track as played by one ADM: tapped encoded, decoded here, mixed by the speaker.
 
     The receiver is tapped (no aiortc decoder thread, no aiortc jitter buffer: that buffer holds four
-    frames, adding 80 ms and replaying them as stale audio after a pause); each Opus packet is decoded
-    with libopus on arrival and queued in a :class:`PlayoutBuffer`, which absorbs the jitter.
+    frames, adding 80 ms and replaying them as stale audio after a pause); each Opus packet goes into
+    an :class:`OpusJitterBuffer`, decoded when the speaker pulls it, with lost frames rebuilt from
+    in-band FEC or concealed (when the policy's ``loss_concealment`` is on).
     """
 
     key: str
     receiver: RTCRtpReceiver
-    buffer: PlayoutBuffer
-    decoder: av.AudioCodecContext
+    buffer: OpusJitterBuffer
     tap: ReceiverTap | None = None
     remove_from_speaker: Callable[[], None] | None = None
     frames: int = 0
@@ -153,6 +136,8 @@ class AudioDeviceModule:
             channels=self.policy.capture_channels,
             bitrate=self.policy.opus_bitrate,
             application=self.policy.opus_application,
+            fec=self.policy.opus_fec,
+            expected_loss_percent=self.policy.opus_expected_loss_percent,
         )
 
     @property
@@ -194,8 +179,10 @@ class AudioDeviceModule:
     def add_remote(self, key: str, receiver: RTCRtpReceiver) -> RemoteAudio:
         """Play a remote audio track. Call from the peer connection's ``track`` event (before media flows)."""
         self.remove_remote(key)
-        buffer = PlayoutBuffer(name=f"{self.name}/{key}", channels=self.policy.playout_channels)
-        remote = RemoteAudio(key, receiver, buffer, _opus_decoder())
+        buffer = OpusJitterBuffer(
+            self.policy.playout_channels, conceal=self.policy.loss_concealment, name=f"{self.name}/{key}"
+        )
+        remote = RemoteAudio(key, receiver, buffer)
         remote.tap = tap_receiver(
             receiver, lambda frame: self._on_frame(remote, frame), audio_passthrough=True
         )
@@ -207,15 +194,7 @@ class AudioDeviceModule:
         if remote.remove_from_speaker is None:  # suspended (or not started): no decode at all
             remote.dropped_while_suspended += 1
             return
-        try:
-            decoded = remote.decoder.decode(av.Packet(frame.data))
-        except av.FFmpegError as exc:
-            log.debug("%s: undecodable Opus packet: %s", remote.key, exc)
-            return
-        for audio in decoded:
-            remote.buffer.push(audio)
-        if remote.buffer.buffered_samples > LATENCY_HIGH_WATER:
-            remote.buffer.trim_to(LATENCY_TARGET)  # a burst arrived: do not keep its latency
+        remote.buffer.push(frame.timestamp, frame.data)
         remote.frames += 1
 
     def remove_remote(self, key: str) -> None:
@@ -233,13 +212,12 @@ class AudioDeviceModule:
         playing = self.started and not self.suspended and not self.closed
         if playing:
             if remote.remove_from_speaker is None:
-                remote.buffer.clear()
-                remote.decoder = _opus_decoder()  # no state from before the pause: no click on resume
+                remote.buffer.reset()  # no packet or decoder state from before the pause: no click
                 remote.remove_from_speaker = self.session.speaker.add_source(remote.buffer)
         elif remote.remove_from_speaker is not None:
             remote.remove_from_speaker()  # out of the mix from the next tick
             remote.remove_from_speaker = None
-            remote.buffer.clear()
+            remote.buffer.reset()
 
     # ---------------------------------------------------------------- lifecycle
 

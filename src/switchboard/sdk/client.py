@@ -12,9 +12,9 @@ from typing import Any
 import aiohttp
 
 from switchboard.errors import CallStateError
+from switchboard.media import CaptureSpeaker, Microphone, Speaker
 from switchboard.media.audio_config import AudioConfigurationPolicy
 from switchboard.media.audio_session import AudioSession
-from switchboard.media.devices import CaptureSpeaker, Microphone, Speaker
 from switchboard.protocol import coordinator as m
 from switchboard.sdk.call import Call
 from switchboard.sdk.coordinator import CoordinatorApi, EventsConnection
