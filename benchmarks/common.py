@@ -10,7 +10,7 @@ import os
 import platform
 import sys
 import time
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
@@ -167,12 +167,16 @@ class Child:
         self.log_path = log_path
 
     @classmethod
-    async def start(cls, name: str, module: str, config: Json, log_dir: Path) -> Child:
+    async def start(
+        cls, name: str, module: str, config: Json, log_dir: Path, prefix: Sequence[str] = ()
+    ) -> Child:
+        """``prefix`` goes before the interpreter (e.g. ``ip netns exec NAME`` to run it in a namespace)."""
         log_path = log_dir / f"{name}.log"
         env = dict(os.environ)
         env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(REPO_ROOT), env.get("PYTHONPATH", "")]))
         with log_path.open("wb") as log:
             proc = await asyncio.create_subprocess_exec(
+                *prefix,
                 sys.executable,
                 "-m",
                 module,

@@ -27,6 +27,8 @@ class AudioConfigurationPolicy:
     opus_expected_loss_percent: int = 10
     #: lost remote frames rebuilt from FEC or concealed by libopus PLC; off: every loss is a gap
     loss_concealment: bool = True
+    #: discontinuous transmission: silence is not sent (speech presets only; music keeps every frame)
+    opus_dtx: bool = False
 
     def __post_init__(self) -> None:
         if self.capture_channels not in (1, 2) or self.playout_channels not in (1, 2):
@@ -43,7 +45,7 @@ class AudioConfigurationPolicy:
     @classmethod
     def broadcaster(cls) -> AudioConfigurationPolicy:
         """Voice: mono capture and playout, voice processing on, speech-tuned Opus."""
-        return cls("broadcaster", 1, 1, 32_000, "voip", True)
+        return cls("broadcaster", 1, 1, 32_000, "voip", True, opus_dtx=True)
 
     @classmethod
     def viewer(cls) -> AudioConfigurationPolicy:
@@ -67,6 +69,7 @@ class AudioConfigurationPolicy:
         opus_fec: bool = True,
         opus_expected_loss_percent: int = 10,
         loss_concealment: bool = True,
+        opus_dtx: bool = False,
         name: str = "custom",
     ) -> AudioConfigurationPolicy:
         return cls(
@@ -79,4 +82,5 @@ class AudioConfigurationPolicy:
             opus_fec,
             opus_expected_loss_percent,
             loss_concealment,
+            opus_dtx,
         )

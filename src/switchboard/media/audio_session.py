@@ -14,22 +14,26 @@ the microphone is neither encoded nor sent. Resuming restores exactly what suspe
 
 from __future__ import annotations
 
+import itertools
 import logging
+import math
 from collections.abc import Callable
 from dataclasses import dataclass
 
 import numpy as np
+import numpy.typing as npt
 from aiortc import RTCRtpReceiver
 
 from switchboard.media.audio_config import AudioConfigurationPolicy
 from switchboard.media.audio_format import FloatArray
 from switchboard.media.jitter_buffer import OpusJitterBuffer
 from switchboard.media.microphones import Microphone, SilentMicrophone
+from switchboard.media.opus import DTX_MAX_BYTES, OpusEncoder
 from switchboard.media.rtp_hooks import (
+    OPUS_CODEC,
     EncodedFrame,
     EncodedTrack,
     OpusEncoderSettings,
-    OpusFrameEncoder,
     ReceiverTap,
     tap_receiver,
 )
@@ -83,6 +87,18 @@ class AudioSession:
                 module._capture(own[id(mic)] if mic is not None else pcm)
 
 
+#: capture streams get their own ids, apart from the ones rtp_hooks hands out
+_capture_streams = itertools.count(1 << 30)
+
+
+def _audio_level_dbov(pcm: npt.NDArray[np.int16]) -> int:
+    """RFC 6465 appendix A level of int16 PCM in dBov (-127..0), for the RFC 6464 header extension."""
+    if pcm.size == 0:
+        return -127
+    rms = float(np.sqrt(np.mean(np.square(pcm.astype(np.float64) / 32767.0))))
+    return -127 if rms <= 0.0 else round(min(max(20.0 * math.log10(rms), -127.0), 0.0))
+
+
 @dataclass(eq=False)
 class RemoteAudio:
     """One remote audio track as played by one ADM: tapped encoded, decoded here, mixed by the speaker.
@@ -108,7 +124,9 @@ class AudioDeviceModule:
         self.policy = policy
         self.name = name
         self.capture_track = EncodedTrack("audio")
-        self._encoder: OpusFrameEncoder | None = None
+        self._encoder: OpusEncoder | None = None
+        self._capture_samples = 0  # RTP timestamp of the next captured frame (48 kHz samples)
+        self._stream_id = next(_capture_streams)
         self.microphone_enabled = False
         #: this call's own microphone (TrackOption.provided); None: the session's
         self.microphone: Microphone | None = None
@@ -117,6 +135,8 @@ class AudioDeviceModule:
         self.closed = False
         self.remotes: dict[str, RemoteAudio] = {}
         self.frames_encoded = 0
+        #: frames libopus coded as DTX silence (not sent: discontinuous transmission, RFC 6716 2.1.9)
+        self.frames_dtx = 0
         #: WebRTC voice processing, created on first capture when the policy and microphone call for it
         self.voice_processor: VoiceProcessor | None = None
 
@@ -158,7 +178,15 @@ class AudioDeviceModule:
 
     def _capture(self, pcm: FloatArray) -> None:
         if self._encoder is None:
-            self._encoder = OpusFrameEncoder(self.opus_settings)
+            settings = self.opus_settings
+            self._encoder = OpusEncoder(
+                settings.channels,
+                settings.bitrate,
+                settings.application,
+                fec=settings.fec,
+                expected_loss_percent=settings.expected_loss_percent,
+                dtx=self.policy.opus_dtx,
+            )
         channels = self.policy.capture_channels
         if pcm.shape[0] != channels:
             pcm = (
@@ -171,8 +199,23 @@ class AudioDeviceModule:
             if self.voice_processor is None:
                 self.voice_processor = VoiceProcessor(channels)
             samples = self.voice_processor.process_capture(samples)
-        self.capture_track.push(self._encoder.encode(samples))
+        packet = self._encoder.encode(samples)
+        timestamp = self._capture_samples
+        self._capture_samples += samples.shape[1]
         self.frames_encoded += 1
+        if len(packet) <= DTX_MAX_BYTES:
+            self.frames_dtx += 1  # silence under DTX: nothing to send, the far end conceals
+            return
+        self.capture_track.push(
+            EncodedFrame(
+                codec=OPUS_CODEC,
+                data=packet,
+                timestamp=timestamp,
+                keyframe=True,
+                audio_level=_audio_level_dbov(samples),
+                stream_id=self._stream_id,
+            )
+        )
 
     # ---------------------------------------------------------------- playout
 

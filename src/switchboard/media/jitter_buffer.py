@@ -8,8 +8,9 @@ so a missing frame is known at the moment it would play:
   (RFC 6716 section 2.1.7; libopus conceals instead when that packet carries no FEC data);
 * nothing newer is here yet (lost, or late): libopus packet-loss concealment (PLC) fills the 20 ms
   and the frame stays due. If it then arrives it plays next (the buffer has grown by one frame,
-  which is what lets FEC work on the following losses); if the frame after it arrives instead, the
-  missing one is rebuilt from that packet's FEC.
+  which is what lets FEC work on the following losses); if the frame after it arrives instead and
+  carries FEC, the missing frame is rebuilt from it and played too (same gain of depth); without
+  FEC the concealment stands and playout goes on with that packet.
 
 Playout starts with the first packet (no prefetch: a resumed call is audible at once). Depth grows
 only when packets come late or get lost, and anything beyond :data:`HIGH_WATER_SAMPLES` is
@@ -30,7 +31,7 @@ import numpy as np
 import numpy.typing as npt
 
 from switchboard.media.audio_format import FRAME_SAMPLES, FloatArray, check_channels
-from switchboard.media.opus import OpusDecoder, OpusError, packet_samples
+from switchboard.media.opus import OpusDecoder, OpusError, packet_has_fec, packet_samples
 from switchboard.media.playout import SpeakerSource
 
 __all__ = ["HIGH_WATER_SAMPLES", "MAX_CONCEALED_FRAMES", "TARGET_SAMPLES", "JitterStats", "OpusJitterBuffer"]
@@ -62,6 +63,13 @@ class JitterStats:
     #: packets dropped to bring the depth back to the target after a burst
     trimmed: int = 0
     undecodable: int = 0
+
+
+def _has_fec(packet: bytes) -> bool:
+    try:
+        return packet_has_fec(packet)
+    except OpusError:
+        return False
 
 
 class OpusJitterBuffer(SpeakerSource):
@@ -180,25 +188,32 @@ class OpusJitterBuffer(SpeakerSource):
             self.stats.concealed += 1
             return self._decoder.conceal(FRAME_SAMPLES)  # the frame stays due: it may still come
         following = min(newer)
-        missing = min(following - cursor, FRAME_SAMPLES)
-        self._cursor = cursor + missing
         if not self.conceal:
+            missing = min(following - cursor, FRAME_SAMPLES)
+            self._cursor = cursor + missing
             self.stats.gaps += 1
             return np.zeros((self.channels, missing), dtype=np.int16)
-        # If this frame was already concealed while waiting, rebuilding it now from the FEC of the
-        # packet that followed gains one frame of depth: later single losses are recovered in time.
-        self._concealed_run = 0
-        if following - cursor == missing and missing % 120 == 0:
+        next_packet = self._packets[following]
+        adjacent = following - cursor == FRAME_SAMPLES
+        if self._concealed_run:
+            # This frame was concealed while nothing had arrived. If the packet after it carries
+            # FEC, play the real frame now: one frame of depth is gained, so the next single loss
+            # is recovered in time. Otherwise the concealment stands: go on with the next packet.
+            self._concealed_run = 0
+            if not (adjacent and _has_fec(next_packet)):
+                self._cursor = following
+                return self._decode(following, self._packets.pop(following))
+        self._cursor = cursor + FRAME_SAMPLES
+        if adjacent and _has_fec(next_packet):
             try:
-                pcm = self._decoder.recover(self._packets[following], missing)
+                pcm = self._decoder.recover(next_packet, FRAME_SAMPLES)
             except OpusError:
-                pcm = self._decoder.conceal(missing)
-                self.stats.concealed += 1
+                pass
             else:
                 self.stats.recovered += 1
-            return pcm
+                return pcm
         self.stats.concealed += 1
-        return self._decoder.conceal(missing)
+        return self._decoder.conceal(FRAME_SAMPLES)
 
     def _decode(self, cursor: int, packet: bytes) -> npt.NDArray[np.int16] | None:
         self._concealed_run = 0

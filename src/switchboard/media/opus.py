@@ -22,8 +22,10 @@ import numpy as np
 import numpy.typing as npt
 
 __all__ = [
+    "DTX_MAX_BYTES",
     "OPUS_MAX_FRAME_SAMPLES",
     "OpusDecoder",
+    "OpusEncoder",
     "OpusError",
     "libopus_path",
     "packet_has_fec",
@@ -34,6 +36,19 @@ SAMPLE_RATE: Final = 48_000
 #: The longest Opus packet is 120 ms (RFC 6716 section 3.2.5).
 OPUS_MAX_FRAME_SAMPLES: Final = 5760
 _OPUS_RESET_STATE: Final = 4028
+# opus_defines.h
+_APPLICATIONS: Final = {"voip": 2048, "audio": 2049, "lowdelay": 2051}
+_SET_BITRATE: Final = 4002
+_SET_INBAND_FEC: Final = 4012
+_SET_PACKET_LOSS_PERC: Final = 4014
+_SET_DTX: Final = 4016
+#: OPUS_SET_INBAND_FEC(2), libopus >= 1.5: FEC whenever libopus codes SILK/hybrid anyway, without
+#: forcing SILK on content it would code with CELT (FEC(1) does force it, and SILK conceals a
+#: steady tone far worse than CELT does).
+_FEC_WITHOUT_MODE_SWITCH: Final = 2
+#: a packet this short is a DTX frame: nothing to send (RFC 6716 section 2.1.9)
+DTX_MAX_BYTES: Final = 2
+_MAX_PACKET: Final = 1500
 
 
 class OpusError(RuntimeError):
@@ -83,6 +98,26 @@ def _declare(lib: ctypes.CDLL) -> None:
     lib.opus_packet_get_nb_samples.restype = ctypes.c_int
     lib.opus_strerror.argtypes = [ctypes.c_int]
     lib.opus_strerror.restype = ctypes.c_char_p
+    lib.opus_encoder_create.argtypes = [
+        ctypes.c_int32,
+        ctypes.c_int,
+        ctypes.c_int,
+        ctypes.POINTER(ctypes.c_int),
+    ]
+    lib.opus_encoder_create.restype = ctypes.c_void_p
+    lib.opus_encoder_destroy.argtypes = [ctypes.c_void_p]
+    lib.opus_encoder_destroy.restype = None
+    lib.opus_encode.argtypes = [
+        ctypes.c_void_p,
+        ctypes.POINTER(ctypes.c_int16),
+        ctypes.c_int,
+        ctypes.c_char_p,
+        ctypes.c_int32,
+    ]
+    lib.opus_encode.restype = ctypes.c_int32
+    # opus_encoder_ctl is variadic; every request used here takes one opus_int32.
+    lib.opus_encoder_ctl.argtypes = [ctypes.c_void_p, ctypes.c_int, ctypes.c_int32]
+    lib.opus_encoder_ctl.restype = ctypes.c_int
 
 
 _lib: ctypes.CDLL | None = None
@@ -140,6 +175,90 @@ def packet_has_fec(packet: bytes) -> bool:
     return result == 1
 
 
+class OpusEncoder:
+    """One libopus encoder: 48 kHz int16 PCM ``(channels, 960)`` (or ``(960,)`` mono) -> one packet.
+
+    ``application`` ``voip`` / ``audio`` / ``lowdelay``; ``bitrate`` in b/s; ``fec`` turns on in-band
+    FEC (RFC 6716 section 2.1.7) sized for ``expected_loss_percent`` (change it live with
+    :meth:`set_expected_loss`); ``dtx`` turns on discontinuous transmission: during silence libopus
+    returns packets of at most :data:`DTX_MAX_BYTES` bytes, which the caller does not send.
+    Raises :class:`OpusError` when libopus refuses a setting or fails to encode.
+    """
+
+    def __init__(
+        self,
+        channels: int = 1,
+        bitrate: int = 32_000,
+        application: str = "voip",
+        *,
+        fec: bool = False,
+        expected_loss_percent: int = 0,
+        dtx: bool = False,
+    ) -> None:
+        if channels not in (1, 2):
+            raise ValueError(f"channels must be 1 or 2, got {channels!r}")
+        if application not in _APPLICATIONS:
+            raise ValueError(f"application must be one of {sorted(_APPLICATIONS)}, got {application!r}")
+        lib = _opus()
+        err = ctypes.c_int(0)
+        handle = lib.opus_encoder_create(SAMPLE_RATE, channels, _APPLICATIONS[application], ctypes.byref(err))
+        if err.value != 0 or not handle:
+            raise _error(err.value)
+        self._lib = lib
+        self._handle: int | None = handle
+        self.channels = channels
+        self._out = ctypes.create_string_buffer(_MAX_PACKET)
+        self._ctl(_SET_BITRATE, bitrate)
+        self._ctl(_SET_INBAND_FEC, _FEC_WITHOUT_MODE_SWITCH if fec else 0)
+        self.set_expected_loss(expected_loss_percent)
+        self._ctl(_SET_DTX, int(dtx))
+        self.dtx = dtx
+
+    def _ctl(self, request: int, value: int) -> None:
+        if self._handle is None:
+            raise OpusError("encoder is closed")
+        code = self._lib.opus_encoder_ctl(self._handle, request, value)
+        if code != 0:
+            raise _error(code)
+
+    def set_expected_loss(self, percent: int) -> None:
+        """How much FEC to spend: the packet loss (0..100 %) the far end is expected to see."""
+        if not 0 <= percent <= 100:
+            raise ValueError(f"expected loss must be within 0..100 %, got {percent}")
+        self._ctl(_SET_PACKET_LOSS_PERC, int(percent))
+        self.expected_loss_percent = int(percent)
+
+    def encode(self, pcm: npt.NDArray[np.int16]) -> bytes:
+        """One packet for 20 ms of PCM (``(channels, 960)`` planar, or ``(960,)`` for mono)."""
+        if self._handle is None:
+            raise OpusError("encoder is closed")
+        if pcm.dtype != np.int16:
+            raise ValueError(f"PCM must be int16, got {pcm.dtype}")
+        if pcm.ndim == 1 and self.channels == 1:
+            pcm = pcm.reshape(1, -1)
+        if pcm.shape != (self.channels, 960):
+            raise ValueError(f"PCM must have shape ({self.channels}, 960), got {pcm.shape}")
+        interleaved = np.ascontiguousarray(pcm.T)
+        n = self._lib.opus_encode(
+            self._handle,
+            interleaved.ctypes.data_as(ctypes.POINTER(ctypes.c_int16)),
+            960,
+            self._out,
+            _MAX_PACKET,
+        )
+        if n < 0:
+            raise _error(n)
+        return self._out.raw[:n]
+
+    def close(self) -> None:
+        handle, self._handle = self._handle, None
+        if handle is not None:
+            self._lib.opus_encoder_destroy(handle)
+
+    def __del__(self) -> None:
+        self.close()
+
+
 class OpusDecoder:
     """One libopus decoder (48 kHz, ``channels`` 1 or 2 output; any Opus stream decodes to either).
 
@@ -178,7 +297,7 @@ class OpusDecoder:
         if n < 0:
             raise _error(n)
         out = np.frombuffer(memoryview(self._pcm), dtype=np.int16, count=int(n) * self.channels)
-        return np.ascontiguousarray(out.reshape(n, self.channels).T)
+        return out.reshape(n, self.channels).T.copy()  # a copy: the ctypes buffer is reused
 
     def decode(self, packet: bytes) -> npt.NDArray[np.int16]:
         """Decode one packet (all of its frames)."""

@@ -1036,8 +1036,9 @@ class OpusEncoderSettings:
     """libopus settings: ``channels`` 1 or 2, ``bitrate`` in b/s (6000..510000), ``application``
     (``voip`` speech-tuned, ``audio`` music, ``lowdelay`` CELT only), ``fec`` (in-band FEC: each
     packet carries a low-bitrate copy of the previous frame, RFC 6716 section 2.1.7; libopus only
-    adds it in SILK and hybrid modes, so it steers music away from CELT) and ``expected_loss_percent`` (0..100, libopus's
-    ``OPUS_SET_PACKET_LOSS_PERC``: how much FEC to spend; fixed for the encoder's life)."""
+    adds it in SILK and hybrid modes, so it steers music away from CELT) and
+    ``expected_loss_percent`` (0..100, libopus's ``OPUS_SET_PACKET_LOSS_PERC``: how much FEC to
+    spend; fixed for the encoder's life)."""
 
     channels: int = 1
     bitrate: int = 32000
