@@ -1,7 +1,7 @@
 """``python -m benchmarks`` (``make bench``): run every benchmark, print a table, write bench-results.json.
 
 Options: ``--quick`` (a shortened run, for smoke tests: the numbers are not meaningful), ``--only
-join,switch,held,sfu``, ``--output PATH``, ``--strict`` (exit 1 when a budget is missed).
+join,switch,held,loss,sfu``, ``--output PATH``, ``--strict`` (exit 1 when a budget is missed).
 """
 
 from __future__ import annotations
@@ -23,7 +23,7 @@ from typing import cast
 from rich.console import Console
 from rich.table import Table
 
-from benchmarks import held, join, sfu, switch
+from benchmarks import held, join, loss, sfu, switch
 from benchmarks.common import (
     RESULTS_PATH,
     BenchResult,
@@ -36,7 +36,7 @@ from benchmarks.common import (
 )
 
 #: the whole run must finish within this; the SFU ramp (last) uses what is left
-TOTAL_BUDGET_S = 570.0
+TOTAL_BUDGET_S = 720.0
 
 
 @dataclass(frozen=True)
@@ -65,6 +65,12 @@ async def _held(log_dir: Path, plan: Plan) -> BenchResult:
     return await held.run(log_dir, runs=3, suspended=20, window_s=30.0, settle_s=3.0)
 
 
+async def _loss(log_dir: Path, plan: Plan) -> BenchResult:
+    if plan.quick:
+        return await loss.run(log_dir, seconds=3.0, losses=(loss.TARGET_LOSS,))
+    return await loss.run(log_dir, seconds=15.0)
+
+
 async def _sfu(log_dir: Path, plan: Plan) -> BenchResult:
     if plan.quick:
         return await sfu.run(log_dir, frames=100, bursts=4, ramp_budget_s=15.0, levels=(1, 2))
@@ -72,7 +78,13 @@ async def _sfu(log_dir: Path, plan: Plan) -> BenchResult:
     return await sfu.run(log_dir, frames=400, bursts=20, ramp_budget_s=budget)
 
 
-BENCHMARKS: dict[str, Runner] = {"join": _join, "switch": _switch, "held": _held, "sfu": _sfu}
+BENCHMARKS: dict[str, Runner] = {
+    "join": _join,
+    "switch": _switch,
+    "held": _held,
+    "loss": _loss,
+    "sfu": _sfu,
+}
 
 #: headline keys, reported (as failed when budgeted) even if their benchmark crashed
 HEADLINE: dict[str, list[tuple[str, str, Budget | None]]] = {
@@ -88,6 +100,7 @@ HEADLINE: dict[str, list[tuple[str, str, Budget | None]]] = {
         ("switch_audible_ms_p95", "ms", Budget("<=", 100.0)),
     ],
     "held": [("held_calls_cpu_ratio", "x", Budget("<=", 2.0))],
+    "loss": [("loss_10pct_fec_plc_on_share", "share", Budget(">=", 0.98))],
     "sfu": [
         ("sfu_audio_downtracks_per_core", "tracks/core", None),
         ("mouth_to_ear_ms_p50", "ms", None),
@@ -213,7 +226,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument(
         "--quick", action="store_true", help="a short run (smoke test; numbers not meaningful)"
     )
-    parser.add_argument("--only", default=",".join(BENCHMARKS), help="comma-separated: join,switch,held,sfu")
+    parser.add_argument(
+        "--only", default=",".join(BENCHMARKS), help="comma-separated: join,switch,held,loss,sfu"
+    )
     parser.add_argument("--output", type=Path, default=RESULTS_PATH, help="where to write the JSON results")
     parser.add_argument("--strict", action="store_true", help="exit 1 when a budget is missed")
     args = parser.parse_args(argv)

@@ -40,6 +40,9 @@ MODULES = [
     "benchmarks.held",
     "benchmarks.held_client",
     "benchmarks.sfu",
+    "benchmarks.lossy_path",
+    "benchmarks.loss",
+    "benchmarks.loss_peer",
 ]
 
 

@@ -251,7 +251,7 @@ class OpusEncoder:
         return self._out.raw[:n]
 
     def close(self) -> None:
-        handle, self._handle = self._handle, None
+        handle, self._handle = getattr(self, "_handle", None), None
         if handle is not None:
             self._lib.opus_encoder_destroy(handle)
 
@@ -324,7 +324,7 @@ class OpusDecoder:
             self._lib.opus_decoder_ctl(self._handle, _OPUS_RESET_STATE)
 
     def close(self) -> None:
-        handle, self._handle = self._handle, None
+        handle, self._handle = getattr(self, "_handle", None), None
         if handle is not None:
             self._lib.opus_decoder_destroy(handle)
 
