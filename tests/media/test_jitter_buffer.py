@@ -33,7 +33,8 @@ def voice_like(frames: int) -> npt.NDArray[np.int16]:
     phase = 2 * np.pi * np.cumsum(140 + 20 * np.sin(2 * np.pi * 0.7 * t)) / 48000
     x = sum(np.sin(k * phase) / k for k in range(1, 15)) * (0.5 + 0.5 * np.sin(2 * np.pi * 4 * t) ** 2)
     noise = np.random.default_rng(1).standard_normal(t.size)
-    return ((x / np.max(np.abs(x)) * 0.3 + 0.01 * noise) * 32767).astype(np.int16)
+    pcm: npt.NDArray[np.int16] = ((x / np.max(np.abs(x)) * 0.3 + 0.01 * noise) * 32767).astype(np.int16)
+    return pcm
 
 
 def encode(pcm: npt.NDArray[np.int16], **options: object) -> list[bytes]:
@@ -159,5 +160,6 @@ def test_stereo_buffer_and_timestamp_wrap() -> None:
         frame = buffer.pull(960)
         assert frame is not None and frame.shape == (2, 960)
     assert buffer.stats.decoded == 10 and buffer.stats.late == 0
+    assert frame is not None
     levels = frame_tone_levels(frame[0], HZ)
     assert abs(float(levels[0]) - TONE_RMS_DBFS) < 1.5
