@@ -26,6 +26,7 @@ from aiortc import RTCRtpReceiver
 
 from switchboard.media.audio_config import AudioConfigurationPolicy
 from switchboard.media.audio_format import FloatArray
+from switchboard.media.devices import DeviceFailure, DeviceMicrophone, DeviceSpeaker
 from switchboard.media.jitter_buffer import OpusJitterBuffer
 from switchboard.media.microphones import Microphone, SilentMicrophone
 from switchboard.media.opus import DTX_MAX_BYTES, OpusEncoder
@@ -49,16 +50,27 @@ class AudioSession:
         self.speaker: Speaker = speaker if speaker is not None else CaptureSpeaker()
         self._modules: list[AudioDeviceModule] = []
         self.frames_read = 0
+        #: called (on the loop thread) when the microphone or speaker fails; it goes on as silence
+        self.on_device_error: list[Callable[[DeviceFailure], None]] = []
+        for device in (self.microphone, self.speaker):
+            if isinstance(device, DeviceMicrophone | DeviceSpeaker):
+                device.on_error.append(self._device_failed)
+
+    def _device_failed(self, failure: DeviceFailure) -> None:
+        for hook in list(self.on_device_error):
+            hook(failure)
 
     async def start(self) -> None:
         if self._tick not in self.speaker.on_tick:
             self.speaker.on_tick.append(self._tick)
+        self.microphone.start()
         await self.speaker.start()
 
     async def stop(self) -> None:
         if self._tick in self.speaker.on_tick:
             self.speaker.on_tick.remove(self._tick)
         await self.speaker.stop()
+        self.microphone.stop()
 
     def create_module(self, policy: AudioConfigurationPolicy, name: str) -> AudioDeviceModule:
         module = AudioDeviceModule(self, policy, name)

@@ -45,6 +45,12 @@ class Microphone(ABC):
         self.name = name
         self.channels = check_channels(channels)
 
+    def start(self) -> None:  # noqa: B027 - optional hook: virtual microphones have nothing to open
+        """Open the device, if the microphone has one (virtual microphones: nothing to do)."""
+
+    def stop(self) -> None:  # noqa: B027 - optional hook, like start()
+        """Close the device, if any; :meth:`start` may open it again."""
+
     @abstractmethod
     def read_frame(self) -> FloatArray:
         """The next 20 ms: float32 array of shape ``(channels, 960)`` in [-1, 1]."""

@@ -18,7 +18,7 @@ from switchboard.media.audio_session import AudioSession
 from switchboard.protocol import coordinator as m
 from switchboard.sdk.call import Call
 from switchboard.sdk.coordinator import CoordinatorApi, EventsConnection
-from switchboard.sdk.emitter import EventEmitter
+from switchboard.sdk.emitter import EventEmitter, local_event
 from switchboard.sdk.multicall import ActiveCalls
 from switchboard.sdk.observable import Observable
 from switchboard.sdk.types import (
@@ -82,6 +82,9 @@ class VideoClient:
         self._api: CoordinatorApi | None = None
         self._socket: EventsConnection | None = None
         self.audio_session = AudioSession(self.options.microphone, self.options.speaker)
+        self.audio_session.on_device_error.append(
+            lambda failure: self._events.emit(local_event("client.device_error", None, **failure.as_data()))
+        )
         self._active = ActiveCalls(self)
         self._tasks: set[asyncio.Task[None]] = set()
 
