@@ -1,4 +1,4 @@
-"""The ``switchboard`` command: ``serve``, ``token`` and ``demo``."""
+"""The ``switchboard`` command: ``serve``, ``token``, ``demo`` and ``devices``."""
 
 from __future__ import annotations
 
@@ -48,6 +48,29 @@ async def _serve(host: str, port: int, sfu_port: int) -> None:
         await server.stop()
 
 
+def _devices() -> int:
+    """Print the audio devices PortAudio sees; one line and exit status 1 when it cannot."""
+    from switchboard.errors import DeviceError
+    from switchboard.media import list_audio_devices
+
+    try:
+        devices = list_audio_devices()
+    except DeviceError as exc:
+        print(f"switchboard devices: {exc}", file=sys.stderr)
+        return 1
+    if not devices:
+        print("no audio devices found")
+        return 0
+    print(f"{'index':>5}  {'in':>3}  {'out':>3}  {'rate':>6}  default  name")
+    for d in devices:
+        default = "/".join(n for n, on in (("in", d.is_default_input), ("out", d.is_default_output)) if on)
+        rate = f"{d.default_sample_rate:.0f}"
+        print(
+            f"{d.index:>5}  {d.input_channels:>3}  {d.output_channels:>3}  {rate:>6}  {default:<7}  {d.name}"
+        )
+    return 0
+
+
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(prog="switchboard", description=__doc__)
     sub = parser.add_subparsers(dest="command", required=True)
@@ -63,6 +86,7 @@ def main(argv: list[str] | None = None) -> None:
     demo = sub.add_parser("demo", help="both multicall use cases, end to end, on an embedded server")
     demo.add_argument("--json", dest="json_path", default=None, help="write a JSON report here")
     demo.add_argument("--plot", dest="plot_path", default=None, help="write a PNG plot here")
+    sub.add_parser("devices", help="list the audio devices DeviceMicrophone / DeviceSpeaker can use")
     args = parser.parse_args(argv)
 
     if args.command == "serve":
@@ -73,6 +97,8 @@ def main(argv: list[str] | None = None) -> None:
                 "switchboard token: set SWITCHBOARD_API_KEY and SWITCHBOARD_API_SECRET (as printed by serve)"
             )
         print(create_user_token(os.environ["SWITCHBOARD_API_SECRET"], args.user_id, args.ttl))
+    elif args.command == "devices":
+        sys.exit(_devices())
     elif args.command == "demo":
         from switchboard.demo import run_demo
 

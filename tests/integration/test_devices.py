@@ -70,6 +70,16 @@ def test_list_audio_devices_sees_pulseaudio(pulse: Pulse) -> None:
     assert pulse_device.default_sample_rate > 0
 
 
+def test_switchboard_devices_lists_them(pulse: Pulse) -> None:
+    done = subprocess.run(
+        [sys.executable, "-m", "switchboard.cli", "devices"], capture_output=True, text=True, timeout=30
+    )
+    assert done.returncode == 0, done.stderr
+    header, *rows = done.stdout.splitlines()
+    assert header.split() == ["index", "in", "out", "rate", "default", "name"]
+    assert any(row.split()[-1] == PULSE_DEVICE for row in rows)
+
+
 def test_an_unknown_device_is_a_clear_error(pulse: Pulse) -> None:
     with pytest.raises(DeviceError, match="no input audio device matches 'no-such-device'"):
         DeviceMicrophone("no-such-device")
