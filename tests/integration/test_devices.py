@@ -80,6 +80,24 @@ def test_switchboard_devices_lists_them(pulse: Pulse) -> None:
     assert any(row.split()[-1] == PULSE_DEVICE for row in rows)
 
 
+def test_the_foreground_background_example_runs_on_real_devices(sinks: Pulse) -> None:
+    sinks.null_sink("desk")
+    sinks.pactl("set-default-sink", "desk")
+    sinks.pactl("set-default-source", "desk.monitor")
+    root = Path(__file__).resolve().parents[2]
+    done = subprocess.run(
+        [sys.executable, str(root / "examples" / "multicall_rooms.py"), "--embedded", "--devices"],
+        cwd=root,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.DEVNULL,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+    assert done.returncode == 0, done.stdout[-2000:]
+    assert "FAILED" not in done.stdout
+
+
 def test_an_unknown_device_is_a_clear_error(pulse: Pulse) -> None:
     with pytest.raises(DeviceError, match="no input audio device matches 'no-such-device'"):
         DeviceMicrophone("no-such-device")
