@@ -29,6 +29,10 @@ class AudioConfigurationPolicy:
     loss_concealment: bool = True
     #: discontinuous transmission: silence is not sent (speech presets only; music keeps every frame)
     opus_dtx: bool = False
+    #: automatic gain control inside voice processing. Off in every preset: on a real echo path it
+    #: lifts the echo canceller's residual back up (far end's voice returned 10 dB below the
+    #: unprocessed echo with it, 28 dB without; docs/performance.md)
+    auto_gain_control: bool = False
 
     def __post_init__(self) -> None:
         if self.capture_channels not in (1, 2) or self.playout_channels not in (1, 2):
@@ -70,6 +74,7 @@ class AudioConfigurationPolicy:
         opus_expected_loss_percent: int = 10,
         loss_concealment: bool = True,
         opus_dtx: bool = False,
+        auto_gain_control: bool = False,
         name: str = "custom",
     ) -> AudioConfigurationPolicy:
         return cls(
@@ -83,4 +88,5 @@ class AudioConfigurationPolicy:
             opus_expected_loss_percent,
             loss_concealment,
             opus_dtx,
+            auto_gain_control,
         )

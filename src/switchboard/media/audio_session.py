@@ -209,7 +209,9 @@ class AudioDeviceModule:
         samples = np.clip(pcm * 32767.0, -32768, 32767).astype(np.int16)
         if self.voice_processing_active:
             if self.voice_processor is None:
-                self.voice_processor = VoiceProcessor(channels)
+                self.voice_processor = VoiceProcessor(
+                    channels, auto_gain_control=self.policy.auto_gain_control
+                )
             samples = self.voice_processor.process_capture(samples)
         packet = self._encoder.encode(samples)
         timestamp = self._capture_samples
