@@ -4,25 +4,32 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-$(shell cat pyproject.toml | cksum | cut -d' ' -f1)
 
-.PHONY: setup demo test lint bench serve clean
+.PHONY: setup demo test lint lint-js bench serve clean
 
 setup: $(STAMP)
 	@sh scripts/install-system-deps.sh
 
 $(STAMP): pyproject.toml
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
-	$(BIN)/python -m pip install --quiet --upgrade pip
-	$(BIN)/python -m pip install --quiet -e '.[dev]'
+	$(BIN)/python -m pip install --quiet --disable-pip-version-check --upgrade pip
+	$(BIN)/python -m pip install --quiet --disable-pip-version-check -e '.[dev]'
 	@rm -f $(VENV)/.installed-*
 	@touch $(STAMP)
 
 demo: setup
 	$(BIN)/switchboard demo
 
-lint: setup
+lint: setup lint-js
 	$(BIN)/ruff check src tests benchmarks examples
 	$(BIN)/ruff format --check src tests benchmarks examples
 	$(BIN)/mypy
+
+# the browser client's JSDoc types, checked by TypeScript (pinned in package.json)
+lint-js: node_modules/.package-lock.json
+	npx --no-install tsc -p src/switchboard/web
+
+node_modules/.package-lock.json: package.json package-lock.json
+	npm ci --no-audit --no-fund --silent
 
 test: lint
 	$(BIN)/python -m pytest -q
@@ -34,4 +41,4 @@ serve: setup
 	$(BIN)/switchboard serve
 
 clean:
-	rm -rf $(VENV) .mypy_cache .ruff_cache .pytest_cache src/*.egg-info
+	rm -rf $(VENV) .mypy_cache .ruff_cache .pytest_cache src/*.egg-info node_modules

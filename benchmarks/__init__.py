@@ -8,6 +8,8 @@ Each benchmark measures the product against a baseline in the same run and repor
   one becomes audible, read from the speaker's sample timeline.
 * :mod:`benchmarks.held` -- CPU of one client process holding 1 active + 20 suspended calls against the
   same process with the active call alone.
+* :mod:`benchmarks.browser` -- mouth-to-ear between a Chromium page and a Python client through the
+  SFU, both ways, beside Python-to-Python in the same run.
 * :mod:`benchmarks.sfu` -- audio down-tracks the SFU forwards per core at under 1 % loss, and
   mouth-to-ear latency through the SFU.
 

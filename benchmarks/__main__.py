@@ -23,7 +23,7 @@ from typing import cast
 from rich.console import Console
 from rich.table import Table
 
-from benchmarks import held, join, loss, sfu, switch
+from benchmarks import browser, held, join, loss, sfu, switch
 from benchmarks.common import (
     RESULTS_PATH,
     BenchResult,
@@ -78,11 +78,16 @@ async def _sfu(log_dir: Path, plan: Plan) -> BenchResult:
     return await sfu.run(log_dir, frames=400, bursts=20, ramp_budget_s=budget)
 
 
+async def _browser(log_dir: Path, plan: Plan) -> BenchResult:
+    return await browser.run(log_dir, bursts=3 if plan.quick else 20)
+
+
 BENCHMARKS: dict[str, Runner] = {
     "join": _join,
     "switch": _switch,
     "held": _held,
     "loss": _loss,
+    "browser": _browser,
     "sfu": _sfu,
 }
 
@@ -101,6 +106,14 @@ HEADLINE: dict[str, list[tuple[str, str, Budget | None]]] = {
     ],
     "held": [("held_calls_cpu_ratio", "x", Budget("<=", 2.0))],
     "loss": [("loss_10pct_fec_plc_on_share", "share", Budget(">=", 0.98))],
+    "browser": [
+        ("browser_to_python_m2e_ms_p50", "ms", None),
+        ("browser_to_python_m2e_ms_p95", "ms", None),
+        ("python_to_browser_m2e_ms_p50", "ms", None),
+        ("python_to_browser_m2e_ms_p95", "ms", None),
+        ("python_to_python_m2e_ms_p50", "ms", None),
+        ("python_to_python_m2e_ms_p95", "ms", None),
+    ],
     "sfu": [
         ("sfu_audio_downtracks_per_core", "tracks/core", None),
         ("mouth_to_ear_ms_p50", "ms", None),
@@ -227,7 +240,7 @@ def main(argv: list[str] | None = None) -> int:
         "--quick", action="store_true", help="a short run (smoke test; numbers not meaningful)"
     )
     parser.add_argument(
-        "--only", default=",".join(BENCHMARKS), help="comma-separated: join,switch,held,loss,sfu"
+        "--only", default=",".join(BENCHMARKS), help="comma-separated: join,switch,held,loss,browser,sfu"
     )
     parser.add_argument("--output", type=Path, default=RESULTS_PATH, help="where to write the JSON results")
     parser.add_argument("--strict", action="store_true", help="exit 1 when a budget is missed")

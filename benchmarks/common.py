@@ -349,7 +349,8 @@ def make_client(
         options=ClientOptions(
             base_url=server.url,
             allow_multiple_active_calls=multi,
-            multi_call_audio_policy=policy,
+            # a policy acts only in multi-call mode (ClientOptions warns otherwise)
+            multi_call_audio_policy=policy if multi else MultiCallAudioPolicy.SUSPEND_EXISTING,
             microphone=microphone,
             speaker=speaker,
         ),

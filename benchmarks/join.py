@@ -25,7 +25,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import av
-from aiortc import RTCConfiguration, RTCPeerConnection, RTCSessionDescription
+from aiortc import RTCSessionDescription
 from aiortc.mediastreams import MediaStreamError, MediaStreamTrack
 
 from benchmarks.bots import BotSpec, start_bots
@@ -43,6 +43,7 @@ from benchmarks.p2p_peer import ToneTrack
 from switchboard import Call, CallConnectOptions, CallState, TrackOption
 from switchboard.media import CaptureSpeaker, ToneMicrophone
 from switchboard.media.jitter_buffer import OpusJitterBuffer
+from switchboard.media.local_ice import IPV4_LOOPBACK, create_peer_connection
 from switchboard.media.playout import PlayoutBuffer
 
 REMOTE_HZ = 600.0
@@ -173,7 +174,7 @@ async def p2p_join_once(peer: Child, speaker: CaptureSpeaker, watch: ToneWatch) 
     t0 = loop.time()
     mark = _Marks(t0)
     heard = watch.arm(t0)
-    pc = RTCPeerConnection(RTCConfiguration(iceServers=[]))
+    pc = create_peer_connection(loopback_address=IPV4_LOOPBACK)
     try:
 
         def on_track(track: MediaStreamTrack) -> None:

@@ -26,11 +26,12 @@ from typing import Any
 
 import aiohttp
 import numpy as np
-from aiortc import RTCConfiguration, RTCPeerConnection, RTCRtpSender, RTCSessionDescription
+from aiortc import RTCRtpSender, RTCSessionDescription
 from aiortc.mediastreams import MediaStreamTrack
 
 from benchmarks.common import Json, ServerInfo, commands, emit, run_child
 from switchboard.media import ToneMicrophone
+from switchboard.media.local_ice import create_peer_connection, loopback_ice_address
 from switchboard.media.rtp_hooks import (
     OPUS_CODEC,
     EncodedFrame,
@@ -68,9 +69,9 @@ class RawParticipant:
         self.publishes = bool(spec.get("publish", False))
         self.expect = int(spec.get("expect", 0))
         self.stream_id = stream_id
-        config = RTCConfiguration(iceServers=[])
-        self.publisher = RTCPeerConnection(configuration=config) if self.publishes else None
-        self.subscriber = RTCPeerConnection(configuration=config)
+        loopback = loopback_ice_address(server.sfu_url)
+        self.publisher = create_peer_connection(loopback_address=loopback) if self.publishes else None
+        self.subscriber = create_peer_connection(loopback_address=loopback)
         self.track = EncodedTrack("audio") if self.publishes else None
         self.taps: list[ReceiverTap] = []
         self.pushed = 0

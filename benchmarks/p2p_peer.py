@@ -13,12 +13,13 @@ import fractions
 
 import av
 import numpy as np
-from aiortc import RTCConfiguration, RTCPeerConnection, RTCSessionDescription
+from aiortc import RTCPeerConnection, RTCSessionDescription
 from aiortc.mediastreams import MediaStreamError, MediaStreamTrack
 
 from benchmarks.common import Json, commands, emit, run_child
 from switchboard.media import ToneMicrophone
 from switchboard.media.audio_format import FRAME_SAMPLES, SAMPLE_RATE
+from switchboard.media.local_ice import IPV4_LOOPBACK, create_peer_connection
 
 TIME_BASE = fractions.Fraction(1, SAMPLE_RATE)
 
@@ -73,7 +74,7 @@ async def main(config: Json) -> None:
     try:
         async for command in commands():
             if "offer" in command:
-                pc = RTCPeerConnection(RTCConfiguration(iceServers=[]))
+                pc = create_peer_connection(loopback_address=IPV4_LOOPBACK)
                 pc.on("track", on_track)
                 await pc.setRemoteDescription(RTCSessionDescription(str(command["offer"]), "offer"))
                 pc.addTrack(ToneTrack(hz))

@@ -2,7 +2,8 @@
 
 Prints one JSON line (``url``, ``api_key``, ``api_secret``, ``sfu_url``, ``pid``) once it listens, and
 shuts down cleanly when its stdin closes. The per-user REST rate limit is raised so that load
-generators joining hundreds of sessions as one process are not throttled.
+generators joining hundreds of sessions as one process are not throttled. ``{"sfu_process": true}``
+runs the SFU in its own process, as ``switchboard serve`` does.
 """
 
 from __future__ import annotations
@@ -18,6 +19,7 @@ async def main(config: Json) -> None:
         host=str(config.get("host", "127.0.0.1")),
         rate_limit_per_second=100_000.0,
         rate_limit_burst=100_000,
+        sfu_process=bool(config.get("sfu_process", False)),
     )
     await server.start()
     try:

@@ -12,6 +12,7 @@ from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import Any
 
 from switchboard import ClientOptions, User, VideoClient
+from switchboard.dev_keys import load_dev_key_pair
 from switchboard.errors import DeviceError, NetworkError
 from switchboard.media import CaptureSpeaker, DeviceMicrophone, DeviceSpeaker, Microphone, Speaker
 from switchboard.media.analysis import tone_levels_dbfs
@@ -54,6 +55,9 @@ async def server(args: argparse.Namespace) -> AsyncIterator[Connect]:
             base_url = args.base_url
             api_key = os.environ.get("SWITCHBOARD_API_KEY", "")
             secret = os.environ.get("SWITCHBOARD_API_SECRET", "")
+            stored = None if api_key or secret else load_dev_key_pair()  # what `switchboard serve` stored
+            if stored is not None:
+                api_key, secret = stored.api_key, stored.api_secret
             if not (api_key and secret):
                 sys.exit("set SWITCHBOARD_API_KEY and SWITCHBOARD_API_SECRET (switchboard serve prints them)")
         clients: list[VideoClient] = []

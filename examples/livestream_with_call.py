@@ -1,4 +1,4 @@
-"""Pause-on-incoming-call (the seed's ``video_livestream_with_call`` sample), in Python.
+"""Pause-on-incoming-call (Stream's ``video_livestream_with_call`` Flutter sample), in Python.
 
 "me" hosts a livestream with a co-host, Carol. A viewer, Erin, rings me for a 1:1 call. When I accept
 and join it, the default policy ``MultiCallAudioPolicy.SUSPEND_EXISTING`` suspends the livestream
@@ -53,7 +53,7 @@ async def main(connect: Connect) -> bool:
     await carol.make_call(CallType.livestream(), show_id).join(MIC_ON)
     ok = await hears(me, VOICES, "Carol")
 
-    # Answer rings as the seed does: watch incoming_call, mute the livestream, accept, join.
+    # Answer rings as Stream's Flutter sample does: watch incoming_call, mute the livestream, accept, join.
     async def answer_incoming_calls() -> None:
         async for incoming in me.state.incoming_call:
             if incoming is None:

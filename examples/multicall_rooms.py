@@ -1,4 +1,4 @@
-"""Foreground / background rooms (the seed's ``video_multicall`` sample), in Python.
+"""Foreground / background rooms (Stream's ``video_multicall`` Flutter sample), in Python.
 
 "me" joins room A, then room B in the background. With ``MultiCallAudioPolicy.SUSPEND_INCOMING`` the
 first room keeps the microphone and speaker and room B joins suspended; ``client.switch_focus()``

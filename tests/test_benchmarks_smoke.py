@@ -43,6 +43,9 @@ MODULES = [
     "benchmarks.lossy_path",
     "benchmarks.loss",
     "benchmarks.loss_peer",
+    "benchmarks.browser",
+    "benchmarks.rings",
+    "benchmarks.flood",
 ]
 
 

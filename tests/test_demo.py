@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import signal
 import struct
 import subprocess
 import sys
@@ -86,3 +87,33 @@ def test_the_verdict_fails_on_wrong_levels_or_state() -> None:
     assert len(deaf) == 1 and "heard me at -120.0 dBFS" in deaf[0]
     wrong_state = problems([_scenario(*good, issues=["room B should be suspended"]), _scenario(*good)])
     assert wrong_state == ["t: room B should be suspended"]
+
+
+def test_ctrl_c_during_the_demo_exits_cleanly() -> None:
+    """SIGINT mid-scenario (calls joined, media flowing): one line, exit 130, every client closed."""
+    forcing_a_terminal = ("FORCE_COLOR", "TTY_COMPATIBLE", "TTY_INTERACTIVE")
+    env = {k: v for k, v in os.environ.items() if k not in forcing_a_terminal}
+    demo = subprocess.Popen(
+        [sys.executable, "-X", "dev", "-m", "switchboard.cli", "demo"],  # dev mode: ResourceWarnings shown
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        env=env,
+    )
+    assert demo.stdout is not None and demo.stderr is not None
+    seen: list[str] = []
+    try:
+        for line in demo.stdout:
+            seen.append(line)
+            if "client.switch_focus(room A -> room B)" in line:  # two rooms joined, audio flowing
+                break
+        assert seen and "client.switch_focus" in seen[-1], "".join(seen)
+        demo.send_signal(signal.SIGINT)
+        rest, errors = demo.communicate(timeout=30)
+    finally:
+        if demo.poll() is None:
+            demo.kill()
+            demo.wait()
+    assert demo.returncode == 130, f"exit {demo.returncode}\n{errors}"
+    assert errors == "switchboard demo: interrupted\n", errors
+    assert "Traceback" not in rest and "segments follow the policies" not in rest

@@ -1,108 +1,360 @@
-"""The ``switchboard`` command: ``serve``, ``token``, ``demo`` and ``devices``."""
+"""The ``switchboard`` command: ``serve``, ``token``, ``demo`` and ``devices``.
+
+Every error is one readable line on stderr and a non-zero exit: 2 for a bad command line (argparse's
+convention), 1 for anything else, 130 for Ctrl-C.
+"""
 
 from __future__ import annotations
 
 import argparse
 import asyncio
 import contextlib
+import errno
+import logging
+import math
 import os
 import signal
+import socket
 import sys
+from dataclasses import dataclass
+from typing import NoReturn
 
-from switchboard.protocol.tokens import create_user_token, generate_key_pair
+from switchboard import __version__
+from switchboard.dev_keys import DevKeyError, load_dev_key_pair, load_or_create_dev_key_pair
+from switchboard.errors import InvalidRequestError
+from switchboard.protocol.tokens import create_user_token
+from switchboard.sdk.validation import require_identifier
 
 DEFAULT_HOST = "127.0.0.1"
 DEFAULT_PORT = 3030
 
+KEY_ENV, SECRET_ENV = "SWITCHBOARD_API_KEY", "SWITCHBOARD_API_SECRET"
+PORT_ENV, SFU_PORT_ENV = "SWITCHBOARD_PORT", "SWITCHBOARD_SFU_PORT"
 
-def _key_pair(announce: bool) -> tuple[str, str]:
-    key, secret = os.environ.get("SWITCHBOARD_API_KEY"), os.environ.get("SWITCHBOARD_API_SECRET")
+
+class CliError(Exception):
+    """A failure to report as one line (``switchboard <command>: <message>``) and exit ``exit_code``."""
+
+    def __init__(self, message: str, exit_code: int = 1) -> None:
+        super().__init__(message)
+        self.exit_code = exit_code
+
+
+class _Parser(argparse.ArgumentParser):
+    """argparse, but a usage error is one line naming the help to read, not a usage dump."""
+
+    def error(self, message: str) -> NoReturn:
+        self.exit(2, f"{self.prog}: {message} (see {self.prog} --help)\n")
+
+
+# ---------------------------------------------------------------- argument types
+
+
+def _port(text: str) -> int:
+    try:
+        port = int(text)
+    except ValueError:
+        port = -1
+    if not 0 <= port <= 65535:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a port number (0-65535; 0: any free port)")
+    return port
+
+
+def _env_port(name: str, default: int) -> str:
+    """The default of a port option: ``$name`` when set (checked like the option), else ``default``."""
+    return os.environ.get(name) or str(default)
+
+
+def _ttl(text: str) -> float:
+    try:
+        ttl = float(text)
+    except ValueError:
+        ttl = math.nan
+    if not (math.isfinite(ttl) and ttl > 0):
+        raise argparse.ArgumentTypeError(f"{text!r} is not a positive number of seconds")
+    return ttl
+
+
+def _user_id(text: str) -> str:
+    try:
+        return require_identifier(text, "user id")
+    except InvalidRequestError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
+
+
+# ---------------------------------------------------------------- key pair
+
+
+@dataclass(frozen=True)
+class KeyPair:
+    api_key: str
+    api_secret: str
+    #: where it came from, for the user: the environment, or the development key file
+    source: str
+    #: the development pair's file (None when it came from the environment)
+    stored_in: str | None = None
+
+
+def resolve_key_pair(*, create: bool) -> KeyPair:
+    """The key pair from SWITCHBOARD_API_KEY / SWITCHBOARD_API_SECRET, else the stored development pair.
+
+    ``create``: make and store a development pair when none is stored (``serve``); otherwise its absence
+    is a CliError (``token``). Half a pair in the environment is a CliError either way.
+    """
+    key, secret = os.environ.get(KEY_ENV), os.environ.get(SECRET_ENV)
     if key and secret:
-        return key, secret
+        return KeyPair(key, secret, "environment")
     if key or secret:
-        sys.exit("switchboard: set both SWITCHBOARD_API_KEY and SWITCHBOARD_API_SECRET, or neither")
-    key, secret = generate_key_pair()
-    if announce:
-        print("No SWITCHBOARD_API_KEY / SWITCHBOARD_API_SECRET set: using a development pair:")
-        print(f"  export SWITCHBOARD_API_KEY={key}")
-        print(f"  export SWITCHBOARD_API_SECRET={secret}")
-    return key, secret
+        raise CliError(f"set both {KEY_ENV} and {SECRET_ENV}, or neither (to use the development pair)")
+    try:
+        stored = load_or_create_dev_key_pair() if create else load_dev_key_pair()
+    except DevKeyError as exc:
+        raise CliError(str(exc)) from None
+    if stored is None:
+        raise CliError(
+            f"no key pair: set {KEY_ENV} and {SECRET_ENV}, or run `switchboard serve` once "
+            "to create a development pair"
+        )
+    source = "new development pair" if stored.created else "development pair"
+    return KeyPair(stored.api_key, stored.api_secret, source, str(stored.path))
 
 
-async def _serve(host: str, port: int, sfu_port: int) -> None:
+# ---------------------------------------------------------------- serve
+
+
+def configure_logging(level: str) -> None:
+    """Server logs on stderr: each request (aiohttp's access log) and each error, at ``level``."""
+    logging.basicConfig(
+        level=getattr(logging, level.upper()),
+        stream=sys.stderr,
+        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+    )
+    for chatty in ("aioice", "aiortc"):  # per-packet ICE/DTLS chatter: only problems
+        logging.getLogger(chatty).setLevel(max(logging.WARNING, logging.getLogger().level))
+
+
+def bind_failure(host: str, ports: str, exc: OSError) -> CliError:
+    """The one line for a server that could not listen (port taken, unknown host, no permission)."""
+    reason = exc.strerror or str(exc)
+    if isinstance(exc, socket.gaierror):
+        return CliError(f"cannot listen on {host!r}: {reason}; check --host")
+    hint = (
+        "Is another server running? Stop it, or choose other ports with --port and --sfu-port"
+        if exc.errno == errno.EADDRINUSE
+        else "Check --host, --port and --sfu-port"
+    )
+    return CliError(f"cannot listen on {host} ({ports}): {reason}. {hint}")
+
+
+def announce(coordinator_url: str, sfu_url: str, keys: KeyPair) -> None:
+    """What ``serve`` prints once it listens: where, and the key pair clients need."""
+    print(f"switchboard coordinator on {coordinator_url}, SFU on {sfu_url} (API key {keys.api_key})")
+    if keys.stored_in is not None:
+        print(f"Using the {keys.source} stored in {keys.stored_in} (kept across restarts):")
+        print(f"  export {KEY_ENV}={keys.api_key}")
+        print(f"  export {SECRET_ENV}={keys.api_secret}")
+        print("`switchboard token USER_ID` signs user tokens with it.")
+    else:
+        print(f"Using the key pair from {KEY_ENV} / {SECRET_ENV}.")
+    print("Logging requests to stderr. Ctrl-C stops.", flush=True)
+
+
+async def _serve(
+    host: str, port: int, sfu_port: int, cors_origins: list[str] | None = None, dev_tokens: bool = False
+) -> None:
     from switchboard.server import EmbeddedServer
 
-    key, secret = _key_pair(announce=True)
-    server = EmbeddedServer(host=host, port=port, sfu_port=sfu_port, api_key=key, api_secret=secret)
-    await server.start()
-    print(f"switchboard coordinator on {server.url}, SFU on {server.sfu_url} (API key {server.api_key})")
-    print("Ctrl-C stops", flush=True)
-    stop = asyncio.Event()
+    stop = asyncio.Event()  # Ctrl-C / SIGTERM from here on, even during start-up: a clean stop
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGINT, signal.SIGTERM):
         with contextlib.suppress(NotImplementedError):
             loop.add_signal_handler(sig, stop.set)
+    keys = resolve_key_pair(create=True)
+    if dev_tokens and keys.stored_in is None:
+        raise CliError(
+            f"--dev-tokens needs the generated development key pair; unset {KEY_ENV} / {SECRET_ENV} "
+            "or drop --dev-tokens"
+        )
+    # the SFU in its own process: no client traffic on the coordinator can starve media forwarding
+    server = EmbeddedServer(
+        host=host,
+        port=port,
+        sfu_port=sfu_port,
+        api_key=keys.api_key,
+        api_secret=keys.api_secret,
+        cors_origins=cors_origins,
+        development_tokens=dev_tokens,
+        sfu_process=True,
+    )
+    try:
+        await server.start()
+    except OSError as exc:
+        await server.stop()
+        raise bind_failure(host, f"ports {port} and {sfu_port}", exc) from None
+    announce(server.url, server.sfu_url, keys)
     try:
         await stop.wait()
     finally:
+        logging.getLogger("switchboard.serve").info("stopping")
         await server.stop()
 
 
+# ---------------------------------------------------------------- the command line
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = _Parser(
+        prog="switchboard",
+        description="Real-time audio/video calls with multicall: run a server, sign tokens, see the demo.",
+    )
+    parser.add_argument("--version", action="version", version=f"switchboard {__version__}")
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND", parser_class=_Parser)
+
+    serve = sub.add_parser(
+        "serve",
+        help="run the coordinator and the SFU",
+        description=(
+            "Run the coordinator (REST + events, the call page at /) and the SFU (media, in a process of "
+            "its own). The key pair comes "
+            f"from {KEY_ENV} / {SECRET_ENV}; when they are unset, a development pair is created once, "
+            "stored in your config directory and reused on every start. Requests and errors are logged "
+            "to stderr."
+        ),
+    )
+    serve.add_argument(
+        "--host",
+        default=DEFAULT_HOST,
+        help=f"address to listen on (default {DEFAULT_HOST}: this machine only)",
+    )
+    serve.add_argument(
+        "--port",
+        type=_port,
+        default=_env_port(PORT_ENV, DEFAULT_PORT),
+        help=f"coordinator port, the clients' base_url (default ${PORT_ENV} or {DEFAULT_PORT}; 0: any free)",
+    )
+    serve.add_argument(
+        "--sfu-port",
+        type=_port,
+        default=_env_port(SFU_PORT_ENV, DEFAULT_PORT + 1),
+        help=f"SFU signalling port (default ${SFU_PORT_ENV} or {DEFAULT_PORT + 1}; 0: any free port)",
+    )
+    serve.add_argument(
+        "--cors-origin",
+        action="append",
+        dest="cors_origins",
+        metavar="ORIGIN",
+        help="allow browser pages from this origin (repeatable; default: any origin)",
+    )
+    serve.add_argument(
+        "--dev-tokens",
+        action="store_true",
+        help="let the call page at / mint a token for any user (development key pair only)",
+    )
+    serve.add_argument(
+        "--log-level",
+        choices=("debug", "info", "warning", "error"),
+        default="info",
+        help="how much to log on stderr (default info: every request and every error)",
+    )
+
+    token = sub.add_parser(
+        "token",
+        help="print a user token",
+        description=(
+            f"Print a user token signed with {SECRET_ENV} (or, when unset, with the development pair "
+            "`switchboard serve` stored)."
+        ),
+    )
+    token.add_argument("user_id", type=_user_id, help="the user it is for (letters, digits, _ - . @)")
+    token.add_argument(
+        "--ttl", type=_ttl, default=None, help="seconds until it expires (default: it never expires)"
+    )
+
+    demo = sub.add_parser(
+        "demo",
+        help="both multicall use cases, end to end, on an embedded server",
+        description=(
+            "Two multicall stories with real WebRTC audio on a server inside this process: "
+            "foreground/background rooms, and a livestream paused by a 1:1 call. Exits 1 if what is "
+            "heard does not follow the policy."
+        ),
+    )
+    demo.add_argument("--json", dest="json_path", default=None, help="write the measurements here (JSON)")
+    demo.add_argument("--plot", dest="plot_path", default=None, help="write a plot of the levels here (PNG)")
+    sub.add_parser(
+        "devices",
+        help="list the audio devices DeviceMicrophone / DeviceSpeaker can use",
+        description=(
+            "The audio devices PortAudio sees (index, input and output channels, default sample rate, "
+            "which are the defaults, name): what DeviceMicrophone(device=...) and DeviceSpeaker(device=...) "
+            "accept."
+        ),
+    )
+    return parser
+
+
 def _devices() -> int:
-    """Print the audio devices PortAudio sees; one line and exit status 1 when it cannot."""
+    """Print the audio devices PortAudio sees (``CliError`` when PortAudio is missing)."""
     from switchboard.errors import DeviceError
     from switchboard.media import list_audio_devices
 
     try:
         devices = list_audio_devices()
     except DeviceError as exc:
-        print(f"switchboard devices: {exc}", file=sys.stderr)
-        return 1
+        raise CliError(str(exc)) from exc
     if not devices:
         print("no audio devices found")
         return 0
     print(f"{'index':>5}  {'in':>3}  {'out':>3}  {'rate':>6}  default  name")
     for d in devices:
         default = "/".join(n for n, on in (("in", d.is_default_input), ("out", d.is_default_output)) if on)
-        rate = f"{d.default_sample_rate:.0f}"
-        print(
-            f"{d.index:>5}  {d.input_channels:>3}  {d.output_channels:>3}  {rate:>6}  {default:<7}  {d.name}"
-        )
+        channels = f"{d.index:>5}  {d.input_channels:>3}  {d.output_channels:>3}"
+        print(f"{channels}  {d.default_sample_rate:>6.0f}  {default:<7}  {d.name}")
     return 0
 
 
-def main(argv: list[str] | None = None) -> None:
-    parser = argparse.ArgumentParser(prog="switchboard", description=__doc__)
-    sub = parser.add_subparsers(dest="command", required=True)
-    serve = sub.add_parser("serve", help="run the coordinator and SFU")
-    serve.add_argument("--host", default=DEFAULT_HOST)
-    serve.add_argument("--port", type=int, default=DEFAULT_PORT)
-    serve.add_argument(
-        "--sfu-port", type=int, default=DEFAULT_PORT + 1, help="SFU signalling port (0: any free)"
-    )
-    token = sub.add_parser("token", help="print a user token signed with SWITCHBOARD_API_SECRET")
-    token.add_argument("user_id")
-    token.add_argument("--ttl", type=float, default=None, help="seconds until it expires (default: never)")
-    demo = sub.add_parser("demo", help="both multicall use cases, end to end, on an embedded server")
-    demo.add_argument("--json", dest="json_path", default=None, help="write a JSON report here")
-    demo.add_argument("--plot", dest="plot_path", default=None, help="write a PNG plot here")
-    sub.add_parser("devices", help="list the audio devices DeviceMicrophone / DeviceSpeaker can use")
-    args = parser.parse_args(argv)
-
+def _run(args: argparse.Namespace) -> int:
     if args.command == "serve":
-        asyncio.run(_serve(args.host, args.port, args.sfu_port))
-    elif args.command == "token":
-        if not (os.environ.get("SWITCHBOARD_API_KEY") and os.environ.get("SWITCHBOARD_API_SECRET")):
-            sys.exit(
-                "switchboard token: set SWITCHBOARD_API_KEY and SWITCHBOARD_API_SECRET (as printed by serve)"
-            )
-        print(create_user_token(os.environ["SWITCHBOARD_API_SECRET"], args.user_id, args.ttl))
-    elif args.command == "devices":
-        sys.exit(_devices())
-    elif args.command == "demo":
-        from switchboard.demo import run_demo
+        configure_logging(args.log_level)
+        asyncio.run(_serve(args.host, args.port, args.sfu_port, args.cors_origins, args.dev_tokens))
+        return 0
+    if args.command == "token":
+        keys = resolve_key_pair(create=False)
+        print(create_user_token(keys.api_secret, args.user_id, args.ttl))
+        return 0
+    if args.command == "devices":
+        return _devices()
+    for option, path in (("--json", args.json_path), ("--plot", args.plot_path)):
+        if path is not None:
+            require_writable(path, option)
+    from switchboard.demo import run_demo
 
-        sys.exit(asyncio.run(run_demo(json_path=args.json_path, plot_path=args.plot_path)))
+    return asyncio.run(run_demo(json_path=args.json_path, plot_path=args.plot_path))
+
+
+def require_writable(path: str, option: str) -> None:
+    """Fail now, not after a 30 s demo, when ``path`` cannot be written (no such directory, no permission)."""
+    target = os.path.abspath(path)
+    folder = os.path.dirname(target)
+    if os.path.isdir(target):
+        raise CliError(f"{option} {path}: is a directory; give a file name")
+    if not os.path.isdir(folder):
+        raise CliError(f"{option} {path}: no such directory {folder}")
+    if not os.access(folder, os.W_OK) or (os.path.exists(target) and not os.access(target, os.W_OK)):
+        raise CliError(f"{option} {path}: not writable")
+
+
+def main(argv: list[str] | None = None) -> None:
+    args = build_parser().parse_args(argv)
+    try:
+        code = _run(args)
+    except CliError as exc:
+        print(f"switchboard {args.command}: {exc}", file=sys.stderr)
+        code = exc.exit_code
+    except KeyboardInterrupt:
+        print(f"switchboard {args.command}: interrupted", file=sys.stderr)
+        code = 130
+    sys.exit(code)
 
 
 if __name__ == "__main__":

@@ -271,4 +271,4 @@ async def test_user_upsert_is_self_only(rest: Rest) -> None:
     status, body = await rest.call("POST", "/api/v1/users", body={"id": "alice", "name": "Alice A"})
     assert status == 200 and body["name"] == "Alice A"
     status, body = await rest.call("POST", "/api/v1/users", body={"id": "bob", "name": "Bob"})
-    assert status == 400
+    assert status == 403 and body["code"] == "permission_denied"

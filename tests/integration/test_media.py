@@ -14,13 +14,13 @@ import time
 import aiohttp
 import jwt
 import pytest
-from aiortc import RTCConfiguration, RTCPeerConnection
 from aiortc.mediastreams import AudioStreamTrack
 
 from switchboard import CallConnectOptions, CallStatus, CallType, MemberRequest, TrackOption
 from switchboard.errors import AuthenticationError, PermissionDeniedError
 from switchboard.media import CaptureSpeaker, ToneMicrophone
 from switchboard.media.camera import SyntheticCamera
+from switchboard.media.local_ice import create_peer_connection, loopback_ice_address
 from switchboard.protocol import sfu as p
 from switchboard.protocol.tokens import SfuGrants, create_sfu_token
 from switchboard.server import EmbeddedServer
@@ -188,7 +188,7 @@ async def test_livestream_viewer_cannot_publish(server: EmbeddedServer, make_cli
     await wait_heard(viewer, {k: TONES[k] for k in ("alice", "bob")}, audible={"alice"})
 
     # A hand-made publisher offer with audio from the viewer's session is refused by the SFU itself.
-    pc = RTCPeerConnection(RTCConfiguration(iceServers=[]))
+    pc = create_peer_connection(loopback_address=loopback_ice_address(server.sfu_url))
     pc.addTrack(AudioStreamTrack())
     await pc.setLocalDescription(await pc.createOffer())
     errors = len(watch.media.errors)

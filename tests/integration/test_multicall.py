@@ -27,6 +27,7 @@ from switchboard import (
 )
 from switchboard.errors import CallStateError
 from switchboard.media import CaptureSpeaker, ToneMicrophone
+from switchboard.sdk.multicall import PolicyIgnoredWarning
 from switchboard.server import EmbeddedServer
 from tests.conftest import ClientFactory, stays_heard, wait_heard
 
@@ -155,7 +156,8 @@ async def test_manual_does_nothing_and_warns_once_about_contention(
 
 
 async def test_single_call_mode_replaces_and_ignores_policy(make_client: ClientFactory) -> None:
-    r = await setup_rooms(make_client, multi_call_audio_policy=MultiCallAudioPolicy.SUSPEND_INCOMING)
+    with pytest.warns(PolicyIgnoredWarning, match="has no effect without allow_multiple_active_calls"):
+        r = await setup_rooms(make_client, multi_call_audio_policy=MultiCallAudioPolicy.SUSPEND_INCOMING)
     a, b = r.calls["A"], r.calls["B"]
     await a.join(MIC_ON)
     history: list[list[str]] = []

@@ -15,7 +15,6 @@ import av
 import numpy as np
 import pytest
 from aiortc import (
-    RTCConfiguration,
     RTCPeerConnection,
     RTCRtpReceiver,
     RTCRtpSender,
@@ -27,6 +26,7 @@ from aiortc.mediastreams import MediaStreamError, MediaStreamTrack
 from av import AudioFrame, VideoFrame
 
 from switchboard.media import rtp_hooks
+from switchboard.media.local_ice import IPV4_LOOPBACK, create_peer_connection
 from switchboard.media.rtp_hooks import (
     OPUS_CODEC,
     VP8_CODEC,
@@ -55,7 +55,7 @@ Y_LEVEL = 180
 
 
 def new_pc() -> RTCPeerConnection:
-    return RTCPeerConnection(RTCConfiguration(iceServers=[]))
+    return create_peer_connection(loopback_address=IPV4_LOOPBACK)
 
 
 async def negotiate(offerer: RTCPeerConnection, answerer: RTCPeerConnection) -> None:

@@ -1,4 +1,4 @@
-"""``switchboard demo``: both multicall use cases of the seed, end to end, with real media.
+"""``switchboard demo``: both multicall use cases, end to end, with real media.
 
 An embedded server (coordinator + SFU) runs in this process; "me" and a few bots connect to it as
 ordinary :class:`~switchboard.VideoClient` s over real WebRTC. Each bot speaks its own tone, so a

@@ -149,7 +149,7 @@ class Narrator(Protocol):
 
 @dataclass
 class Scenario:
-    """One seed use case being played: its calls, what was measured, what happened."""
+    """One use case being played: its calls, what was measured, what happened."""
 
     number: int
     name: str

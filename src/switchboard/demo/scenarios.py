@@ -1,6 +1,8 @@
-"""The seed's two use cases, played by "me" and a few bots on one embedded server, with real media."""
+"""The two multicall use cases, played by "me" and a few bots on one embedded server, with real media."""
 
 from __future__ import annotations
+
+import asyncio
 
 from switchboard import (
     AudioConfigurationPolicy,
@@ -54,13 +56,20 @@ class Cast:
         return client
 
     async def close(self) -> None:
+        """Disconnect everyone, all of them even when the demo is being cancelled (Ctrl-C)."""
         clients, self.clients = self.clients, []
+        cancelled = False
         for client in reversed(clients):
-            await client.disconnect()
+            try:
+                await client.disconnect()
+            except asyncio.CancelledError:
+                cancelled = True  # keep closing the others; the cancellation goes on below
+        if cancelled:
+            raise asyncio.CancelledError
 
 
 async def foreground_background_rooms(server: EmbeddedServer, narrator: Narrator) -> Scenario:
-    """Seed use case 1: two rooms joined at once, focus switched between them (SUSPEND_INCOMING)."""
+    """Use case 1: two rooms joined at once, focus switched between them (SUSPEND_INCOMING)."""
     cast = Cast(server)
     try:
         voices = [
@@ -128,7 +137,7 @@ async def foreground_background_rooms(server: EmbeddedServer, narrator: Narrator
 
 
 async def pause_on_incoming_call(server: EmbeddedServer, narrator: Narrator) -> Scenario:
-    """Seed use case 2: a livestream paused by a ringing 1:1 and resumed after it (SUSPEND_EXISTING)."""
+    """Use case 2: a livestream paused by a ringing 1:1 and resumed after it (SUSPEND_EXISTING)."""
     cast = Cast(server)
     try:
         voices = [

@@ -9,6 +9,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Literal
 
+from switchboard.errors import InvalidRequestError
+
 OpusApplication = Literal["voip", "audio", "lowdelay"]
 
 
@@ -36,11 +38,17 @@ class AudioConfigurationPolicy:
 
     def __post_init__(self) -> None:
         if self.capture_channels not in (1, 2) or self.playout_channels not in (1, 2):
-            raise ValueError("channel counts must be 1 or 2")
+            raise InvalidRequestError(
+                f"channel counts must be 1 or 2, not {self.capture_channels} / {self.playout_channels}"
+            )
         if not 6_000 <= self.opus_bitrate <= 510_000:
-            raise ValueError("opus_bitrate must be within 6000..510000 b/s")
+            raise InvalidRequestError(
+                f"opus_bitrate must be within 6000..510000 b/s, not {self.opus_bitrate}"
+            )
         if not 0 <= self.opus_expected_loss_percent <= 100:
-            raise ValueError("opus_expected_loss_percent must be within 0..100")
+            raise InvalidRequestError(
+                f"opus_expected_loss_percent must be within 0..100, not {self.opus_expected_loss_percent}"
+            )
 
     @property
     def opus_stereo(self) -> bool:

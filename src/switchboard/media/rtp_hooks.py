@@ -24,6 +24,8 @@ What is provided
 * :func:`opus_toc` / :class:`OpusToc` -- RFC 6716 section 3.1 TOC byte parser.
 * :func:`negotiate_opus_inband_fec` -- ``useinbandfec=1`` on the Opus line of every SDP offer and
   answer (aiortc's module-level codec table), applied at import.
+* :func:`restrict_ice_host_addresses` / :func:`ice_candidate_pairs` -- ICE on chosen host
+  addresses only (local media on loopback; aioice 0.13.0, see the last section of this module).
 
 Deviations from the original brief, and why
 ===========================================
@@ -1198,3 +1200,212 @@ def opus_toc(packet: bytes) -> OpusToc:
         frame_ms=frame_ms,
         frame_count=count,
     )
+
+
+# ---------------------------------------------------------------------------------------------
+# ICE host addresses (local media on loopback) -- hooks into aioice 0.13.0 through aiortc 1.16.0
+# ---------------------------------------------------------------------------------------------
+#
+# Why a hook: aioice gathers host candidates on every interface address *except* loopback
+# (``aioice.ice.get_host_addresses`` skips 127.0.0.1 and ::1), and aiortc exposes no setting for
+# the addresses to gather on. So a call between a client and an SFU on the same machine sends its
+# media to the machine's network address. :func:`restrict_ice_host_addresses` makes one peer
+# connection gather host candidates on exactly the addresses given (for local media: one loopback
+# address) and nothing else: no server-reflexive or relayed candidates, no STUN/TURN traffic.
+#
+# How (per peer connection, never global): aiortc creates one ``RTCIceGatherer`` (wrapping one
+# ``aioice.Connection``) per transport in the name-mangled ``RTCPeerConnection.__createDtlsTransport``.
+# The hook wraps that method *on the instance*; every ``aioice.Connection`` it creates gets an
+# instance-level ``get_component_candidates`` that replaces the address list aioice computed with
+# ours (``gather_candidates`` calls it once per component with ``addresses=get_host_addresses()``),
+# and its ``stun_server`` / ``turn_server`` cleared. Peer connections without the hook behave as
+# stock aiortc. The aioice version and the code shape relied on are verified at import.
+#
+# :func:`ice_candidate_pairs` reads the pairs ICE checked and selected (aioice keeps them private),
+# for tests and diagnostics.
+
+import inspect  # noqa: E402
+import ipaddress  # noqa: E402
+import types  # noqa: E402
+from collections.abc import Sequence  # noqa: E402
+
+import aioice  # noqa: E402
+import aioice.ice  # noqa: E402
+from aiortc import RTCIceTransport, RTCPeerConnection  # noqa: E402
+from aiortc.rtcdtlstransport import RTCDtlsTransport  # noqa: E402
+from aiortc.rtcicetransport import RTCIceGatherer  # noqa: E402
+
+__all__ += [
+    "SUPPORTED_AIOICE_VERSION",
+    "IceCandidatePair",
+    "ice_candidate_pairs",
+    "restrict_ice_host_addresses",
+]
+
+SUPPORTED_AIOICE_VERSION: Final = "0.13.0"
+
+_PC_CREATE_DTLS: Final = "_RTCPeerConnection__createDtlsTransport"
+_ICE_ADDRESSES_ATTR: Final = "_switchboard_ice_host_addresses"
+# Functions (by owner and name) and the names their bytecode must reference for the hook to be valid.
+_ICE_CODE_EXPECTATIONS: Final[tuple[tuple[type, str, frozenset[str]], ...]] = (
+    (
+        RTCPeerConnection,
+        _PC_CREATE_DTLS,
+        frozenset({"RTCIceGatherer", "RTCIceTransport", "RTCDtlsTransport"}),
+    ),
+    (RTCIceGatherer, "__init__", frozenset({"Connection", "_connection"})),
+    (RTCIceGatherer, "gather", frozenset({"_connection", "gather_candidates"})),
+    (aioice.Connection, "__init__", frozenset({"stun_server", "turn_server", "_check_list", "_nominated"})),
+    (aioice.Connection, "gather_candidates", frozenset({"get_host_addresses", "get_component_candidates"})),
+    (aioice.Connection, "get_component_candidates", frozenset({"stun_server", "turn_server"})),
+)
+
+
+def _all_names(code: types.CodeType) -> set[str]:
+    """Names referenced by ``code`` and the code objects nested in it (comprehensions, closures)."""
+    names = set(code.co_names)
+    for const in code.co_consts:
+        if isinstance(const, types.CodeType):
+            names |= _all_names(const)
+    return names
+
+
+def _verify_aioice(version: str = aioice.__version__) -> None:
+    """Raise ``RuntimeError`` unless aioice is the exact version/code shape the ICE hooks target."""
+    if version != SUPPORTED_AIOICE_VERSION:
+        raise RuntimeError(
+            f"switchboard.media.rtp_hooks relies on aioice {SUPPORTED_AIOICE_VERSION} internals, but "
+            f"aioice {version} is installed; pin aioice=={SUPPORTED_AIOICE_VERSION} or port the ICE "
+            "section of this module (check aioice/ice.py and aiortc/rtcicetransport.py)."
+        )
+    problems: list[str] = []
+    for owner, name, names in _ICE_CODE_EXPECTATIONS:
+        code = getattr(getattr(owner, name, None), "__code__", None)
+        if code is None:
+            problems.append(f"{owner.__name__}.{name} is missing")
+        elif missing := names - _all_names(code):
+            problems.append(f"{owner.__name__}.{name} no longer references {sorted(missing)}")
+    parameters = list(inspect.signature(aioice.Connection.get_component_candidates).parameters)
+    if parameters != ["self", "component", "addresses", "timeout"]:
+        problems.append(f"Connection.get_component_candidates takes {parameters}")
+    if problems:
+        raise RuntimeError(
+            "aioice/aiortc internals differ from what switchboard.media.rtp_hooks expects "
+            f"(aioice {SUPPORTED_AIOICE_VERSION}, aiortc {SUPPORTED_AIORTC_VERSION}): " + "; ".join(problems)
+        )
+
+
+_verify_aioice()
+
+
+def _ice_connection(gatherer: RTCIceGatherer) -> aioice.Connection:
+    connection = getattr(gatherer, "_connection", None)
+    if not isinstance(connection, aioice.Connection):
+        raise RuntimeError(
+            f"RTCIceGatherer has no aioice Connection in _connection: the aiortc layout is not the one "
+            f"of aiortc {SUPPORTED_AIORTC_VERSION} that rtp_hooks was written for"
+        )
+    return connection
+
+
+def _restrict_gatherer(gatherer: RTCIceGatherer, host_addresses: tuple[str, ...]) -> None:
+    connection = _ice_connection(gatherer)
+    connection.stun_server = None
+    connection.turn_server = None
+    gather_on = connection.get_component_candidates
+
+    # Same signature as aioice's method (it is called with keywords); ``addresses`` is what aioice
+    # computed from the interfaces (never loopback) and is replaced by ``host_addresses``.
+    async def get_component_candidates(
+        component: int,
+        addresses: list[str],
+        timeout: int = 5,  # noqa: ASYNC109
+    ) -> list[aioice.Candidate]:
+        return await gather_on(component=component, addresses=list(host_addresses), timeout=timeout)
+
+    connection.get_component_candidates = get_component_candidates  # type: ignore[method-assign]
+
+
+def restrict_ice_host_addresses(pc: RTCPeerConnection, addresses: Sequence[str]) -> None:
+    """Make ``pc`` gather ICE host candidates on exactly ``addresses`` and no other candidate.
+
+    ``addresses`` are IP address literals (IPv4 or IPv6), for example ``["127.0.0.1"]`` to keep a
+    call between two processes on one machine on loopback. Every transport ``pc`` creates then has
+    one UDP host candidate per address (a random port each), no server-reflexive or relayed
+    candidate (STUN/TURN servers in the configuration are ignored, so no packet goes to them), and
+    aioice's usual interface enumeration (which skips loopback) is not used. Peer connections that
+    were not passed here are unaffected.
+
+    Call it right after creating ``pc``, before any transceiver, data channel or description:
+    ``RuntimeError`` otherwise. ``ValueError`` if ``addresses`` is empty or holds a non-IP string.
+    Calling it again with the same addresses is a no-op; with different ones, ``RuntimeError``.
+    """
+    wanted = tuple(addresses)
+    if not wanted:
+        raise ValueError("restrict_ice_host_addresses needs at least one address")
+    for address in wanted:
+        try:
+            ipaddress.ip_address(address)
+        except ValueError:
+            raise ValueError(f"not an IP address literal: {address!r}") from None
+    current = getattr(pc, _ICE_ADDRESSES_ATTR, None)
+    if current is not None:
+        if current != wanted:
+            raise RuntimeError(f"ICE host addresses of this peer connection are already {list(current)}")
+        return
+    if pc.getTransceivers() or pc.sctp is not None:
+        raise RuntimeError(
+            "restrict_ice_host_addresses must be called before the peer connection has transports"
+        )
+    create_dtls_transport = getattr(pc, _PC_CREATE_DTLS)
+
+    def create_restricted_dtls_transport() -> RTCDtlsTransport:
+        dtls: RTCDtlsTransport = create_dtls_transport()
+        _restrict_gatherer(dtls.transport.iceGatherer, wanted)
+        return dtls
+
+    setattr(pc, _PC_CREATE_DTLS, create_restricted_dtls_transport)
+    setattr(pc, _ICE_ADDRESSES_ATTR, wanted)
+
+
+@dataclass(frozen=True)
+class IceCandidatePair:
+    """One ICE candidate pair of a peer connection: ``(host, port)`` on each side, as used on the wire."""
+
+    local: tuple[str, int]
+    remote: tuple[str, int]
+    #: True for the pair ICE selected (nominated) to carry the media
+    selected: bool
+
+
+def _ice_transports(pc: RTCPeerConnection) -> list[RTCIceTransport]:
+    transports: list[RTCIceTransport] = []
+    dtls_transports = [t.receiver.transport for t in pc.getTransceivers()]
+    if pc.sctp is not None:
+        dtls_transports.append(pc.sctp.transport)
+    for dtls in dtls_transports:
+        if dtls is not None and all(dtls.transport is not t for t in transports):
+            transports.append(dtls.transport)
+    return transports
+
+
+def ice_candidate_pairs(pc: RTCPeerConnection) -> list[IceCandidatePair]:
+    """Every candidate pair of ``pc``'s transports: the ones ICE checked and the selected ones.
+
+    The checked pairs are every pair aioice sent or answered a connectivity check on (RFC 8445
+    section 6.1.2 check list); the selected pair of each component carries all RTP/RTCP/DTLS
+    after ICE completes. Empty before ICE starts. Call on the peer connection's event loop.
+    """
+    pairs: list[IceCandidatePair] = []
+    for transport in _ice_transports(pc):
+        connection = _ice_connection(transport.iceGatherer)
+        nominated: dict[int, aioice.ice.CandidatePair] = connection._nominated
+        selected = {id(pair) for pair in nominated.values()}
+        check_list: list[aioice.ice.CandidatePair] = connection._check_list
+        for pair in [*check_list, *(p for p in nominated.values() if p not in check_list)]:
+            pairs.append(
+                IceCandidatePair(
+                    local=pair.local_addr, remote=pair.remote_addr, selected=id(pair) in selected
+                )
+            )
+    return pairs

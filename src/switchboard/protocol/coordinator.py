@@ -11,7 +11,7 @@ from datetime import UTC, datetime
 from enum import StrEnum
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, StrictInt
 
 MAX_ID_LENGTH = 64
 
@@ -124,8 +124,9 @@ class BackstageSettingsRequest(Request):
 
 
 class RingSettingsRequest(Request):
-    incoming_call_timeout_ms: Annotated[int | None, Field(ge=0, le=600_000)] = None
-    auto_cancel_timeout_ms: Annotated[int | None, Field(ge=0, le=600_000)] = None
+    # StrictInt: a JSON boolean is not an integer (pydantic's lax mode would take true as 1)
+    incoming_call_timeout_ms: Annotated[StrictInt | None, Field(ge=0, le=600_000)] = None
+    auto_cancel_timeout_ms: Annotated[StrictInt | None, Field(ge=0, le=600_000)] = None
 
 
 class CallSettingsRequest(Request):
@@ -191,6 +192,8 @@ class CallStateResponse(Response):
 
 class GetOrCreateCallResponse(CallStateResponse):
     created: bool
+    #: the ring this request started (``ring=true``), else None
+    ring_id: str | None = None
 
 
 class GetCallRequest(Request):
@@ -229,6 +232,41 @@ class AckResponse(Response):
     duration_ms: float = 0.0
 
 
+class RingResponse(AckResponse):
+    """Answer to ``/ring``: the id of the ring it started."""
+
+    ring_id: str
+
+
+class PendingRing(Response):
+    """One ring that is still ringing for the user who asked (SPEC §2.6.1).
+
+    ``outgoing`` is true for a ring this user started (the caller's side), false for one ringing
+    this user. ``deadline`` is when the server ends it (None: the call type has no ring timeout).
+    """
+
+    ring_id: str
+    cid: str
+    call: CallResponse
+    members: list[MemberResponse]
+    caller: UserResponse
+    outgoing: bool
+    video: bool = False
+    created_at: datetime
+    deadline: datetime | None = None
+
+
+class PendingRingsResponse(Response):
+    """Every ring pending for the user, oldest first, as of event ``last_event_id`` of ``epoch``.
+
+    Events with an id above ``last_event_id`` (same ``epoch``) happened after this snapshot.
+    """
+
+    rings: list[PendingRing]
+    last_event_id: int
+    epoch: str
+
+
 class IceServer(Response):
     urls: list[str]
     username: str | None = None
@@ -257,6 +295,17 @@ class JoinCallResponse(CallStateResponse):
     credentials: Credentials
 
 
+class SfuTokenRequest(Request):
+    """A fresh SFU token for a session this user joined (its first token may have expired)."""
+
+    session_id: str = Field(min_length=1, max_length=64)
+
+
+class SfuTokenResponse(Response):
+    session_id: str
+    credentials: Credentials
+
+
 class ErrorResponse(Response):
     code: str
     message: str
@@ -273,7 +322,10 @@ class AuthRequest(Request):
     api_key: str
     token: str
     user: UserRequest | None = None
-    last_event_id: int | None = None
+    last_event_id: Annotated[StrictInt | None, Field(ge=0)] = None
+    #: the event-id epoch ``last_event_id`` belongs to (from ``connection.ok``); another epoch
+    #: means the server's event ids started over, so nothing can be replayed from it
+    epoch: str | None = None
     previous_connection_id: str | None = None
 
 
@@ -295,7 +347,12 @@ class ConnectionOk(Event):
     connection_id: str
     user: UserResponse
     replayed: int = 0
+    #: true only when every event after the client's ``last_event_id`` was replayed (or none was
+    #: asked for); false when the cursor is from another epoch, left the buffer, or the previous
+    #: connection (whose watched calls' events it needs) is unknown to this server
     replay_complete: bool = True
+    #: the event-id epoch: ids increase within one epoch; a new epoch starts them over
+    epoch: str | None = None
 
 
 class HealthCheckEvent(Event):
@@ -352,6 +409,7 @@ class CallRingEvent(CallEvent):
     user: UserResponse
     members: list[MemberResponse]
     video: bool = False
+    ring_id: str | None = None
 
 
 class CallAcceptedEvent(CallEvent):
@@ -378,6 +436,7 @@ class CallRingEndedEvent(CallEvent):
     outgoing: bool
     outcome: RingOutcome
     reason: RejectReason | None = None
+    ring_id: str | None = None
 
 
 class ParticipantJoinedEvent(CallEvent):

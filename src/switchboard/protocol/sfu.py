@@ -8,12 +8,49 @@ as tracks come and go. Remote tracks are identified by the subscriber transceive
 
 from __future__ import annotations
 
+from enum import IntEnum
 from typing import Annotated, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, TypeAdapter
 
 TrackKind = Literal["audio", "video"]
 MAX_SDP = 64 * 1024
+
+#: the coordinator <-> SFU channel when the SFU runs in its own process (admin-token authenticated;
+#: not part of the client protocol): the SFU asks before admitting a token and reports sessions ...
+INTERNAL_ADMIT_PATH = "/internal/sfu/admit"
+INTERNAL_PARTICIPANT_PATH = "/internal/sfu/participant"
+#: ... and the coordinator tells the SFU a call ended
+INTERNAL_END_CALL_PATH = "/sfu/internal/end_call"
+
+
+class CloseCode(IntEnum):
+    """WebSocket close codes the SFU ends a signalling socket with (``docs/protocol.md``).
+
+    An ``error`` message with ``fatal: true`` naming the precise ``code`` comes first, except for
+    1009, which aiohttp sends on its own when a frame exceeds the size limit (RFC 6455 §7.4.1).
+    """
+
+    #: ``leave``, the call ended, or the server is shutting down
+    NORMAL = 1000
+    #: a frame larger than the SFU's message size limit (RFC 6455 "message too big")
+    MESSAGE_TOO_BIG = 1009
+    #: too many sockets are waiting to join right now (RFC 6455 "try again later")
+    TRY_AGAIN_LATER = 1013
+    #: ``join`` refused: token invalid, expired, replayed (session left) or its grants changed
+    UNAUTHENTICATED = 4001
+    #: ``join`` refused: the user may not join this call now (e.g. backstage)
+    PERMISSION_DENIED = 4003
+    #: no valid ``join`` within the join timeout (or too many attempts)
+    JOIN_TIMEOUT = 4004
+    #: more messages than the per-socket rate allows
+    RATE_LIMITED = 4008
+    #: ``join`` refused: the call ended, or the session is already connected or expired
+    SESSION_REFUSED = 4009
+    #: too many malformed messages (text or binary)
+    TOO_MANY_ERRORS = 4010
+    #: the user already holds the maximum number of SFU sessions
+    TOO_MANY_SESSIONS = 4029
 
 
 class _Msg(BaseModel):

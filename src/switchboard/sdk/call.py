@@ -3,14 +3,15 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import dataclasses
 import logging
-from collections.abc import AsyncIterator, Callable, Coroutine, Mapping
+from collections.abc import AsyncIterator, Callable, Coroutine, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
-from switchboard.errors import CallStateError, PermissionDeniedError
+from switchboard.errors import CallStateError, InvalidRequestError, PermissionDeniedError
 from switchboard.media.audio_config import AudioConfigurationPolicy
 from switchboard.media.audio_session import AudioDeviceModule
 from switchboard.protocol import coordinator as m
@@ -25,7 +26,9 @@ from switchboard.sdk.types import (
     MemberRequest,
     RejectReason,
     TrackOption,
+    as_member_requests,
 )
+from switchboard.sdk.validation import require_identifiers, require_instance
 
 log = logging.getLogger("switchboard.sdk.call")
 
@@ -86,6 +89,14 @@ class CallState:
     @property
     def is_ended(self) -> bool:
         return self.ended_at is not None
+
+
+def _reject_reason(reason: object) -> RejectReason:
+    """``reason`` as a RejectReason (its string value is accepted too), else InvalidRequestError."""
+    if isinstance(reason, str) and reason in {r.value for r in RejectReason}:
+        return RejectReason(reason)
+    options = ", ".join(f"RejectReason.{r.name}" for r in RejectReason)
+    raise InvalidRequestError(f"reject reason {reason!r} is not valid: use one of {options}")
 
 
 class Call:
@@ -186,20 +197,24 @@ class Call:
 
     async def get_or_create(
         self,
-        members: list[MemberRequest] | None = None,
+        members: Sequence[MemberRequest | str] | None = None,
         *,
         ringing: bool = False,
         video: bool = False,
         custom: dict[str, Any] | None = None,
         settings_override: m.CallSettingsRequest | None = None,
     ) -> CallState:
-        """Get the call, creating it when new (an existing call is returned unchanged); may ring."""
+        """Get the call, creating it when new (an existing call is returned unchanged); may ring.
+
+        ``members``: :class:`MemberRequest` s or plain user ids (``["bob"]``, as :meth:`ring` takes).
+        Raises InvalidRequestError, before any network, for a member that is neither.
+        """
+        wanted = as_member_requests(members)
         api = self._client._require_api()
         request = m.GetOrCreateCallRequest(
             data=m.CallDataRequest(
                 members=[
-                    m.MemberRequest(user_id=mr.user_id, role=mr.role, custom=mr.custom)
-                    for mr in members or []
+                    m.MemberRequest(user_id=mr.user_id, role=mr.role, custom=mr.custom) for mr in wanted
                 ],
                 custom=custom or {},
                 settings_override=settings_override,
@@ -211,7 +226,7 @@ class Call:
         response = await api.request("POST", self._path(), m.GetOrCreateCallResponse, request)
         self._apply_state(response)
         if ringing:
-            self._client._set_outgoing(self)
+            self._client._set_outgoing(self, response.ring_id)
         return self.state.value
 
     async def get(self) -> CallState:
@@ -229,26 +244,36 @@ class Call:
         return self.state.value
 
     async def update_members(
-        self, *, update: list[MemberRequest] | None = None, remove: list[str] | None = None
+        self, *, update: Sequence[MemberRequest | str] | None = None, remove: list[str] | None = None
     ) -> CallState:
+        """Add or update members (MemberRequests or user ids) and remove members (user ids)."""
+        wanted = as_member_requests(update, "update")
+        removed = require_identifiers(remove or [], "remove")
         api = self._client._require_api()
         body = m.UpdateMembersRequest(
             update_members=[
-                m.MemberRequest(user_id=mr.user_id, role=mr.role, custom=mr.custom) for mr in update or []
+                m.MemberRequest(user_id=mr.user_id, role=mr.role, custom=mr.custom) for mr in wanted
             ],
-            remove_members=list(remove or []),
+            remove_members=removed,
         )
         response = await api.request("POST", self._path("/members"), m.UpdateMembersResponse, body)
         self._apply_members(response.members)
         return self.state.value
 
     async def ring(self, members: list[str] | None = None, *, video: bool = False) -> None:
-        """Ring the members other than this user (or just ``members``)."""
+        """Ring the members other than this user (or just ``members``, a list of user ids), also into
+        an ongoing call.
+
+        Members an earlier ring of this call still rings are left to it; CallStateError when that
+        leaves nobody, or when this user's own earlier ring of the call still rings.
+        """
+        if members is not None:
+            members = require_identifiers(members, "members")
         api = self._client._require_api()
-        await api.request(
-            "POST", self._path("/ring"), m.AckResponse, m.RingRequest(video=video, member_ids=members)
+        response = await api.request(
+            "POST", self._path("/ring"), m.RingResponse, m.RingRequest(video=video, member_ids=members)
         )
-        self._client._set_outgoing(self)
+        self._client._set_outgoing(self, response.ring_id)
 
     async def accept(self) -> None:
         """Accept the ring. Does not join: call :meth:`join` next; moves no audio focus."""
@@ -257,9 +282,11 @@ class Call:
         self._client._ring_ended(self, m.RingOutcome.ACCEPTED, None, outgoing=False)
 
     async def reject(self, reason: RejectReason = RejectReason.DECLINE) -> None:
-        """Reject a ring; by the caller, cancel it (every callee's ring ends)."""
+        """Reject a ring; by the caller, cancel it (every callee's ring ends). Declining never ends
+        the call for the others. CallStateError when the call is not ringing for this user."""
+        reason = _reject_reason(reason)
         api = self._client._require_api()
-        outgoing = self._client.state.outgoing_call.value is self
+        outgoing = self._client._outgoing_ring_of(self) and not self._client._incoming_ring_of(self)
         if outgoing:
             reason = RejectReason.CANCEL
         await api.request("POST", self._path("/reject"), m.AckResponse, m.RejectRequest(reason=reason))
@@ -336,6 +363,8 @@ class Call:
         Joining a call that is already joined or joining does nothing. Without ``connect_options`` the
         call type's defaults decide the microphone and camera.
         """
+        if connect_options is not None:
+            require_instance(connect_options, CallConnectOptions, "connect_options")
         if self._media is not None or self._join_task is not None or self._join_lock.locked():
             return  # joined, joining or reconnecting: nothing to do
         async with self._join_lock:
@@ -360,6 +389,7 @@ class Call:
             self._update(status=CallStatus.JOINED)
             self._sync_participants()
             await self._client._active.join_succeeded(self, handover)
+            self._client._joined_while_ringing(self)
 
     async def _connect_media(self, options: CallConnectOptions) -> None:
         client = self._client
@@ -393,6 +423,7 @@ class Call:
             on_change=self._sync_participants,
             on_ended=self._media_ended,
             on_connection=self._media_connection,
+            refresh_credentials=self._fresh_sfu_credentials,
         )
         self._media = session
         self._update(session_id=response.session_id)
@@ -418,8 +449,20 @@ class Call:
         return self._mic_intent and not self._suspended
 
     async def leave(self) -> None:
-        """Leave the call (media closed, removed from ``active_calls``; the policy reacts)."""
+        """Leave the call (media closed, removed from ``active_calls``; the policy reacts).
+
+        A ring this user started that is still ringing (nobody accepted yet) is cancelled: the
+        callees' rings end ``cancelled`` and ``outgoing_call`` goes back to None (SPEC §2.6.1).
+        """
         await self._leave(reason="left")
+        await self._cancel_own_ring()
+
+    async def _cancel_own_ring(self) -> None:
+        if not self._client._outgoing_ring_of(self) or self._client._api is None:
+            return
+        # CallStateError: it ended meanwhile (the server cancels on leave itself); its event tells how
+        with contextlib.suppress(CallStateError):
+            await self.reject(RejectReason.CANCEL)
 
     async def _leave(self, *, reason: str) -> None:
         join = self._join_task
@@ -430,6 +473,7 @@ class Call:
             await asyncio.wait({join})
             return
         if self._media is None and self.state.value.status not in (CallStatus.JOINING, CallStatus.JOINED):
+            self._reset_suspension()  # nothing to leave, but a left call is never suspended (SPEC §2.4.3)
             return
         log.info("%s: leaving (%s)", self.cid, reason)
         await self._close_media()
@@ -450,6 +494,11 @@ class Call:
         """Leaving resets suspension (SPEC §2.4.3)."""
         self._suspended = False
         self._update(is_audio_suspended=False)
+
+    async def _fresh_sfu_credentials(self, session_id: str) -> m.Credentials:
+        """A new SFU token for the joined session, for a resume after the first one expired."""
+        response = await self._client._require_api().sfu_token(self.type.name, self.id, session_id)
+        return response.credentials
 
     def _media_connection(self, state: str) -> None:
         """The SFU signalling socket dropped ("reconnecting") or the session resumed ("connected")."""
@@ -547,8 +596,19 @@ class Call:
         """Stop this call's remote audio reaching the speaker and the microphone reaching the call.
 
         Idempotent; holds at any moment after ``join()`` starts (media that appears later starts
-        suspended). Emits ``call.audio_suspended``. Video is untouched.
+        suspended, SPEC §2.4.1). Emits ``call.audio_suspended``. Video is untouched.
+
+        Raises CallStateError when the call is neither joining nor joined: a suspension set before
+        ``join()`` would silently make the call join unheard. To join a call suspended, start
+        ``join()`` first (the suspension then holds while it connects), or let the
+        ``SUSPEND_INCOMING`` policy do it.
         """
+        status = self.state.value.status
+        if status not in (CallStatus.JOINING, CallStatus.JOINED, CallStatus.RECONNECTING):
+            raise CallStateError(
+                f"cannot suspend audio of {self.cid}: it is {status.value}, not joined; call suspend_audio() "
+                "once join() has started (a suspension then holds while the call connects)"
+            )
         await self._suspend(reason="suspend")
 
     async def resume_audio(self) -> None:

@@ -11,7 +11,13 @@ from typing import Any
 
 import aiohttp
 
-from switchboard.errors import CallStateError
+from switchboard.errors import (
+    CallStateError,
+    InvalidRequestError,
+    NotFoundError,
+    RateLimitedError,
+    SwitchboardError,
+)
 from switchboard.media import CaptureSpeaker, Microphone, Speaker
 from switchboard.media.audio_config import AudioConfigurationPolicy
 from switchboard.media.audio_session import AudioSession
@@ -19,8 +25,10 @@ from switchboard.protocol import coordinator as m
 from switchboard.sdk.call import Call
 from switchboard.sdk.coordinator import CoordinatorApi, EventsConnection
 from switchboard.sdk.emitter import EventEmitter, local_event
-from switchboard.sdk.multicall import ActiveCalls
+from switchboard.sdk.multicall import ActiveCalls, warn_if_policy_ignored
 from switchboard.sdk.observable import Observable
+from switchboard.sdk.rings import PendingRing, RingBook
+from switchboard.sdk.tokens import TokenProvider, UserTokenSource
 from switchboard.sdk.types import (
     CallPreferences,
     CallStatus,
@@ -28,6 +36,13 @@ from switchboard.sdk.types import (
     MultiCallAudioPolicy,
     RejectReason,
     User,
+)
+from switchboard.sdk.validation import (
+    require_base_url,
+    require_identifier,
+    require_instance,
+    require_optional_identifier,
+    require_positive_number,
 )
 
 log = logging.getLogger("switchboard.sdk")
@@ -37,6 +52,14 @@ DEFAULT_BASE_URL = "http://127.0.0.1:3030"
 
 @dataclass
 class ClientOptions:
+    """How a :class:`VideoClient` connects and how its calls share the devices (SPEC §1, §2).
+
+    Checked when built: a ``base_url`` that is not an ``http(s)://host[:port]`` URL, or a field of the
+    wrong type, raises InvalidRequestError. A ``multi_call_audio_policy`` other than the default
+    without ``allow_multiple_active_calls=True`` has no effect (single-call mode) and warns
+    (``UserWarning``); see :func:`switchboard.sdk.multicall.warn_if_policy_ignored`.
+    """
+
     base_url: str = DEFAULT_BASE_URL
     allow_multiple_active_calls: bool = False
     multi_call_audio_policy: MultiCallAudioPolicy = MultiCallAudioPolicy.SUSPEND_EXISTING
@@ -48,11 +71,36 @@ class ClientOptions:
     speaker: Speaker | None = None
     health_check_interval: float = 10.0
 
+    def __post_init__(self) -> None:
+        require_base_url(self.base_url)
+        for flag in ("allow_multiple_active_calls", "reject_call_when_busy"):
+            require_instance(getattr(self, flag), bool, f"ClientOptions.{flag}")
+        require_instance(
+            self.multi_call_audio_policy, MultiCallAudioPolicy, "ClientOptions.multi_call_audio_policy"
+        )
+        if self.audio_configuration_policy is not None:
+            require_instance(
+                self.audio_configuration_policy,
+                AudioConfigurationPolicy,
+                "ClientOptions.audio_configuration_policy",
+            )
+        require_positive_number(self.health_check_interval, "ClientOptions.health_check_interval", "seconds")
+        warn_if_policy_ignored(self.allow_multiple_active_calls, self.multi_call_audio_policy)
+
 
 class ClientState:
+    """The client's observable state.
+
+    ``connection``: "disconnected" / "connected" / "reconnecting" ("connected" once the events
+    socket is open and ring state is reloaded). ``ringing_calls``: every call ringing this user
+    right now, oldest first; ``incoming_call``: the newest of them (None when none rings);
+    ``outgoing_call``: the newest call this user rings that is still ringing (SPEC §2.6.1).
+    """
+
     def __init__(self) -> None:
         self.connection: Observable[str] = Observable("disconnected")
         self.active_calls: Observable[list[Call]] = Observable([])
+        self.ringing_calls: Observable[list[Call]] = Observable([])
         self.incoming_call: Observable[Call | None] = Observable(None)
         self.outgoing_call: Observable[Call | None] = Observable(None)
 
@@ -61,6 +109,12 @@ class VideoClient:
     """``VideoClient(api_key, user=..., user_token=..., options=ClientOptions(...))``.
 
     Then ``await client.connect()``; ``make_call()`` gives calls; ``disconnect()`` leaves them all.
+
+    ``token_provider`` (SPEC §2.10) is an async callable returning a fresh user token for ``user``. The
+    client calls it when it has no ``user_token`` and whenever the server says the token expired, then
+    carries on: the events socket reopens and replays what it missed, a refused REST request is retried
+    once. Without a provider an expired token sets ``state.connection`` to ``"token_expired"`` and every
+    later request raises :class:`~switchboard.errors.AuthenticationError`.
     """
 
     def __init__(
@@ -68,12 +122,18 @@ class VideoClient:
         api_key: str,
         *,
         user: User,
-        user_token: str,
+        user_token: str | None = None,
+        token_provider: TokenProvider | None = None,
         options: ClientOptions | None = None,
     ) -> None:
+        if not isinstance(api_key, str) or not api_key:
+            raise InvalidRequestError(f"api_key must be a non-empty string, not {api_key!r}")
+        require_instance(user, User, "user")
+        if options is not None:
+            require_instance(options, ClientOptions, "options")
         self.api_key = api_key
         self.user = user
-        self.user_token = user_token
+        self._tokens = UserTokenSource(user_token, token_provider)
         self.options = options or ClientOptions()
         self.state = ClientState()
         self._calls: dict[str, Call] = {}
@@ -86,19 +146,32 @@ class VideoClient:
             lambda failure: self._events.emit(local_event("client.device_error", None, **failure.as_data()))
         )
         self._active = ActiveCalls(self)
+        self._rings = RingBook(self.state.ringing_calls, self.state.incoming_call, self.state.outgoing_call)
         self._tasks: set[asyncio.Task[None]] = set()
 
     # ---------------------------------------------------------------- connection
 
+    @property
+    def user_token(self) -> str | None:
+        """The user token the client presents now (the latest one from ``token_provider``, if any)."""
+        return self._tokens.token
+
     async def connect(self) -> None:
-        """Open the events socket (upserting the user). Bad/expired token: AuthenticationError, no retry."""
+        """Open the events socket (upserting the user) and load this user's pending rings.
+
+        A bad token raises AuthenticationError without retrying; an expired one too, unless there is a
+        ``token_provider`` (then a fresh token is fetched once). No token and no provider:
+        AuthenticationError. Every reconnect of the socket reloads the rings too, and the calls when
+        the server could not replay what was missed (SPEC §2.6.1).
+        """
         if self._socket is not None:
             return
+        token = await self._tokens.get()
         # no pool limit: one signalling socket per joined call, and a client may hold hundreds of calls
         session = aiohttp.ClientSession(connector=aiohttp.TCPConnector(limit=0))
         auth = m.AuthRequest(
             api_key=self.api_key,
-            token=self.user_token,
+            token=token,
             user=m.UserRequest(
                 id=self.user.id, name=self.user.name, image=self.user.image, custom=self.user.custom
             ),
@@ -110,26 +183,40 @@ class VideoClient:
             self._on_event,
             health_check_interval=self.options.health_check_interval,
             on_state=self.state.connection._set,
+            on_open=self._socket_opened,
+            tokens=self._tokens,
         )
+        self._session = session
+        self._socket = socket
+        self._api = CoordinatorApi(self.options.base_url, self.api_key, self._tokens, session)
         try:
             await socket.connect()
         except BaseException:
+            self._session = self._socket = self._api = None
+            self._clear_rings()
             await session.close()
             raise
-        self._session = session
-        self._socket = socket
-        self._api = CoordinatorApi(self.options.base_url, self.api_key, self.user_token, session)
         await self.audio_session.start()
 
     async def disconnect(self) -> None:
-        """Leave every call and close the connection."""
+        """Leave every call, close the connection and clear ``ringing_calls``, ``incoming_call`` and
+        ``outgoing_call`` (the server keeps the rings; ``connect()`` shows those still pending).
+
+        The connection is closed even when this runs in a task being cancelled (e.g. on Ctrl-C): the
+        CancelledError propagates afterwards.
+        """
         # every call with media or a join in flight, listed or not (a call being handed over is not)
         for call in [c for c in self._calls.values() if c._media is not None or c._join_task is not None]:
             try:
                 await call.leave()
             except Exception:
                 log.exception("leaving %s during disconnect failed", call.cid)
-        await self.audio_session.stop()
+        try:
+            await self.audio_session.stop()
+        finally:
+            await self._close_connection()
+
+    async def _close_connection(self) -> None:
         socket, self._socket = self._socket, None
         if socket is not None:
             await socket.close()
@@ -137,6 +224,7 @@ class VideoClient:
         if session is not None:
             await session.close()
         self._api = None
+        self._clear_rings()
 
     async def __aenter__(self) -> VideoClient:
         await self.connect()
@@ -202,9 +290,18 @@ class VideoClient:
         id: str | None = None,
         preferences: CallPreferences | None = None,
     ) -> Call:
-        """The :class:`Call` for ``type:id`` (the same object each time for the same cid)."""
-        ct = call_type if isinstance(call_type, CallType) else CallType(call_type)
-        call_id = id or uuid.uuid4().hex
+        """The :class:`Call` for ``type:id`` (the same object each time for the same cid).
+
+        ``id`` None: a random one. Raises InvalidRequestError, before any network, for a call type or
+        id the server would refuse (ids: 1-64 characters from ``A-Z a-z 0-9 _ - . @``).
+        """
+        if isinstance(call_type, CallType):
+            ct = call_type
+        else:
+            ct = CallType(require_identifier(call_type, "call type"))
+        call_id = require_optional_identifier(id, "call id") or uuid.uuid4().hex
+        if preferences is not None:
+            require_instance(preferences, CallPreferences, "preferences")
         cid = f"{ct.name}:{call_id}"
         call = self._calls.get(cid)
         if call is None:
@@ -233,48 +330,167 @@ class VideoClient:
     def _on_call_event(self, call: Call, event: m.Event) -> None:
         """Client-wide reactions to a call's event (ringing, remote end)."""
         if isinstance(event, m.CallRingEvent):
-            self._incoming_ring(call, event)
+            call._apply_members(event.members)
+            if not self._rings.is_stale(event.id):
+                self._incoming_ring(call, event.ring_id)
         elif isinstance(event, m.CallRingEndedEvent) and event.user_id == self.user.id:
-            self._ring_ended(call, event.outcome, event.reason, outgoing=event.outgoing)
+            if not self._rings.is_stale(event.id):
+                self._ring_ended(
+                    call, event.outcome, event.reason, outgoing=event.outgoing, ring_id=event.ring_id
+                )
         elif isinstance(event, m.CallEndedEvent):
             self._spawn(self._call_ended(call))
 
-    def _incoming_ring(self, call: Call, event: m.CallRingEvent) -> None:
-        if self.options.reject_call_when_busy and self.state.active_calls.value:
+    # ---------------------------------------------------------------- rings (SPEC §2.6, §2.6.1)
+
+    def _is_in(self, call: Call) -> bool:
+        """This client has joined ``call`` (or is joining it)."""
+        return call in self.state.active_calls.value or call._media is not None or call._join_task is not None
+
+    def _answered_automatically(self, call: Call) -> bool:
+        """Apply the automatic answers to a ring for ``call``; True when one was given (not shown).
+
+        Already in the call: accepted at once. ``reject_call_when_busy`` and in another call:
+        rejected ``busy`` (the rung call itself never counts). SPEC §2.4.5, §2.6.1.
+        """
+        if self._is_in(call):
+            log.info("already in %s: accepting its ring", call.cid)
+            self._spawn(self._answer(call, accept=True))
+            return True
+        if self.options.reject_call_when_busy and any(c is not call for c in self.state.active_calls.value):
             log.info("busy: rejecting ring of %s", call.cid)
-            self._spawn(self._reject_busy(call))
+            self._spawn(self._answer(call, accept=False))
+            return True
+        return False
+
+    def _incoming_ring(self, call: Call, ring_id: str | None) -> None:
+        """A ring for this user began: answered automatically, or shown."""
+        ring_id = ring_id or uuid.uuid4().hex
+        if self._rings.has_ended(ring_id):
             return
-        call._apply_members(event.members)
-        call._update(ring_outcome=None, reject_reason=None)
-        if call.state.value.status in (CallStatus.IDLE, CallStatus.DISCONNECTED):
-            call._update(status=CallStatus.INCOMING)
-        self.state.incoming_call._set(call)
+        previous = self._rings.find(call.cid, outgoing=False)
+        if previous is not None:
+            if previous.ring_id == ring_id:
+                return
+            self._rings.end(previous.ring_id, call.cid, outgoing=False)  # a new ring replaces it
+        if self._answered_automatically(call):
+            return
+        if self._rings.add(PendingRing(ring_id, call, outgoing=False)):
+            call._update(ring_outcome=None, reject_reason=None)
+            if call.state.value.status in (CallStatus.IDLE, CallStatus.DISCONNECTED):
+                call._update(status=CallStatus.INCOMING)
 
-    async def _reject_busy(self, call: Call) -> None:
+    async def _answer(self, call: Call, *, accept: bool) -> None:
         try:
-            await call.reject(RejectReason.BUSY)
-        except Exception:
-            log.exception("auto-reject (busy) of %s failed", call.cid)
+            if accept:
+                await call.accept()
+            else:
+                await call.reject(RejectReason.BUSY)
+        except SwitchboardError as exc:
+            log.info("automatic %s of %s's ring failed: %s", "accept" if accept else "reject", call.cid, exc)
 
-    def _set_outgoing(self, call: Call) -> None:
-        call._update(ring_outcome=None, reject_reason=None)
-        if call.state.value.status in (CallStatus.IDLE, CallStatus.DISCONNECTED):
-            call._update(status=CallStatus.OUTGOING)
-        self.state.outgoing_call._set(call)
+    def _joined_while_ringing(self, call: Call) -> None:
+        """This client joined a call still ringing it: the user is there, so the ring is accepted."""
+        if self._rings.find(call.cid, outgoing=False) is not None:
+            self._spawn(self._answer(call, accept=True))
+
+    def _set_outgoing(self, call: Call, ring_id: str | None) -> None:
+        """This client started a ring of ``call`` (the server's answer gave its id)."""
+        ring_id = ring_id or uuid.uuid4().hex
+        if self._rings.add(PendingRing(ring_id, call, outgoing=True)):
+            call._update(ring_outcome=None, reject_reason=None)
+            if call.state.value.status in (CallStatus.IDLE, CallStatus.DISCONNECTED):
+                call._update(status=CallStatus.OUTGOING)
 
     def _ring_ended(
-        self, call: Call, outcome: m.RingOutcome, reason: RejectReason | None, *, outgoing: bool
+        self,
+        call: Call,
+        outcome: m.RingOutcome,
+        reason: RejectReason | None,
+        *,
+        outgoing: bool,
+        ring_id: str | None = None,
     ) -> None:
-        observable = self.state.outgoing_call if outgoing else self.state.incoming_call
-        if observable.value is call:
-            observable._set(None)
-        if call.state.value.status in (CallStatus.INCOMING, CallStatus.OUTGOING):
-            call._update(status=CallStatus.IDLE)
+        """This user's side of a ring of ``call`` ended: only that ring leaves the lists."""
+        self._rings.end(ring_id, call.cid, outgoing=outgoing)
+        self._ring_gone(call)
         call._update(ring_outcome=outcome, reject_reason=reason)
+
+    def _ring_gone(self, call: Call) -> None:
+        """A ring of ``call`` left the lists: its status stops saying it rings (if nothing else does)."""
+        still = self._rings.find(call.cid, outgoing=False) or self._rings.find(call.cid, outgoing=True)
+        if still is None and call.state.value.status in (CallStatus.INCOMING, CallStatus.OUTGOING):
+            call._update(status=CallStatus.IDLE)
+
+    def _outgoing_ring_of(self, call: Call) -> bool:
+        return self._rings.find(call.cid, outgoing=True) is not None
+
+    def _incoming_ring_of(self, call: Call) -> bool:
+        return self._rings.find(call.cid, outgoing=False) is not None
+
+    def _clear_rings(self) -> None:
+        for ring in self._rings.clear():
+            self._ring_gone(ring.call)
+
+    async def _socket_opened(self, ok: m.ConnectionOk, resumed: bool) -> None:
+        """The events socket (re)opened; no event is dispatched until this returns.
+
+        Reloads the calls this client knows when the server could not replay everything missed,
+        or on ``connect()`` after a ``disconnect()`` (nothing is replayed then, and the new
+        connection watches nothing yet); then the rings, always.
+        """
+        if not resumed or not ok.replay_complete:
+            await self._reload_calls()
+        await self._reload_rings()
+
+    async def _reload_calls(self) -> None:
+        """Fetch every call this client knows from the server again (and watch it on this connection)."""
+        for call in list(self._calls.values()):
+            if call.state.value.created_at is None:
+                continue  # never fetched: nothing to bring up to date
+            while True:
+                try:
+                    state = await call.get()
+                    break
+                except RateLimitedError as exc:  # many calls: pace the reload, never give up on one
+                    await asyncio.sleep(exc.retry_after)
+                except NotFoundError:
+                    log.info("%s no longer exists on the server", call.cid)
+                    state = None
+                    break
+            if state is None:
+                continue
+            if state.is_ended and (
+                self._is_in(call) or state.status in (CallStatus.INCOMING, CallStatus.OUTGOING)
+            ):
+                self._spawn(self._call_ended(call))
+
+    async def _reload_rings(self) -> None:
+        """Make the rings exactly the server's pending ones (``GET /api/v1/rings``)."""
+        snapshot = await self._require_api().request("GET", "/rings", m.PendingRingsResponse)
+        socket = self._socket
+        same_epoch = socket is not None and socket.epoch == snapshot.epoch
+        shown: list[PendingRing] = []
+        for pending in snapshot.rings:
+            call = self._call_for_cid(pending.cid)
+            call._apply_call(pending.call)
+            call._apply_members(pending.members)
+            # a ring already shown stays shown; a new one gets the automatic answers first
+            if (
+                pending.outgoing
+                or self._rings.shows(pending.ring_id)
+                or not self._answered_automatically(call)
+            ):
+                shown.append(PendingRing(pending.ring_id, call, pending.outgoing))
+        added, removed = self._rings.replace(shown, snapshot.last_event_id if same_epoch else 0)
+        for ring in removed:
+            self._ring_gone(ring.call)
+        for ring in added:
+            ring.call._update(ring_outcome=None, reject_reason=None)
+            if ring.call.state.value.status in (CallStatus.IDLE, CallStatus.DISCONNECTED):
+                ring.call._update(status=CallStatus.OUTGOING if ring.outgoing else CallStatus.INCOMING)
 
     async def _call_ended(self, call: Call) -> None:
         """The call ended (here or remotely): it leaves every list it is on."""
-        for observable in (self.state.incoming_call, self.state.outgoing_call):
-            if observable.value is call:
-                observable._set(None)
+        self._rings.end_call(call.cid)
         await call._on_ended("call_ended")

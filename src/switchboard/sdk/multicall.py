@@ -14,13 +14,16 @@ MANUAL             nothing                                     nothing
 
 Single-call mode (``allow_multiple_active_calls=False``) ignores the policy: joining B while A is
 active suspends A while B connects, leaves A (reason ``replaced``) once B is connected, and resumes A
-if B's join fails, so a failed join never costs you your call.
+if B's join fails, so a failed join never costs you your call. Asking for ``SUSPEND_INCOMING`` or
+``MANUAL`` without multi-call mode is therefore almost certainly a mistake: ``ClientOptions`` warns
+(:func:`warn_if_policy_ignored`) rather than refusing, since the options are still usable.
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
+import warnings
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
@@ -33,6 +36,30 @@ if TYPE_CHECKING:
     from switchboard.sdk.client import VideoClient
 
 log = logging.getLogger("switchboard.multicall")
+
+#: the statuses in which a call's audio can be suspended (Call.suspend_audio refuses the others)
+_IN_CALL = (CallStatus.JOINING, CallStatus.JOINED, CallStatus.RECONNECTING)
+
+
+class PolicyIgnoredWarning(UserWarning):
+    """A multi-call audio policy was set on a client in single-call mode, where it has no effect."""
+
+
+def warn_if_policy_ignored(allow_multiple_active_calls: bool, policy: MultiCallAudioPolicy) -> None:
+    """Warn (:class:`PolicyIgnoredWarning`) when ``policy`` would be silently ignored (SPEC §2.1).
+
+    The default ``SUSPEND_EXISTING`` is not warned about: single-call mode already behaves like it
+    (the newest call wins), except that the previous call is left rather than kept suspended.
+    """
+    if allow_multiple_active_calls or policy is MultiCallAudioPolicy.SUSPEND_EXISTING:
+        return
+    warnings.warn(
+        f"multi_call_audio_policy={policy} has no effect without allow_multiple_active_calls=True: "
+        "in single-call mode joining a call leaves the previous one; set "
+        "ClientOptions(allow_multiple_active_calls=True, ...) to keep several calls joined",
+        PolicyIgnoredWarning,
+        stacklevel=4,
+    )
 
 
 @dataclass(frozen=True)
@@ -81,8 +108,10 @@ class ActiveCalls:
                 return handover
             self._set([*calls, call])
             if self._policy is MultiCallAudioPolicy.SUSPEND_EXISTING:
+                # a call ended remotely is DISCONNECTED until removed() runs: nothing to suspend there
                 for other in calls:
-                    await other.suspend_audio()
+                    if other.state.value.status in _IN_CALL:
+                        await other.suspend_audio()
             elif self._policy is MultiCallAudioPolicy.SUSPEND_INCOMING and calls:
                 await call.suspend_audio()
             self.check_contention()

@@ -11,13 +11,15 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from collections.abc import Callable, Coroutine
+import time
+from collections.abc import Awaitable, Callable, Coroutine
 from dataclasses import dataclass, field
 from typing import Any, TypeVar
 
 import aiohttp
 import av
-from aiortc import RTCConfiguration, RTCPeerConnection, RTCRtpSender, RTCRtpTransceiver, RTCSessionDescription
+import jwt
+from aiortc import RTCPeerConnection, RTCRtpSender, RTCRtpTransceiver, RTCSessionDescription
 from aiortc.mediastreams import MediaStreamError, MediaStreamTrack
 from pydantic import ValidationError
 
@@ -25,10 +27,13 @@ from switchboard.errors import (
     AuthenticationError,
     CallStateError,
     NetworkError,
+    NotFoundError,
     PermissionDeniedError,
+    RateLimitedError,
     SwitchboardError,
 )
 from switchboard.media.audio_session import AudioDeviceModule
+from switchboard.media.local_ice import create_peer_connection, loopback_ice_address
 from switchboard.media.tracks import CameraTrack
 from switchboard.protocol import coordinator as m
 from switchboard.protocol import sfu as p
@@ -37,6 +42,11 @@ log = logging.getLogger("switchboard.sdk.session")
 
 JOIN_TIMEOUT = 20.0
 SOCKET_TIMEOUT = 10.0
+#: a resume asks the coordinator for a fresh SFU token when the current one expires within this
+#: many seconds (or a quarter of its lifetime, if shorter)
+TOKEN_REFRESH_MARGIN = 10.0
+#: SFU refusals a fresh token cures
+_STALE_TOKEN_CODES = frozenset({"token_expired", "grants_changed"})
 M = TypeVar("M", bound=p._Msg)
 _PREFERRED = {"audio": ("audio/opus",), "video": ("video/vp8", "video/rtx")}
 
@@ -68,6 +78,7 @@ class CallSession:
         on_ended: Callable[[str], None],
         on_connection: Callable[[str], None] | None = None,
         reconnect_window: float = 4.0,
+        refresh_credentials: Callable[[str], Awaitable[m.Credentials]] | None = None,
     ) -> None:
         self.credentials = credentials
         self.adm = adm
@@ -76,11 +87,13 @@ class CallSession:
         self._on_ended = on_ended
         self._on_connection = on_connection or (lambda state: None)
         self._reconnect_window = reconnect_window
+        self._refresh_credentials = refresh_credentials
         self.reconnects = 0
         self._reconnecting = False
-        config = RTCConfiguration(iceServers=[])
-        self.publisher = RTCPeerConnection(configuration=config)
-        self.subscriber = RTCPeerConnection(configuration=config)
+        # ICE: loopback only when the SFU is local (the SFU applies the same rule to its URL).
+        loopback = loopback_ice_address(credentials.server.url)
+        self.publisher = create_peer_connection(loopback_address=loopback)
+        self.subscriber = create_peer_connection(loopback_address=loopback)
         self.session_id: str | None = None
         self.participants: dict[str, RemoteParticipant] = {}
         self.mid_owner: dict[str, p.RemoteTrack] = {}
@@ -176,15 +189,43 @@ class CallSession:
         finally:
             self._reconnecting = False
 
+    def _token_expires_soon(self) -> bool:
+        """Whether the SFU token is (nearly) expired; its signature is the SFU's business, not ours."""
+        try:
+            claims = jwt.decode(self.credentials.token, options={"verify_signature": False})
+            exp, iat = float(claims["exp"]), float(claims.get("iat", 0))
+            return exp - time.time() < min(TOKEN_REFRESH_MARGIN, (exp - iat) / 4)
+        except (jwt.InvalidTokenError, KeyError, TypeError, ValueError):
+            return False
+
+    async def _refresh_token(self) -> None:
+        """Replace the SFU token with a fresh one from the coordinator (same session, current grants)."""
+        if self._refresh_credentials is None or self.session_id is None:
+            raise AuthenticationError("the SFU token expired and there is no way to get a new one")
+        self.credentials = await self._refresh_credentials(self.session_id)
+
     async def _resume_session(self) -> None:
+        """Resume within the reconnect window; a call older than its SFU token gets a fresh token.
+
+        Errors end the call (``on_ended("sfu_disconnected")``): the SFU refusing the session, or the
+        coordinator refusing a fresh token (session left, call ended, no longer allowed to join).
+        """
         self._on_connection("reconnecting")
         loop = asyncio.get_running_loop()
         deadline = loop.time() + self._reconnect_window
         delay = 0.05
+        refreshed = False
         while not self.closed and loop.time() < deadline:
             try:
+                if self._refresh_credentials is not None and not refreshed and self._token_expires_soon():
+                    await self._refresh_token()
+                    refreshed = True
                 ws = await self._open_socket()
+            except (AuthenticationError, CallStateError, PermissionDeniedError, NotFoundError) as exc:
+                log.info("cannot get a fresh SFU token: %s", exc)
+                break
             except (
+                SwitchboardError,
                 aiohttp.ClientError,
                 OSError,
                 RuntimeError,
@@ -201,7 +242,19 @@ class CallSession:
                     p.JoinRequest(token=self.credentials.token, reconnect=True).model_dump_json()
                 )
                 await asyncio.wait_for(joined, max(0.5, deadline - loop.time()))
-            except (AuthenticationError, CallStateError) as exc:
+            except AuthenticationError as exc:
+                if exc.code in _STALE_TOKEN_CODES and not refreshed and self._refresh_credentials is not None:
+                    log.info("SFU token refused (%s): asking the coordinator for a fresh one", exc.code)
+                    try:
+                        await self._refresh_token()
+                    except SwitchboardError as refresh_exc:
+                        log.info("cannot get a fresh SFU token: %s", refresh_exc)
+                        break
+                    refreshed = True
+                    continue
+                log.info("SFU refused to resume the session: %s", exc)
+                break
+            except (CallStateError, PermissionDeniedError) as exc:
                 log.info("SFU refused to resume the session: %s", exc)
                 break
             except (SwitchboardError, TimeoutError, aiohttp.ClientError, OSError):
@@ -413,12 +466,21 @@ class CallSession:
 
 
 def _error_for(message: p.ErrorMessage) -> SwitchboardError:
-    if message.code in ("token_invalid", "token_expired", "unauthenticated", "session_mismatch"):
+    if message.code in (
+        "token_invalid",
+        "token_expired",
+        "unauthenticated",
+        "session_mismatch",
+        "session_ended",
+        "grants_changed",
+    ):
         return AuthenticationError(message.message, code=message.code)
     if message.code == "permission_denied":
         return PermissionDeniedError(message.message)
-    if message.code in ("call_ended", "session_in_use", "session_expired"):
+    if message.code in ("call_ended", "session_in_use", "session_expired", "server_shutdown"):
         return CallStateError(message.message, code=message.code)
+    if message.code in ("rate_limited", "too_many_sessions"):
+        return RateLimitedError(message.message, code=message.code)
     return SwitchboardError(f"SFU error {message.code}: {message.message}")
 
 

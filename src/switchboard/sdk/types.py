@@ -1,13 +1,25 @@
-"""The SDK's small value types: users, call types, members, track options, preferences."""
+"""The SDK's small value types: users, call types, members, track options, preferences.
+
+Each checks its fields when built and raises :class:`~switchboard.errors.InvalidRequestError` for a
+value the server would refuse (ids follow the coordinator's identifier rule, see
+:mod:`switchboard.sdk.validation`), so a mistake fails where it is written.
+"""
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from enum import Enum, StrEnum
 from typing import Any
 
+from switchboard.errors import InvalidRequestError
 from switchboard.media.audio_config import AudioConfigurationPolicy
 from switchboard.protocol.coordinator import RejectReason
+from switchboard.sdk.validation import (
+    MEMBER_ROLES,
+    require_identifier,
+    require_instance,
+)
 
 __all__ = [
     "AudioConfigurationPolicy",
@@ -20,6 +32,7 @@ __all__ = [
     "RejectReason",
     "TrackOption",
     "User",
+    "as_member_requests",
 ]
 
 
@@ -29,6 +42,14 @@ class User:
     name: str | None = None
     image: str | None = None
     custom: dict[str, Any] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        require_identifier(self.id, "User id")
+        if self.name is not None:
+            require_instance(self.name, str, "User name")
+        if self.image is not None:
+            require_instance(self.image, str, "User image")
+        require_instance(self.custom, dict, "User custom")
 
     @classmethod
     def regular(
@@ -44,6 +65,9 @@ class User:
 @dataclass(frozen=True)
 class CallType:
     name: str
+
+    def __post_init__(self) -> None:
+        require_identifier(self.name, "call type")
 
     @classmethod
     def default(cls) -> CallType:
@@ -71,9 +95,48 @@ class CallType:
 
 @dataclass(frozen=True)
 class MemberRequest:
+    """A member to add to a call: ``MemberRequest("bob")`` or ``MemberRequest("bob", role="host")``.
+
+    ``role`` is one of ``admin``, ``host``, ``call_member`` (None: ``call_member``). Raises
+    InvalidRequestError for an invalid user id or role.
+    """
+
     user_id: str
     role: str | None = None
     custom: dict[str, Any] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        require_identifier(self.user_id, "MemberRequest user_id")
+        if self.role is not None and self.role not in MEMBER_ROLES:
+            raise InvalidRequestError(
+                f"MemberRequest role {self.role!r} is not valid: use one of {', '.join(MEMBER_ROLES)} or None"
+            )
+        require_instance(self.custom, dict, "MemberRequest custom")
+
+
+def as_member_requests(members: object, what: str = "members") -> list[MemberRequest]:
+    """``members`` as MemberRequests: each item a :class:`MemberRequest` or a plain user id string.
+
+    None is an empty list. Raises InvalidRequestError for a bare string (not a list) or any other item.
+    """
+    if members is None:
+        return []
+    if isinstance(members, str | bytes) or not isinstance(members, Iterable):
+        raise InvalidRequestError(
+            f"{what} must be a list of user ids or MemberRequests, not {type(members).__name__} {members!r}"
+        )
+    result: list[MemberRequest] = []
+    for index, item in enumerate(members):
+        if isinstance(item, MemberRequest):
+            result.append(item)
+        elif isinstance(item, str):
+            result.append(MemberRequest(item))
+        else:
+            raise InvalidRequestError(
+                f"{what}[{index}] must be a user id string or a MemberRequest, "
+                f"not {type(item).__name__} {item!r}"
+            )
+    return result
 
 
 class CallStatus(StrEnum):
@@ -101,6 +164,13 @@ class TrackOption:
     state: str
     track: Any = None
 
+    def __post_init__(self) -> None:
+        if self.state not in ("enabled", "disabled", "provided"):
+            raise InvalidRequestError(
+                f"TrackOption state {self.state!r} is not valid: use TrackOption.enabled(), "
+                "TrackOption.disabled() or TrackOption.provided(track)"
+            )
+
     @classmethod
     def enabled(cls) -> TrackOption:
         return cls("enabled")
@@ -112,7 +182,7 @@ class TrackOption:
     @classmethod
     def provided(cls, track: Any) -> TrackOption:
         if track is None:
-            raise ValueError("TrackOption.provided() needs a track")
+            raise InvalidRequestError("TrackOption.provided() needs a track")
         return cls("provided", track)
 
     @property
@@ -125,7 +195,21 @@ class CallConnectOptions:
     microphone: TrackOption | None = None
     camera: TrackOption | None = None
 
+    def __post_init__(self) -> None:
+        for name in ("microphone", "camera"):
+            value = getattr(self, name)
+            if value is not None:
+                require_instance(value, TrackOption, f"CallConnectOptions {name}")
+
 
 @dataclass(frozen=True)
 class CallPreferences:
     audio_configuration_policy: AudioConfigurationPolicy | None = None
+
+    def __post_init__(self) -> None:
+        if self.audio_configuration_policy is not None:
+            require_instance(
+                self.audio_configuration_policy,
+                AudioConfigurationPolicy,
+                "CallPreferences audio_configuration_policy",
+            )

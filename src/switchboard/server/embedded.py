@@ -1,16 +1,24 @@
-"""Run the whole server (coordinator + SFU) inside the current event loop, on free local ports."""
+"""Run the whole server (coordinator + SFU) on free local ports: both in the current event loop, or
+the SFU in a process of its own (``sfu_process=True``, what ``switchboard serve`` runs)."""
 
 from __future__ import annotations
 
+import dataclasses
 import os
 from types import TracebackType
 
 from aiohttp import web
 
-from switchboard.protocol.tokens import create_admin_token, create_user_token, generate_key_pair
-from switchboard.server.coordinator.app import COORDINATOR_KEY, create_app
+from switchboard.media.local_ice import loopback_ice_address
+from switchboard.protocol.tokens import SfuClaims, create_admin_token, create_user_token, generate_key_pair
+from switchboard.server.coordinator.app import COORDINATOR_KEY, create_app, http_server_options
+from switchboard.server.coordinator.internal import add_internal_routes
+from switchboard.server.coordinator.limits import CoordinatorLimits
 from switchboard.server.coordinator.service import Coordinator, CoordinatorConfig
+from switchboard.server.coordinator.store import MemoryStore, Store
 from switchboard.server.sfu import SfuConfig, SfuServer
+from switchboard.server.sfu.process import SfuProcess
+from switchboard.web import WebOptions
 
 
 class EmbeddedServer:
@@ -18,6 +26,17 @@ class EmbeddedServer:
 
     ``server.url`` is the coordinator's base URL for ``ClientOptions(base_url=...)``,
     ``server.api_key`` its API key, and ``server.create_token(user_id)`` signs user tokens.
+
+    ``store`` holds the coordinator's state (calls, members, rings, events); by default a
+    :class:`MemoryStore` that lives as long as this object, so ``stop()`` then ``start()`` (on fixed
+    ``port``/``sfu_port``, like a redeploy) keeps calls and rings and re-arms ring deadlines. A new
+    ``EmbeddedServer`` on the same ports and keys is a restart that lost its state.
+
+    ``sfu_process=False`` (default) runs the SFU in this event loop, where ``server.sfu`` exposes its
+    rooms to tests and tools; ``True`` runs it in a child process with its own event loop, so no
+    client traffic on the coordinator can delay media forwarding (``docs/architecture.md``).
+    ``sfu_token_ttl`` (seconds) is the lifetime of the SFU tokens ``join`` mints; ``sfu_config``
+    sets the SFU's limits (:class:`SfuConfig`; its ``api_secret`` is replaced by the server's).
     """
 
     def __init__(
@@ -33,6 +52,13 @@ class EmbeddedServer:
         health_check_interval: float = 10.0,
         sfu_port: int = 0,
         reconnect_grace: float = 5.0,
+        store: Store | None = None,
+        cors_origins: list[str] | tuple[str, ...] | None = None,
+        development_tokens: bool = False,
+        sfu_token_ttl: float = 300.0,
+        sfu_config: SfuConfig | None = None,
+        sfu_process: bool = False,
+        limits: CoordinatorLimits | None = None,
     ) -> None:
         if (api_key is None) != (api_secret is None):
             raise ValueError("give both api_key and api_secret, or neither")
@@ -47,22 +73,56 @@ class EmbeddedServer:
             rate_limit_burst=rate_limit_burst,
             max_body_bytes=max_body_bytes,
             health_check_interval=health_check_interval,
+            sfu_token_ttl=sfu_token_ttl,
+            limits=limits or CoordinatorLimits(),
         )
-        self.sfu = SfuServer(
-            SfuConfig(api_secret=api_secret, reconnect_grace=reconnect_grace),
-            call_is_active=self._call_is_active,
-            on_participant=self._participant_changed,
+        if sfu_config is None:
+            sfu_config = SfuConfig(api_secret=api_secret, reconnect_grace=reconnect_grace)
+        # media stays on loopback when the SFU listens there (the SDK applies the same rule to its URL)
+        self.sfu_config = dataclasses.replace(
+            sfu_config,
+            api_secret=api_secret,
+            ice_loopback_address=loopback_ice_address(
+                f"ws://[{host}]/sfu" if ":" in host else f"ws://{host}/sfu"
+            ),
         )
+        self._in_process_sfu = not sfu_process
+        self._sfu: SfuServer | None = self._new_sfu() if self._in_process_sfu else None
+        self._sfu_process: SfuProcess | None = None
         self._sfu_port = sfu_port
+        self.store: Store = store if store is not None else MemoryStore()
+        #: browsers: CORS origins (None: any) and the page's development tokens (docs/browser.md)
+        self.web_options = WebOptions(
+            cors_origins=None if cors_origins is None else tuple(cors_origins),
+            development_tokens=development_tokens,
+        )
         self._runner: web.AppRunner | None = None
+        self._stopped = False
         self._sfu_runner: web.AppRunner | None = None
         self.url = ""
         self.sfu_url = ""
+
+    def _new_sfu(self) -> SfuServer:
+        return SfuServer(
+            self.sfu_config, admission=self._admit_sfu_session, on_participant=self._participant_changed
+        )
 
     @classmethod
     def from_env(cls, **kwargs: object) -> EmbeddedServer:
         key, secret = os.environ.get("SWITCHBOARD_API_KEY"), os.environ.get("SWITCHBOARD_API_SECRET")
         return cls(api_key=key, api_secret=secret, **kwargs)  # type: ignore[arg-type]
+
+    @property
+    def sfu(self) -> SfuServer:
+        """The in-process SFU (its rooms, config, stats); RuntimeError with ``sfu_process=True``."""
+        if self._sfu is None:
+            raise RuntimeError("the SFU runs in its own process: read GET /sfu/stats instead")
+        return self._sfu
+
+    @property
+    def sfu_pid(self) -> int | None:
+        """The SFU child process's id with ``sfu_process=True`` (None in-process or stopped)."""
+        return self._sfu_process.pid if self._sfu_process is not None else None
 
     @property
     def api_key(self) -> str:
@@ -85,9 +145,8 @@ class EmbeddedServer:
         """A token for operator endpoints such as the SFU's ``/sfu/stats``."""
         return create_admin_token(self.config.api_secret, ttl)
 
-    async def _call_is_active(self, cid: str) -> bool:
-        call = await self.coordinator.store.get_call(cid)
-        return call is not None and call.ended_at is None
+    async def _admit_sfu_session(self, claims: SfuClaims) -> None:
+        await self.coordinator.admit_sfu_session(claims)
 
     async def _participant_changed(self, cid: str, user_id: str, session_id: str, joined: bool) -> None:
         if self._runner is not None:
@@ -96,29 +155,56 @@ class EmbeddedServer:
     async def start(self) -> None:
         if self._runner is not None:
             return
-        sfu_runner = web.AppRunner(self.sfu.app(), handle_signals=False, shutdown_timeout=1.0)
-        await sfu_runner.setup()
-        await web.TCPSite(sfu_runner, self.host, self._sfu_port).start()
-        self._sfu_runner = sfu_runner
-        sfu_host, sfu_port = sfu_runner.addresses[0][:2]
-        self.sfu_url = self.config.sfu_url = f"ws://{sfu_host}:{sfu_port}/sfu"
+        if self._in_process_sfu:
+            if self._stopped:  # a restart: a fresh SFU (media sessions do not survive), the same store
+                self._sfu = self._new_sfu()
+            assert self._sfu is not None
+            sfu_runner = web.AppRunner(self._sfu.app(), handle_signals=False, shutdown_timeout=1.0)
+            await sfu_runner.setup()
+            await web.TCPSite(sfu_runner, self.host, self._sfu_port).start()
+            self._sfu_runner = sfu_runner
+            sfu_host, sfu_port = sfu_runner.addresses[0][:2]
+            self._sfu_port = sfu_port  # a restart listens where clients already connect
+            self.sfu_url = self.config.sfu_url = f"ws://{sfu_host}:{sfu_port}/sfu"
 
-        app = create_app(self.config)
-        app[COORDINATOR_KEY].call_ended_hooks.append(self.sfu.end_call)
-        runner = web.AppRunner(app, handle_signals=False, shutdown_timeout=1.0)
+        app = create_app(self.config, self.store, web_options=self.web_options)
+        coordinator = app[COORDINATOR_KEY]
+        if self._sfu is not None:
+            coordinator.call_ended_hooks.append(self._sfu.end_call)
+        else:
+            add_internal_routes(app, coordinator)
+        runner = web.AppRunner(
+            app, handle_signals=False, shutdown_timeout=1.0, **http_server_options(self.config)
+        )
         await runner.setup()
         await web.TCPSite(runner, self.host, self._port).start()
         self._runner = runner
         host, port = runner.addresses[0][:2]
+        self._port = port
         self.url = f"http://{host}:{port}"
 
+        if self._sfu is None:
+            self._sfu_process = SfuProcess(
+                self.sfu_config, host=self.host, port=self._sfu_port, coordinator_url=self.url
+            )
+            try:
+                self.sfu_url = self.config.sfu_url = await self._sfu_process.start()
+                self._sfu_port = int(self.sfu_url.rsplit(":", 1)[1].split("/", 1)[0])  # kept across restarts
+            except BaseException:
+                await self.stop()
+                raise
+            coordinator.call_ended_hooks.append(self._sfu_process.end_call)
+
     async def stop(self) -> None:
-        """Close every socket and peer connection (within about 2 s)."""
+        """Close every socket and peer connection (within about 2 s; the SFU process within 5 s)."""
+        self._stopped = True
         runner, self._runner = self._runner, None
         sfu_runner, self._sfu_runner = self._sfu_runner, None
-        if sfu_runner is not None:
-            await self.sfu.close()
+        if sfu_runner is not None and self._sfu is not None:
+            await self._sfu.close()
             await sfu_runner.cleanup()
+        if self._sfu_process is not None:
+            await self._sfu_process.stop()  # first: it reports its sessions leaving to the coordinator
         if runner is not None:
             await runner.cleanup()
 

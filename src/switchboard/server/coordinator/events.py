@@ -1,10 +1,13 @@
 """The events hub: live connections, who watches which call, fan-out and replay.
 
-Every event gets an increasing id from the store. A connection receives an event when its user is
-one of the event's users (members of the call, or the one user a ``call.ring_ended`` is for) or the
-connection watches the call. A client that reconnects with the last id it saw, and its previous
-connection id, gets every event it missed (bounded by the store's buffer), then the live stream,
-never one twice.
+Every event gets an increasing id from the store, within the store's epoch (a store that starts
+over starts a new epoch, so an id is never reused under the same epoch). A connection receives an
+event when its user is one of the event's users (members of the call, or the one user a
+``call.ring_ended`` is for) or the connection watches the call. A client that reconnects with the
+last id it saw, its epoch and its previous connection id, gets every event it missed (bounded by
+the store's buffer), then the live stream, never one twice. When that is impossible (another
+epoch, a cursor out of the buffer, a previous connection this server does not know) it is told so
+(``replay_complete`` false) and reloads its state instead.
 """
 
 from __future__ import annotations
@@ -127,6 +130,10 @@ class EventHub:
         conn = self._connections.get(conn_id or "")
         return conn if conn is not None and conn.user_id == user_id else None
 
+    def connection_count(self, user_id: str) -> int:
+        """How many live events sockets ``user_id`` has open."""
+        return len(self._by_user.get(user_id, ()))
+
     def connections(self) -> list[Connection]:
         return list(self._connections.values())
 
@@ -163,12 +170,24 @@ class EventHub:
             await conn.ws.close(code=4008, message=b"too slow")
 
     async def replay(
-        self, conn: Connection, last_event_id: int, previous_connection_id: str | None
+        self,
+        conn: Connection,
+        last_event_id: int,
+        previous_connection_id: str | None,
+        *,
+        epoch: str | None = None,
     ) -> tuple[list[dict[str, Any]], bool]:
-        """Events after ``last_event_id`` meant for this user or the previous connection.
+        """Events after ``last_event_id`` meant for this user or the previous connection, and whether
+        that is all of them.
 
-        Pass ``previous_connection_id`` only when :meth:`register` confirmed it was this user's.
+        Nothing can be replayed (``([], False)``) from a cursor of another ``epoch``, from one ahead
+        of this store's last id (ids that started over), or from one that left the buffer. Pass
+        ``previous_connection_id`` only when :meth:`register` confirmed it was this user's.
         """
+        if epoch is not None and epoch != await self._store.event_epoch():
+            return [], False
+        if last_event_id > await self._store.last_event_id():
+            return [], False
         events = await self._store.events_after(last_event_id)
         if events is None:
             return [], False

@@ -7,13 +7,21 @@ result; the errors raised here (:mod:`switchboard.errors`) become the JSON error
 from __future__ import annotations
 
 import logging
+import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 
-from switchboard.errors import CallStateError, InvalidRequestError, NotFoundError, PermissionDeniedError
+from switchboard.errors import (
+    AuthenticationError,
+    CallStateError,
+    InvalidRequestError,
+    NotFoundError,
+    PermissionDeniedError,
+)
 from switchboard.protocol import coordinator as m
 from switchboard.protocol.coordinator import Capability, utcnow
-from switchboard.protocol.tokens import SfuGrants, create_sfu_token, new_session_id
+from switchboard.protocol.tokens import SfuClaims, SfuGrants, create_sfu_token, new_session_id
 from switchboard.server.coordinator.call_types import (
     CALL_TYPES,
     CallTypeDefinition,
@@ -21,6 +29,8 @@ from switchboard.server.coordinator.call_types import (
     own_capabilities,
 )
 from switchboard.server.coordinator.events import EventHub
+from switchboard.server.coordinator.limits import CoordinatorLimits
+from switchboard.server.coordinator.sfu_sessions import SfuSessions
 from switchboard.server.coordinator.store import CallRecord, MemberRecord, Store, UserRecord
 
 log = logging.getLogger("switchboard.coordinator")
@@ -38,6 +48,8 @@ class CoordinatorConfig:
     rate_limit_per_second: float = 50.0
     rate_limit_burst: int = 100
     health_check_interval: float = 10.0
+    #: per-connection and per-user limits (timeouts, frame rate and size, sockets per user)
+    limits: CoordinatorLimits = field(default_factory=CoordinatorLimits)
 
 
 CallEndedHook = Callable[[str], Awaitable[None]]
@@ -52,6 +64,13 @@ class Coordinator:
         self.hub = hub
         self.ringer = Ringer(self)
         self.call_ended_hooks: list[CallEndedHook] = []
+        self.sfu_sessions = SfuSessions()
+        #: media sessions per call and user, as the SFU reports them (to tell when a caller left)
+        self._sessions: dict[str, dict[str, set[str]]] = {}
+
+    async def start(self) -> None:
+        """Pick up where the store left off: re-arm the deadlines of rings still in progress."""
+        await self.ringer.restore()
 
     # ---------------------------------------------------------------- views
 
@@ -197,10 +216,11 @@ class Coordinator:
             await self.require(call, user_id, Capability.READ_CALL)
         if request.watch:
             self.watch(request.connection_id, user_id, call.cid)
+        ring_id = None
         if request.ring:
-            await self.ringer.ring(call, user_id, video=request.video, member_ids=None)
+            ring_id = await self.ringer.ring(call, user_id, video=request.video, member_ids=None)
         state = await self.call_state(call, user_id)
-        return m.GetOrCreateCallResponse(**state.model_dump(), created=created)
+        return m.GetOrCreateCallResponse(**state.model_dump(), created=created, ring_id=ring_id)
 
     @staticmethod
     def _members_with_creator(user_id: str, requested: list[m.MemberRequest]) -> list[MemberRecord]:
@@ -335,41 +355,121 @@ class Coordinator:
                 ),
             )
         call = await self.get_call_record(call_type, call_id)
+        caps = await self.require_join(call, user_id)
+        self.watch(request.connection_id, user_id, call.cid)
+        session_id = new_session_id()
+        credentials = self._sfu_credentials(call, user_id, session_id, caps)
+        state = await self.call_state(call, user_id)
+        return m.JoinCallResponse(**state.model_dump(), session_id=session_id, credentials=credentials)
+
+    async def require_join(self, call: CallRecord, user_id: str) -> list[Capability]:
+        """``user_id``'s capabilities if they may join ``call`` now; else CallStateError / 403."""
         self.require_active(call)
         caps = await self.capabilities(call, user_id)
         if call.backstage and Capability.JOIN_BACKSTAGE not in caps:
             raise PermissionDeniedError(
                 f"call {call.cid} is backstage: only hosts can join until it goes live"
             )
-        await self.require(call, user_id, Capability.JOIN_CALL)
-        self.watch(request.connection_id, user_id, call.cid)
-        session_id = new_session_id()
-        grants = SfuGrants(send_audio=Capability.SEND_AUDIO in caps, send_video=Capability.SEND_VIDEO in caps)
+        if Capability.JOIN_CALL not in caps:
+            await self.require(call, user_id, Capability.JOIN_CALL)
+        return caps
+
+    @staticmethod
+    def sfu_grants(caps: list[Capability]) -> SfuGrants:
+        return SfuGrants(send_audio=Capability.SEND_AUDIO in caps, send_video=Capability.SEND_VIDEO in caps)
+
+    def _sfu_credentials(
+        self, call: CallRecord, user_id: str, session_id: str, caps: list[Capability]
+    ) -> m.Credentials:
+        """Mint an SFU token for ``session_id`` with the grants ``caps`` give, and remember it."""
+        grants = self.sfu_grants(caps)
+        ttl = self.config.sfu_token_ttl
         token = create_sfu_token(
             self.config.api_secret,
             user_id=user_id,
             call_cid=call.cid,
             session_id=session_id,
             grants=grants,
-            ttl=self.config.sfu_token_ttl,
+            ttl=ttl,
         )
-        state = await self.call_state(call, user_id)
-        return m.JoinCallResponse(
-            **state.model_dump(),
-            session_id=session_id,
-            credentials=m.Credentials(
-                server=m.SfuServer(url=self.config.sfu_url),
-                token=token,
-                ice_servers=self.config.ice_servers,
-            ),
+        self.sfu_sessions.minted(call.cid, user_id, session_id, grants, time.time() + ttl)
+        return m.Credentials(
+            server=m.SfuServer(url=self.config.sfu_url), token=token, ice_servers=self.config.ice_servers
         )
+
+    async def refresh_sfu_token(
+        self, user_id: str, call_type: str, call_id: str, request: m.SfuTokenRequest
+    ) -> m.SfuTokenResponse:
+        """A fresh SFU token for the caller's own live session (same checks as ``join``).
+
+        Errors: 404 for a session this user did not join in this call, 409 once it has left
+        (join again) or the call ended, 403 when the user may no longer join (e.g. backstage).
+        """
+        call = await self.get_call_record(call_type, call_id)
+        record = self.sfu_sessions.get(request.session_id)
+        if record is None or record.user_id != user_id or record.cid != call.cid:
+            raise NotFoundError(f"no SFU session {request.session_id!r} of {user_id!r} in {call.cid}")
+        if record.left:
+            raise CallStateError("this session has left the call: join again", code="session_ended")
+        caps = await self.require_join(call, user_id)
+        credentials = self._sfu_credentials(call, user_id, record.session_id, caps)
+        return m.SfuTokenResponse(session_id=record.session_id, credentials=credentials)
+
+    async def admit_sfu_session(self, claims: SfuClaims) -> None:
+        """The SFU asks before admitting a verified token (SPEC §2.10).
+
+        Refused (SwitchboardError with the code the SFU passes on): ``call_ended``; the token's
+        session unknown, left (``session_ended``) or minted with other grants than the user's
+        current ones (``grants_changed``); ``permission_denied`` when the user may no longer join
+        (a viewer after ``stop_live``), exactly as the REST ``join`` would answer.
+        """
+        call = await self.store.get_call(claims.call_cid)
+        if call is None or call.ended_at is not None:
+            raise CallStateError(f"call {claims.call_cid} does not exist or has ended", code="call_ended")
+        self.sfu_sessions.check(claims)
+        caps = await self.require_join(call, claims.user_id)
+        if self.sfu_grants(caps) != claims.grants:
+            raise AuthenticationError(
+                "the session's permissions changed since this SFU token was minted", code="grants_changed"
+            )
 
     # ---------------------------------------------------------------- ringing
 
-    async def ring(self, user_id: str, call_type: str, call_id: str, request: m.RingRequest) -> m.AckResponse:
+    async def ring(
+        self, user_id: str, call_type: str, call_id: str, request: m.RingRequest
+    ) -> m.RingResponse:
         call = await self.get_call_record(call_type, call_id)
-        await self.ringer.ring(call, user_id, video=request.video, member_ids=request.member_ids)
-        return m.AckResponse()
+        ring_id = await self.ringer.ring(call, user_id, video=request.video, member_ids=request.member_ids)
+        return m.RingResponse(ring_id=ring_id)
+
+    async def pending_rings(self, user_id: str) -> m.PendingRingsResponse:
+        """Every ring pending for ``user_id``, incoming and outgoing, oldest first (SPEC §2.6.1).
+
+        The event cursor is read before the rings, so the snapshot reflects at least every event up
+        to ``last_event_id``; a client applies later events on top of it.
+        """
+        last_event_id = await self.store.last_event_id()
+        epoch = await self.store.event_epoch()
+        rings: list[m.PendingRing] = []
+        for ring, outgoing in await self.ringer.pending_for(user_id):
+            call = await self.store.get_call(ring.cid)
+            if call is None:
+                continue
+            deadline = None if ring.deadline == float("inf") else datetime.fromtimestamp(ring.deadline, UTC)
+            rings.append(
+                m.PendingRing(
+                    ring_id=ring.ring_id,
+                    cid=ring.cid,
+                    call=await self.call_response(call),
+                    members=await self.member_responses(await self.store.list_members(ring.cid)),
+                    caller=await self.user_response(ring.caller),
+                    outgoing=outgoing,
+                    video=ring.video,
+                    created_at=datetime.fromtimestamp(ring.created_at, UTC),
+                    deadline=deadline,
+                )
+            )
+        return m.PendingRingsResponse(rings=rings, last_event_id=last_event_id, epoch=epoch)
 
     async def accept(self, user_id: str, call_type: str, call_id: str) -> m.AckResponse:
         call = await self.get_call_record(call_type, call_id)
@@ -384,10 +484,28 @@ class Coordinator:
         return m.AckResponse()
 
     async def participant_changed(self, cid: str, user_id: str, session_id: str, joined: bool) -> None:
-        """The SFU reports a session joining or leaving the call's media."""
+        """The SFU reports a session joining or leaving the call's media.
+
+        When a user's last session leaves, a ring they started that nobody accepted is cancelled.
+        """
+        if joined:
+            self.sfu_sessions.joined(session_id)
+        else:
+            self.sfu_sessions.left(session_id)
+        sessions = self._sessions.setdefault(cid, {}).setdefault(user_id, set())
+        if joined:
+            sessions.add(session_id)
+        else:
+            sessions.discard(session_id)
+            if not sessions:
+                del self._sessions[cid][user_id]
+            if not self._sessions[cid]:
+                del self._sessions[cid]
         call = await self.store.get_call(cid)
         if call is None:
             return
+        if not joined and not sessions:
+            await self.ringer.caller_left(call, user_id)
         response = await self.call_response(call)
         now = utcnow()
         event: m.Event = (

@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import asyncio
 import copy
+import time
+import uuid
 from collections import deque
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -54,7 +56,11 @@ class CallRecord:
 
 @dataclass
 class RingRecord:
-    """One ring of a call: who rings, and each callee's state (pending/accepted/rejected/missed)."""
+    """One ring of a call: who rings, and each callee's state (pending/accepted/rejected/missed/cancelled).
+
+    ``deadline`` and ``created_at`` are Unix times in seconds (``deadline`` is ``inf`` when the call
+    type has no ring timeout); being wall-clock times, they survive a server restart.
+    """
 
     cid: str
     caller: str
@@ -62,6 +68,8 @@ class RingRecord:
     deadline: float
     video: bool = False
     caller_active: bool = True
+    ring_id: str = field(default_factory=lambda: uuid.uuid4().hex)
+    created_at: float = field(default_factory=time.time)
 
     def pending(self) -> list[str]:
         return [user for user, state in self.callees.items() if state == "pending"]
@@ -87,9 +95,24 @@ class Store(Protocol):
     async def list_members(self, cid: str) -> list[MemberRecord]: ...
     async def upsert_members(self, cid: str, members: list[MemberRecord]) -> None: ...
     async def remove_members(self, cid: str, user_ids: list[str]) -> list[str]: ...
-    async def get_ring(self, cid: str) -> RingRecord | None: ...
+    async def call_rings(self, cid: str) -> list[RingRecord]:
+        """The rings of one call still in progress, oldest first (a call may ring several times)."""
+        ...
+
     async def save_ring(self, ring: RingRecord) -> None: ...
-    async def delete_ring(self, cid: str) -> None: ...
+    async def delete_ring(self, ring_id: str) -> None: ...
+    async def list_rings(self) -> list[RingRecord]:
+        """Every ring still in progress (to re-arm deadlines on start and list a user's rings)."""
+        ...
+
+    async def event_epoch(self) -> str:
+        """The epoch of this store's event ids: ids increase within it and are never reused.
+
+        A store that loses its events (a new in-memory store after a restart) starts a new epoch,
+        so a client holding an id from the old one knows it cannot be replayed from it.
+        """
+        ...
+
     async def append_event(
         self, payload: dict[str, Any], users: set[str], connections: set[str]
     ) -> StoredEvent:
@@ -113,6 +136,7 @@ class MemoryStore:
         self._rings: dict[str, RingRecord] = {}
         self._events: deque[StoredEvent] = deque(maxlen=event_buffer)
         self._next_event_id = 1
+        self._epoch = uuid.uuid4().hex
         self._lock = asyncio.Lock()
 
     async def upsert_user(self, user: UserRecord) -> UserRecord:
@@ -159,15 +183,20 @@ class MemoryStore:
         table = self._members.get(cid, {})
         return [uid for uid in user_ids if table.pop(uid, None) is not None]
 
-    async def get_ring(self, cid: str) -> RingRecord | None:
-        ring = self._rings.get(cid)
-        return copy.deepcopy(ring) if ring else None
+    async def call_rings(self, cid: str) -> list[RingRecord]:
+        return [copy.deepcopy(ring) for ring in self._rings.values() if ring.cid == cid]
 
     async def save_ring(self, ring: RingRecord) -> None:
-        self._rings[ring.cid] = copy.deepcopy(ring)
+        self._rings[ring.ring_id] = copy.deepcopy(ring)
 
-    async def delete_ring(self, cid: str) -> None:
-        self._rings.pop(cid, None)
+    async def delete_ring(self, ring_id: str) -> None:
+        self._rings.pop(ring_id, None)
+
+    async def list_rings(self) -> list[RingRecord]:
+        return [copy.deepcopy(ring) for ring in self._rings.values()]
+
+    async def event_epoch(self) -> str:
+        return self._epoch
 
     async def append_event(
         self, payload: dict[str, Any], users: set[str], connections: set[str]

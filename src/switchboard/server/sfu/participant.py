@@ -17,8 +17,6 @@ from typing import TYPE_CHECKING
 
 from aiohttp import web
 from aiortc import (
-    RTCConfiguration,
-    RTCPeerConnection,
     RTCRtpReceiver,
     RTCRtpSender,
     RTCSessionDescription,
@@ -26,9 +24,10 @@ from aiortc import (
 from aiortc.mediastreams import MediaStreamTrack
 from aiortc.sdp import SessionDescription
 
-from switchboard.media.rtp_hooks import EncodedTrack
+from switchboard.media.local_ice import create_peer_connection
+from switchboard.media.rtp_hooks import EncodedFrame, EncodedTrack, ReceiverTap, tap_receiver
 from switchboard.protocol import sfu as p
-from switchboard.protocol.tokens import SfuClaims
+from switchboard.protocol.tokens import SfuClaims, SfuGrants
 from switchboard.server.sfu.forwarding import DownTrack, Kind, PublishedTrack
 
 if TYPE_CHECKING:
@@ -45,26 +44,35 @@ def _preferred_codecs(kind: str) -> list[object]:
     return [c for c in caps.codecs if c.mimeType.lower() in FORWARDED_CODECS]
 
 
-def offered_send_kinds(sdp: str) -> set[Kind]:
-    """The kinds a client's publisher offer wants to send."""
-    kinds: set[Kind] = set()
-    for media in SessionDescription.parse(sdp).media:
-        if media.kind in ("audio", "video") and media.direction in ("sendonly", "sendrecv") and media.port:
-            kinds.add(media.kind)  # type: ignore[arg-type]
-    return kinds
+#: media sections a publisher offer may carry (one audio and one video track, room to renegotiate)
+MAX_PUBLISHER_MEDIA = 4
+
+
+def _drop(frame: EncodedFrame) -> None:
+    """Sink of a refused track: its frames go nowhere."""
 
 
 class Participant:
-    def __init__(self, room: Room, claims: SfuClaims, ws: web.WebSocketResponse) -> None:
+    def __init__(
+        self,
+        room: Room,
+        claims: SfuClaims,
+        ws: web.WebSocketResponse,
+        *,
+        ice_loopback_address: str | None = None,
+    ) -> None:
         self.room = room
         self.user_id = claims.user_id
         self.session_id = claims.session_id
         self.grants = claims.grants
         self.ws: web.WebSocketResponse | None = ws
-        config = RTCConfiguration(iceServers=[])
-        self.publisher = RTCPeerConnection(configuration=config)
-        self.subscriber = RTCPeerConnection(configuration=config)
+        # ICE: loopback only when the SFU's advertised URL is local (the SDK applies the same rule).
+        self.publisher = create_peer_connection(loopback_address=ice_loopback_address)
+        self.subscriber = create_peer_connection(loopback_address=ice_loopback_address)
         self.published: dict[Kind, PublishedTrack] = {}
+        #: tracks the grants do not allow: tapped (never decoded, never queued) and dropped
+        self.refused: list[ReceiverTap] = []
+        self._refused_kinds: set[Kind] = set()
         self.muted: dict[Kind, bool] = {}
         self.downtracks: list[DownTrack] = []
         #: forwarding pauses this subscriber asked for: (publisher session or None for all, kind)
@@ -111,21 +119,26 @@ class Participant:
 
     # ---------------------------------------------------------------- publishing
 
+    def may_send(self, kind: Kind) -> bool:
+        """Whether this session's SFU token grants publishing ``kind`` (SPEC §2.7, §2.10)."""
+        return self.grants.send_audio if kind == "audio" else self.grants.send_video
+
     async def handle_publisher_offer(self, offer: p.PublisherOffer) -> None:
+        """Apply the client's offer and answer it.
+
+        Send grants are enforced on the tracks aiortc creates, not on the offer text: whatever the
+        SDP says (port 0, extra m-lines, renegotiation), a track of a kind the grants do not allow is
+        never forwarded, and the client gets ``permission_denied`` (the rest of the offer, e.g. the
+        audio of an ``audio_room`` admin, is answered and works).
+        """
         try:
-            kinds = offered_send_kinds(offer.sdp)
+            media = len(SessionDescription.parse(offer.sdp).media)
         except Exception as exc:  # aiortc's SDP parser raises assorted errors on garbage
             await self.error("invalid_sdp", f"publisher offer is not valid SDP: {exc}")
             return
-        forbidden = sorted(
-            k
-            for k in kinds
-            if (k == "audio" and not self.grants.send_audio) or (k == "video" and not self.grants.send_video)
-        )
-        if forbidden:
+        if media > MAX_PUBLISHER_MEDIA:
             await self.error(
-                "permission_denied",
-                f"{self.user_id!r} may not publish {', '.join(forbidden)} in {self.room.cid}; offer ignored",
+                "invalid_sdp", f"publisher offer has {media} media sections; at most {MAX_PUBLISHER_MEDIA}"
             )
             return
         try:
@@ -136,6 +149,13 @@ class Participant:
             log.info("%r: bad publisher offer: %s", self, exc)
             await self.error("invalid_sdp", f"cannot apply publisher offer: {exc}")
             return
+        if self._refused_kinds:
+            refused = ", ".join(sorted(self._refused_kinds))
+            self._refused_kinds.clear()
+            await self.error(
+                "permission_denied",
+                f"{self.user_id!r} may not publish {refused} in {self.room.cid}; not forwarded",
+            )
         await self.send(p.PublisherAnswer(sdp=self.publisher.localDescription.sdp))
 
     def _on_publisher_track(self, track: MediaStreamTrack) -> None:
@@ -145,7 +165,18 @@ class Participant:
         if receiver is None or track.kind not in ("audio", "video"):
             return
         kind: Kind = track.kind  # type: ignore[assignment]
-        self._publish(kind, receiver)
+        if self.may_send(kind):
+            self._publish(kind, receiver)
+        else:
+            log.info("%r: refused a %s track (not granted)", self, kind)
+            self.refused.append(tap_receiver(receiver, _drop))
+            self._refused_kinds.add(kind)
+
+    def apply_grants(self, grants: SfuGrants) -> None:
+        """A resumed session's fresh token: stop forwarding what the new grants no longer allow."""
+        self.grants = grants
+        for kind in [k for k in self.published if not self.may_send(k)]:
+            self.room.track_unpublished(self, self.published.pop(kind))
 
     def _publish(self, kind: Kind, receiver: RTCRtpReceiver) -> None:
         old = self.published.pop(kind, None)
@@ -196,7 +227,14 @@ class Participant:
         if changed:
             self.request_negotiation()
 
-    def update_subscription(self, message: p.UpdateSubscription) -> None:
+    def update_subscription(self, message: p.UpdateSubscription) -> bool:
+        """Apply a pause/resume; False (and nothing remembered) for a session not in the room.
+
+        What is remembered is bounded: one entry per kind, plus one per kind for each session in
+        the room (the room drops a session's entries when it leaves).
+        """
+        if message.session_id is not None and message.session_id not in self.room.participants:
+            return False
         key = (message.session_id, message.kind)
         if message.paused:
             self.paused.add(key)
@@ -208,6 +246,7 @@ class Participant:
         for down in self.downtracks:
             if down.source is not None and down.kind == message.kind:
                 down.set_paused(self.is_paused(down.source.session_id, down.kind))
+        return True
 
     def request_negotiation(self) -> None:
         self._renegotiate = True
@@ -274,6 +313,9 @@ class Participant:
         for track in self.published.values():
             track.close()
         self.published.clear()
+        for tap in self.refused:
+            tap.close()
+        self.refused.clear()
         for down in self.downtracks:
             down.close()
         for task in list(self._tasks):

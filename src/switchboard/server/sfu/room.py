@@ -80,6 +80,20 @@ class Room:
             )
         )
 
+    def track_unpublished(self, publisher: Participant, track: PublishedTrack) -> None:
+        """Stop forwarding ``track`` (already taken out of ``publisher.published``) and say so."""
+        for other in self.others(publisher):
+            other.unsubscribe(track)
+        track.close()
+        publisher.spawn(
+            self.broadcast(
+                p.TrackUnpublished(
+                    user_id=publisher.user_id, session_id=publisher.session_id, kind=track.kind
+                ),
+                exclude=publisher,
+            )
+        )
+
     async def remove(self, participant: Participant, *, reason: str = "left") -> None:
         timer = self._removal_timers.pop(participant.session_id, None)
         if timer is not None:
@@ -90,6 +104,9 @@ class Room:
         for track in participant.published.values():
             for other in self.others(participant):
                 other.unsubscribe(track)
+        for other in self.others(participant):
+            # pauses naming the departed session are forgotten (bounded memory)
+            other.paused = {key for key in other.paused if key[0] != participant.session_id}
         await participant.close()
         await self.broadcast(
             p.ParticipantLeft(user_id=participant.user_id, session_id=participant.session_id, reason=reason),

@@ -1,0 +1,90 @@
+"""The SFU sessions the coordinator has minted tokens for, so a token is bound to its session.
+
+``join`` mints a session and its SFU token; the SFU asks :meth:`SfuSessions.check` (through the
+coordinator) before admitting a token, and reports when the session leaves. A token is refused once
+its session has left (replay) or when the grants it carries are no longer the user's grants (SPEC
+§2.10), and a fresh token for a live session can be minted for a call that outlives the first one's
+TTL. Memory is bounded: a session that never joined, or that left, is forgotten once its newest
+token has expired (a forgotten session's tokens are refused as unknown).
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+
+from switchboard.errors import AuthenticationError
+from switchboard.protocol.tokens import SfuClaims, SfuGrants
+
+
+@dataclass
+class SfuSession:
+    cid: str
+    user_id: str
+    session_id: str
+    grants: SfuGrants
+    #: wall-clock expiry (s since the epoch) of the newest token minted for this session
+    expires: float
+    joined: bool = False
+    left: bool = False
+
+
+class SfuSessions:
+    """In-memory registry of minted SFU sessions (one coordinator process)."""
+
+    def __init__(self) -> None:
+        self._sessions: dict[str, SfuSession] = {}
+        self._next_prune = 0.0
+
+    def __len__(self) -> int:
+        return len(self._sessions)
+
+    def minted(self, cid: str, user_id: str, session_id: str, grants: SfuGrants, expires: float) -> None:
+        """A token for ``session_id`` was minted (first join, or a fresh token for the same session)."""
+        self._prune()
+        record = self._sessions.get(session_id)
+        if record is None:
+            self._sessions[session_id] = SfuSession(cid, user_id, session_id, grants, expires)
+        else:
+            record.grants = grants
+            record.expires = max(record.expires, expires)
+
+    def get(self, session_id: str) -> SfuSession | None:
+        return self._sessions.get(session_id)
+
+    def check(self, claims: SfuClaims) -> SfuSession:
+        """The session a verified token names, or AuthenticationError: unknown, left, or stale grants.
+
+        Codes: ``token_invalid`` (no such session, or not this user's / call's), ``session_ended``
+        (the session left: a token is never admitted twice), ``grants_changed`` (the token's grants
+        are not the session's current ones: ask the coordinator for a fresh token).
+        """
+        record = self._sessions.get(claims.session_id)
+        if record is None or record.cid != claims.call_cid or record.user_id != claims.user_id:
+            raise AuthenticationError("SFU token names an unknown session: join the call again")
+        if record.left:
+            raise AuthenticationError("this session has left the call: join again", code="session_ended")
+        if record.grants != claims.grants:
+            raise AuthenticationError(
+                "the session's permissions changed since this SFU token was minted", code="grants_changed"
+            )
+        return record
+
+    def joined(self, session_id: str) -> None:
+        record = self._sessions.get(session_id)
+        if record is not None:
+            record.joined = True
+
+    def left(self, session_id: str) -> None:
+        record = self._sessions.get(session_id)
+        if record is not None:
+            record.left = True
+        self._prune()
+
+    def _prune(self) -> None:
+        now = time.time()
+        if now < self._next_prune:
+            return
+        self._next_prune = now + 1.0
+        for key in [k for k, r in self._sessions.items() if (r.left or not r.joined) and r.expires < now]:
+            del self._sessions[key]

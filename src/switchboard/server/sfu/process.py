@@ -1,0 +1,239 @@
+"""The SFU in a process of its own, so no client traffic on the coordinator can starve media.
+
+``EmbeddedServer(sfu_process=True)`` and ``switchboard serve`` start ``python -m
+switchboard.server.sfu``: the child reads its settings as one JSON line on stdin (so the API
+secret never shows in a process list), runs :class:`SfuServer` on its own event loop, prints
+``{"sfu_url": ...}`` once it listens, and shuts down when its stdin closes (its parent stopped or
+died) or on SIGTERM.
+
+The channel between the two processes is HTTP on loopback, authenticated both ways with admin tokens
+signed by the API secret: the SFU asks the coordinator before admitting a token and reports sessions
+joining and leaving (``server/coordinator/internal.py``); the coordinator tells the SFU when a call
+ends (``POST /sfu/internal/end_call``). See ``docs/architecture.md``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import dataclasses
+import json
+import logging
+import signal
+import sys
+import threading
+import time
+from typing import Any
+
+import aiohttp
+from aiohttp import web
+from pydantic import BaseModel, ConfigDict
+
+from switchboard.errors import CallStateError, SwitchboardError, error_for
+from switchboard.protocol import sfu as p
+from switchboard.protocol.tokens import SfuClaims, create_admin_token, verify_admin_token
+from switchboard.server.sfu.server import SfuConfig, SfuServer
+
+log = logging.getLogger("switchboard.sfu.process")
+
+START_TIMEOUT = 30.0
+STOP_TIMEOUT = 5.0
+#: seconds the SFU waits for the coordinator's answer at admission
+CHANNEL_TIMEOUT = 5.0
+
+
+class EndCall(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    cid: str
+
+
+class _AdminAuth:
+    """A cached admin token for one side of the channel (re-minted every half hour)."""
+
+    def __init__(self, secret: str) -> None:
+        self._secret = secret
+        self._token = ""
+        self._minted = 0.0
+
+    def headers(self) -> dict[str, str]:
+        now = time.monotonic()
+        if not self._token or now - self._minted > 1800:
+            self._token, self._minted = create_admin_token(self._secret, ttl=3600.0), now
+        return {"Authorization": f"Bearer {self._token}"}
+
+
+def _require_admin(request: web.Request, secret: str) -> None:
+    header = request.headers.get("Authorization", "")
+    verify_admin_token(secret, header[7:].strip() if header.lower().startswith("bearer ") else "")
+
+
+# ---------------------------------------------------------------- the child: SFU side
+
+
+class CoordinatorChannel:
+    """The SFU's hooks, carried to the coordinator over HTTP."""
+
+    def __init__(self, base_url: str, secret: str) -> None:
+        self._base = base_url.rstrip("/")
+        self._auth = _AdminAuth(secret)
+        self._http = aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=CHANNEL_TIMEOUT))
+
+    async def _post(self, path: str, body: str) -> None:
+        headers = {**self._auth.headers(), "Content-Type": "application/json"}
+        try:
+            async with self._http.post(self._base + path, data=body, headers=headers) as resp:
+                if resp.status < 400:
+                    return
+                raw = await resp.read()
+        except (aiohttp.ClientError, OSError, TimeoutError) as exc:
+            raise CallStateError(
+                f"the coordinator is unreachable: {exc}", code="coordinator_unavailable"
+            ) from exc
+        try:
+            err = json.loads(raw)
+            raise error_for(resp.status, str(err["code"]), str(err["message"]))
+        except (ValueError, KeyError, TypeError):
+            raise error_for(resp.status, None, f"coordinator answered HTTP {resp.status}") from None
+
+    async def admit(self, claims: SfuClaims) -> None:
+        await self._post(p.INTERNAL_ADMIT_PATH, claims.model_dump_json())
+
+    async def participant_changed(self, cid: str, user_id: str, session_id: str, joined: bool) -> None:
+        body = json.dumps({"cid": cid, "user_id": user_id, "session_id": session_id, "joined": joined})
+        try:
+            await self._post(p.INTERNAL_PARTICIPANT_PATH, body)
+        except SwitchboardError as exc:
+            log.warning("could not tell the coordinator about %s in %s: %s", session_id, cid, exc)
+
+    async def close(self) -> None:
+        await self._http.close()
+
+
+async def _serve(settings: dict[str, Any], stop: asyncio.Event) -> None:
+    config = SfuConfig(**settings["sfu"])
+    channel = CoordinatorChannel(str(settings["coordinator_url"]), config.api_secret)
+    sfu = SfuServer(config, admission=channel.admit, on_participant=channel.participant_changed)
+    app = sfu.app()
+
+    async def end_call(request: web.Request) -> web.Response:
+        try:
+            _require_admin(request, config.api_secret)
+        except SwitchboardError as exc:
+            return web.json_response({"code": exc.code, "message": exc.message}, status=401)
+        try:
+            body = EndCall.model_validate_json(await request.read())
+        except ValueError as exc:
+            return web.json_response({"code": "invalid_request", "message": str(exc)}, status=400)
+        await sfu.end_call(body.cid)
+        return web.Response(status=204)
+
+    app.router.add_post(p.INTERNAL_END_CALL_PATH, end_call)
+    runner = web.AppRunner(app, handle_signals=False, shutdown_timeout=1.0)
+    await runner.setup()
+    try:
+        await web.TCPSite(runner, str(settings["host"]), int(settings["port"])).start()
+        host, port = runner.addresses[0][:2]
+        print(json.dumps({"sfu_url": f"ws://{host}:{port}/sfu"}), flush=True)
+        await stop.wait()
+    finally:
+        await sfu.close()
+        await runner.cleanup()
+        await channel.close()
+
+
+async def _child_main() -> None:
+    loop = asyncio.get_running_loop()
+    settings = json.loads(await loop.run_in_executor(None, sys.stdin.readline))
+    stop = asyncio.Event()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        with contextlib.suppress(NotImplementedError):
+            loop.add_signal_handler(sig, stop.set)
+
+    def watch_stdin() -> None:
+        sys.stdin.read()  # returns at EOF: the parent closed our stdin or died
+        loop.call_soon_threadsafe(stop.set)
+
+    threading.Thread(target=watch_stdin, name="sfu-stdin-watch", daemon=True).start()
+    await _serve(settings, stop)
+
+
+# ---------------------------------------------------------------- the parent: coordinator side
+
+
+class SfuProcess:
+    """Starts, talks to and stops the SFU child process (used by :class:`EmbeddedServer`)."""
+
+    def __init__(self, config: SfuConfig, *, host: str, port: int, coordinator_url: str) -> None:
+        self._settings = {
+            "sfu": dataclasses.asdict(config),
+            "host": host,
+            "port": port,
+            "coordinator_url": coordinator_url,
+        }
+        self._auth = _AdminAuth(config.api_secret)
+        self._proc: asyncio.subprocess.Process | None = None
+        self._http: aiohttp.ClientSession | None = None
+        self.url = ""
+
+    @property
+    def pid(self) -> int | None:
+        return self._proc.pid if self._proc is not None else None
+
+    async def start(self) -> str:
+        """Spawn the child and wait until it listens; its signalling URL. RuntimeError if it fails."""
+        proc = self._proc = await asyncio.create_subprocess_exec(
+            sys.executable,
+            "-m",
+            "switchboard.server.sfu",
+            stdin=asyncio.subprocess.PIPE,
+            stdout=asyncio.subprocess.PIPE,
+        )
+        assert proc.stdin is not None and proc.stdout is not None
+        proc.stdin.write(json.dumps(self._settings).encode() + b"\n")
+        await proc.stdin.drain()
+        try:
+            line = await asyncio.wait_for(proc.stdout.readline(), START_TIMEOUT)
+            self.url = str(json.loads(line)["sfu_url"])
+        except (TimeoutError, ValueError, KeyError) as exc:
+            await self.stop()
+            raise RuntimeError(f"the SFU process did not start: {exc!r}") from exc
+        self._http = aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=CHANNEL_TIMEOUT))
+        return self.url
+
+    async def end_call(self, cid: str) -> None:
+        """Tell the SFU the call ended: it says ``call_ended`` to every session and closes the room."""
+        if self._http is None:
+            return
+        base = self.url.replace("ws://", "http://", 1).removesuffix("/sfu")
+        async with self._http.post(
+            base + p.INTERNAL_END_CALL_PATH, json={"cid": cid}, headers=self._auth.headers()
+        ) as resp:
+            if resp.status >= 400:
+                raise RuntimeError(f"the SFU refused end_call for {cid}: HTTP {resp.status}")
+
+    async def stop(self) -> None:
+        """Close the child's stdin (it shuts down cleanly), then SIGTERM / SIGKILL if it lingers."""
+        proc, self._proc = self._proc, None
+        if self._http is not None:
+            await self._http.close()
+            self._http = None
+        if proc is None:
+            return
+        if proc.stdin is not None:
+            proc.stdin.close()
+        try:
+            await asyncio.wait_for(proc.wait(), STOP_TIMEOUT)
+        except TimeoutError:
+            proc.terminate()
+            try:
+                await asyncio.wait_for(proc.wait(), 2.0)
+            except TimeoutError:
+                proc.kill()
+                await proc.wait()
+
+
+def child_main() -> None:
+    """Entry point of the child (``python -m switchboard.server.sfu``)."""
+    logging.basicConfig(level=logging.WARNING, format="%(asctime)s sfu %(levelname)s %(name)s: %(message)s")
+    asyncio.run(_child_main())

@@ -1,0 +1,264 @@
+// @ts-check
+/**
+ * The call page served at `/`: sign in, join one or several calls, see who is there and who is
+ * speaking, mute/unmute, switch focus between calls, ring someone, answer rings.
+ *
+ * URL parameters fill the sign-in form: `?user=alice&token=...&policy=suspend_incoming&autologin=1`.
+ * The page exposes `window.switchboardPage = {client, sdk}` for scripting and tests.
+ */
+
+import * as sdk from "/sdk/switchboard.js";
+
+const SPEAKING_DBFS = -50;
+const $ = (/** @type {string} */ id) => /** @type {HTMLElement} */ (document.getElementById(id));
+const input = (/** @type {string} */ id) => /** @type {HTMLInputElement} */ (document.getElementById(id));
+
+/** @type {sdk.VideoClient | null} */
+let client = null;
+/** @type {{api_key: string, development_tokens: boolean}} */
+let config = { api_key: "", development_tokens: false };
+
+/** @param {unknown} err */
+function showError(err) {
+  const box = $("error");
+  box.textContent = err instanceof Error ? `${err.name}: ${err.message}` : String(err);
+  box.hidden = false;
+}
+
+/** @param {() => Promise<unknown>} fn */
+async function guarded(fn) {
+  $("error").hidden = true;
+  try {
+    await fn();
+  } catch (err) {
+    showError(err);
+  }
+}
+
+async function loadConfig() {
+  config = await (await fetch("/web/config.json")).json();
+  $("dev-note").hidden = !config.development_tokens;
+  $("token-label").hidden = config.development_tokens;
+}
+
+/**
+ * @param {string} userId
+ * @param {string} token
+ * @param {string} policy
+ */
+async function signIn(userId, token, policy) {
+  if (config.development_tokens && !token) {
+    const response = await fetch("/dev/token", { method: "POST", body: JSON.stringify({ user_id: userId }) });
+    const body = await response.json();
+    if (!response.ok) throw new sdk.AuthenticationError(body.message, body.code, response.status);
+    token = body.token;
+  }
+  if (!token) throw new sdk.AuthenticationError("this server needs a user token: paste one (switchboard token USER)");
+  const c = new sdk.VideoClient(config.api_key, {
+    user: { id: userId, name: userId },
+    token,
+    options: { allowMultipleActiveCalls: true, multiCallAudioPolicy: policy },
+  });
+  await c.connect();
+  client = c;
+  window.switchboardPage.client = c;
+  $("whoami").textContent = `signed in as ${userId}`;
+  $("signin").hidden = true;
+  $("lobby").hidden = false;
+  c.state.activeCalls.listen(render);
+  c.state.incomingCall.listen(renderIncoming);
+  setInterval(updateLevels, 100);
+}
+
+/** @param {sdk.Call | null} call */
+function renderIncoming(call) {
+  $("incoming").hidden = !call;
+  if (call) {
+    const caller = call.state.value.members.find((m) => m.role === "host")?.user_id ?? "someone";
+    $("incoming-text").textContent = `${caller} is calling (${call.cid})`;
+  }
+}
+
+/** The call holding the audio focus: the first active call that is not suspended. */
+function focusedCall() {
+  return client?.state.activeCalls.value.find((c) => !c.state.value.isAudioSuspended) ?? null;
+}
+
+/** @type {Map<string, () => void>} cid -> unsubscribe from that call's state */
+const watched = new Map();
+
+function render() {
+  if (!client) return;
+  const calls = client.state.activeCalls.value;
+  for (const [cid, stop] of watched) {
+    if (!calls.some((c) => c.cid === cid)) {
+      stop();
+      watched.delete(cid);
+    }
+  }
+  for (const call of calls) {
+    if (!watched.has(call.cid)) watched.set(call.cid, call.state.listen(() => renderCalls()));
+  }
+  renderCalls();
+}
+
+/**
+ * Small labels for a person's microphone and camera.
+ * @param {boolean} mic
+ * @param {boolean} camera
+ */
+function tags(mic, camera) {
+  return [mic ? "mic on" : "muted", ...(camera ? ["camera"] : [])].map((text) => {
+    const tag = document.createElement("span");
+    tag.className = `tag${text === "muted" ? "" : " on"}`;
+    tag.textContent = text;
+    return tag;
+  });
+}
+
+/**
+ * @param {string} text
+ * @param {() => Promise<unknown>} action
+ * @param {string} [cls]
+ * @param {string} [name] data-action, for scripts and tests
+ */
+function button(text, action, cls = "secondary", name = "") {
+  const b = document.createElement("button");
+  b.textContent = text;
+  b.className = cls;
+  if (name) b.dataset.action = name;
+  b.addEventListener("click", () => guarded(action));
+  return b;
+}
+
+function renderCalls() {
+  if (!client) return;
+  const main = $("calls");
+  const calls = client.state.activeCalls.value;
+  main.replaceChildren(
+    ...calls.map((call) => {
+      const state = call.state.value;
+      const card = document.createElement("article");
+      card.className = `call${state.isAudioSuspended ? " suspended" : ""}`;
+      card.dataset.cid = call.cid;
+      const title = document.createElement("h3");
+      title.append(call.cid);
+      const badge = document.createElement("span");
+      badge.className = "badge";
+      badge.textContent = state.status !== "joined" ? state.status : state.isAudioSuspended ? "background" : "in focus";
+      title.append(badge);
+      const people = document.createElement("ul");
+      people.className = "people";
+      const me = document.createElement("li");
+      me.innerHTML = `<span class="dot"></span>`;
+      me.append(`${client?.user.id} (you)`, ...tags(call.microphoneEnabled && !state.isAudioSuspended, call.cameraEnabled));
+      people.append(me);
+      /** @type {HTMLVideoElement[]} */
+      const videos = [];
+      for (const p of state.participants) {
+        const li = document.createElement("li");
+        li.dataset.session = p.sessionId;
+        li.innerHTML = `<span class="dot"></span>`;
+        li.append(p.userId, ...tags(!p.audioMuted, !p.videoMuted));
+        people.append(li);
+        if (p.videoTrack && !p.videoMuted) {
+          const v = document.createElement("video");
+          v.autoplay = v.muted = v.playsInline = true;
+          v.srcObject = new MediaStream([p.videoTrack]);
+          videos.push(v);
+        }
+      }
+      const actions = document.createElement("div");
+      actions.className = "actions";
+      if (state.ownCapabilities.includes("send-audio")) {
+        actions.append(
+          button(call.microphoneEnabled ? "Mute" : "Unmute", () => call.setMicrophoneEnabled(!call.microphoneEnabled), "secondary", "mic"),
+        );
+      }
+      if (state.ownCapabilities.includes("send-video")) {
+        actions.append(
+          button(call.cameraEnabled ? "Camera off" : "Camera on", () => call.setCameraEnabled(!call.cameraEnabled), "secondary", "camera"),
+        );
+      }
+      const focused = focusedCall();
+      if (state.isAudioSuspended) {
+        actions.append(
+          button("Focus", async () => {
+            if (focused && focused !== call) await client?.switchFocus(focused, call);
+            else await call.resumeAudio();
+          }, "", "focus"),
+        );
+      } else {
+        actions.append(button("Background", () => call.suspendAudio(), "secondary", "background"));
+      }
+      actions.append(button("Leave", () => call.leave(), "danger", "leave"));
+      card.append(title, people, ...videos, actions);
+      return card;
+    }),
+  );
+}
+
+function updateLevels() {
+  if (!client) return;
+  for (const call of client.state.activeCalls.value) {
+    const card = document.querySelector(`article[data-cid="${CSS.escape(call.cid)}"]`);
+    if (!card) continue;
+    for (const p of call.state.value.participants) {
+      const dot = card.querySelector(`li[data-session="${CSS.escape(p.sessionId)}"] .dot`);
+      dot?.classList.toggle("speaking", !call.state.value.isAudioSuspended && p.audioLevel() > SPEAKING_DBFS);
+    }
+  }
+}
+
+/**
+ * @param {string} type
+ * @param {string} id
+ * @param {boolean} camera
+ */
+async function joinCall(type, id, camera) {
+  if (!client) return;
+  const call = client.makeCall(type, id);
+  await call.getOrCreate();
+  await call.join({ camera });
+}
+
+window.switchboardPage = { client: null, sdk, joinCall };
+
+$("signin-form").addEventListener("submit", (e) => {
+  e.preventDefault();
+  void guarded(() => signIn(input("user-id").value, input("user-token").value, input("policy").value));
+});
+$("join-form").addEventListener("submit", (e) => {
+  e.preventDefault();
+  void guarded(() => joinCall(input("call-type").value, input("call-id").value, input("join-camera").checked));
+});
+$("ring-form").addEventListener("submit", (e) => {
+  e.preventDefault();
+  void guarded(async () => {
+    if (!client) return;
+    const callee = input("ring-user").value;
+    const call = client.makeCall("default", `${client.user.id}-${callee}-${Date.now()}`);
+    await call.getOrCreate({ members: [{ user_id: client.user.id }, { user_id: callee }], ring: true });
+    await call.join({ camera: false });
+  });
+});
+$("accept-button").addEventListener("click", () =>
+  guarded(async () => {
+    const call = client?.state.incomingCall.value;
+    if (!call) return;
+    await call.accept();
+    await call.join({ camera: false });
+  }),
+);
+$("reject-button").addEventListener("click", () => guarded(async () => client?.state.incomingCall.value?.reject()));
+
+await guarded(async () => {
+  await loadConfig();
+  const params = new URLSearchParams(location.search);
+  input("user-id").value = params.get("user") ?? "";
+  input("user-token").value = params.get("token") ?? "";
+  if (params.get("policy")) input("policy").value = /** @type {string} */ (params.get("policy"));
+  if (params.get("autologin") && input("user-id").value) {
+    await signIn(input("user-id").value, input("user-token").value, input("policy").value);
+  }
+});
