@@ -34,6 +34,8 @@ from switchboard.server.coordinator.call_types import CALL_TYPES
 from switchboard.server.coordinator.events import Connection, EventHub
 from switchboard.server.coordinator.limits import FrameBudget
 from switchboard.server.coordinator.ratelimit import RateLimiter
+from switchboard.server.coordinator.redis_events import RedisEventHub
+from switchboard.server.coordinator.redis_store import RedisStore
 from switchboard.server.coordinator.request_log import request_log_middleware
 from switchboard.server.coordinator.service import Coordinator, CoordinatorConfig
 from switchboard.server.coordinator.store import MemoryStore, Store
@@ -341,7 +343,7 @@ async def events_socket(request: web.Request) -> web.WebSocketResponse:
         user = await coordinator.user_response(user_id)
     conn = Connection(id=uuid.uuid4().hex, user_id=user_id, ws=ws)
     hub = coordinator.hub
-    inherited = hub.register(conn, auth.previous_connection_id)
+    inherited = await hub.attach(conn, auth.previous_connection_id)
     writer: asyncio.Task[None] | None = None
     pinger: asyncio.Task[None] | None = None
     expiry: asyncio.Task[None] | None = None
@@ -616,7 +618,7 @@ def create_app(
 ) -> web.Application:
     """The coordinator app; ``web_options`` sets CORS and development tokens for browsers."""
     store = store if store is not None else MemoryStore()
-    hub = EventHub(store)
+    hub = RedisEventHub(store) if isinstance(store, RedisStore) else EventHub(store)
     coordinator = Coordinator(config, store, hub)
     web_options = web_options if web_options is not None else WebOptions()
     app = web.Application(
@@ -636,6 +638,7 @@ def create_app(
     add_web_routes(app, web_options, config.api_key, config.api_secret)
 
     async def _startup(app: web.Application) -> None:
+        await hub.start()
         await coordinator.start()
 
     app.on_startup.append(_startup)

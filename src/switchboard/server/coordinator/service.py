@@ -173,10 +173,10 @@ class Coordinator:
         """Send a call event to its members' connections and to every connection watching it."""
         await self.hub.publish(event, users=await self.member_user_ids(call.cid), watchers_of=call.cid)
 
-    def watch(self, connection_id: str | None, user_id: str, cid: str) -> None:
+    async def watch(self, connection_id: str | None, user_id: str, cid: str) -> None:
         conn = self.hub.connection(connection_id, user_id)
         if conn is not None:
-            self.hub.watch(conn.id, cid)
+            await self.hub.watch_call(conn.id, cid)
 
     # ---------------------------------------------------------------- users
 
@@ -215,7 +215,7 @@ class Coordinator:
         else:
             await self.require(call, user_id, Capability.READ_CALL)
         if request.watch:
-            self.watch(request.connection_id, user_id, call.cid)
+            await self.watch(request.connection_id, user_id, call.cid)
         ring_id = None
         if request.ring:
             ring_id = await self.ringer.ring(call, user_id, video=request.video, member_ids=None)
@@ -239,7 +239,7 @@ class Coordinator:
         call = await self.get_call_record(call_type, call_id)
         await self.require(call, user_id, Capability.READ_CALL)
         if request.watch:
-            self.watch(request.connection_id, user_id, call.cid)
+            await self.watch(request.connection_id, user_id, call.cid)
         return await self.call_state(call, user_id)
 
     async def update_call(
@@ -356,7 +356,7 @@ class Coordinator:
             )
         call = await self.get_call_record(call_type, call_id)
         caps = await self.require_join(call, user_id)
-        self.watch(request.connection_id, user_id, call.cid)
+        await self.watch(request.connection_id, user_id, call.cid)
         session_id = new_session_id()
         credentials = self._sfu_credentials(call, user_id, session_id, caps)
         state = await self.call_state(call, user_id)
