@@ -1,4 +1,4 @@
-"""The ``switchboard`` command: ``serve``, ``token`` and ``demo``.
+"""The ``switchboard`` command: ``serve``, ``token``, ``demo`` and ``coordinator``.
 
 Every error is one readable line on stderr and a non-zero exit: 2 for a bad command line (argparse's
 convention), 1 for anything else, 130 for Ctrl-C.
@@ -281,6 +281,9 @@ def build_parser() -> argparse.ArgumentParser:
     )
     demo.add_argument("--json", dest="json_path", default=None, help="write the measurements here (JSON)")
     demo.add_argument("--plot", dest="plot_path", default=None, help="write a plot of the levels here (PNG)")
+    from switchboard.cli_coordinator import add_coordinator_parser
+
+    add_coordinator_parser(sub)
     return parser
 
 
@@ -289,6 +292,10 @@ def _run(args: argparse.Namespace) -> int:
         configure_logging(args.log_level)
         asyncio.run(_serve(args.host, args.port, args.sfu_port, args.cors_origins, args.dev_tokens))
         return 0
+    if args.command == "coordinator":
+        from switchboard.cli_coordinator import run_coordinator_command
+
+        return run_coordinator_command(args)
     if args.command == "token":
         keys = resolve_key_pair(create=False)
         print(create_user_token(keys.api_secret, args.user_id, args.ttl))

@@ -18,7 +18,7 @@ from tests.integration.test_ring_state import *  # noqa: F403  (the scenarios, r
 
 
 @pytest.fixture
-async def server(redis_url: str) -> AsyncIterator[EmbeddedServer]:
+async def server(redis_url: str) -> AsyncIterator[EmbeddedServer]:  # type: ignore[no-redef]
     store = RedisStore.from_url(redis_url, prefix=f"rs{uuid.uuid4().hex[:8]}:")
     async with EmbeddedServer(reconnect_grace=0.5, store=store) as srv:
         assert isinstance(srv.coordinator.hub, RedisEventHub)
