@@ -17,7 +17,8 @@ from switchboard.server.coordinator.redis_store import RedisStore
 from tests.integration.test_ring_state import *  # noqa: F403  (the scenarios, re-run on Redis)
 
 
-@pytest.fixture  # type: ignore[no-redef]  (replaces the scenarios' in-memory server)
+# replaces the in-memory server of the scenarios
+@pytest.fixture  # type: ignore[no-redef]
 async def server(redis_url: str) -> AsyncIterator[EmbeddedServer]:
     store = RedisStore.from_url(redis_url, prefix=f"rs{uuid.uuid4().hex[:8]}:")
     async with EmbeddedServer(reconnect_grace=0.5, store=store) as srv:
