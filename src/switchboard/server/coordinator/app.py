@@ -35,6 +35,7 @@ from switchboard.server.coordinator.events import Connection, EventHub
 from switchboard.server.coordinator.limits import FrameBudget
 from switchboard.server.coordinator.ratelimit import RateLimiter
 from switchboard.server.coordinator.redis_events import RedisEventHub
+from switchboard.server.coordinator.redis_sfu_sessions import RedisSfuSessions
 from switchboard.server.coordinator.redis_store import RedisStore
 from switchboard.server.coordinator.request_log import request_log_middleware
 from switchboard.server.coordinator.service import Coordinator, CoordinatorConfig
@@ -618,8 +619,12 @@ def create_app(
 ) -> web.Application:
     """The coordinator app; ``web_options`` sets CORS and development tokens for browsers."""
     store = store if store is not None else MemoryStore()
-    hub = RedisEventHub(store) if isinstance(store, RedisStore) else EventHub(store)
-    coordinator = Coordinator(config, store, hub)
+    if isinstance(store, RedisStore):  # state shared by several coordinators
+        hub: EventHub = RedisEventHub(store)
+        coordinator = Coordinator(config, store, hub, RedisSfuSessions(store))
+    else:
+        hub = EventHub(store)
+        coordinator = Coordinator(config, store, hub)
     web_options = web_options if web_options is not None else WebOptions()
     app = web.Application(
         middlewares=[cors_middleware(web_options), request_log_middleware, error_middleware],
