@@ -31,8 +31,9 @@ log = logging.getLogger("switchboard.coordinator.events")
 #: How long a live connection's owner record is kept without a refresh (s): a coordinator killed
 #: without closing its sockets leaves them for this long, enough for its clients to come back.
 LIVE_TTL = 24 * 3600
-#: Longest wait of one blocking stream read (ms); the reader loops.
-READ_BLOCK_MS = 5000
+#: Longest wait of one blocking stream read (ms); the reader loops. Well under redis-py's default
+#: socket timeout (5 s), which would otherwise end a quiet read with a TimeoutError.
+READ_BLOCK_MS = 1000
 
 
 class RedisEventHub(EventHub):
