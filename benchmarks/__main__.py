@@ -23,7 +23,7 @@ from typing import cast
 from rich.console import Console
 from rich.table import Table
 
-from benchmarks import browser, held, join, sfu, switch
+from benchmarks import browser, coordinators, held, join, sfu, switch
 from benchmarks.common import (
     RESULTS_PATH,
     BenchResult,
@@ -65,6 +65,10 @@ async def _held(log_dir: Path, plan: Plan) -> BenchResult:
     return await held.run(log_dir, runs=3, suspended=20, window_s=30.0, settle_s=3.0)
 
 
+async def _coordinators(log_dir: Path, plan: Plan) -> BenchResult:
+    return await coordinators.run(log_dir, rings=10 if plan.quick else 200)
+
+
 async def _sfu(log_dir: Path, plan: Plan) -> BenchResult:
     if plan.quick:
         return await sfu.run(log_dir, frames=100, bursts=4, ramp_budget_s=15.0, levels=(1, 2))
@@ -81,6 +85,7 @@ BENCHMARKS: dict[str, Runner] = {
     "switch": _switch,
     "held": _held,
     "browser": _browser,
+    "coordinators": _coordinators,
     "sfu": _sfu,
 }
 
@@ -105,6 +110,12 @@ HEADLINE: dict[str, list[tuple[str, str, Budget | None]]] = {
         ("python_to_browser_m2e_ms_p95", "ms", None),
         ("python_to_python_m2e_ms_p50", "ms", None),
         ("python_to_python_m2e_ms_p95", "ms", None),
+    ],
+    "coordinators": [
+        ("ring_latency_1_coordinator_ms_p50", "ms", None),
+        ("ring_latency_1_coordinator_ms_p95", "ms", None),
+        ("ring_latency_2_coordinators_ms_p50", "ms", None),
+        ("ring_latency_2_coordinators_ms_p95", "ms", None),
     ],
     "sfu": [
         ("sfu_audio_downtracks_per_core", "tracks/core", None),
@@ -232,7 +243,9 @@ def main(argv: list[str] | None = None) -> int:
         "--quick", action="store_true", help="a short run (smoke test; numbers not meaningful)"
     )
     parser.add_argument(
-        "--only", default=",".join(BENCHMARKS), help="comma-separated: join,switch,held,browser,sfu"
+        "--only",
+        default=",".join(BENCHMARKS),
+        help="comma-separated: join,switch,held,browser,coordinators,sfu",
     )
     parser.add_argument("--output", type=Path, default=RESULTS_PATH, help="where to write the JSON results")
     parser.add_argument("--strict", action="store_true", help="exit 1 when a budget is missed")

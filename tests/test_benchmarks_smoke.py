@@ -40,6 +40,7 @@ MODULES = [
     "benchmarks.sfu",
     "benchmarks.browser",
     "benchmarks.rings",
+    "benchmarks.coordinators",
     "benchmarks.flood",
 ]
 
