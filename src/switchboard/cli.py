@@ -293,9 +293,12 @@ def _run(args: argparse.Namespace) -> int:
         asyncio.run(_serve(args.host, args.port, args.sfu_port, args.cors_origins, args.dev_tokens))
         return 0
     if args.command == "coordinator":
-        from switchboard.cli_coordinator import run_coordinator_command
+        from switchboard.cli_coordinator import CoordinatorCommandError, run_coordinator_command
 
-        return run_coordinator_command(args)
+        try:
+            return run_coordinator_command(args)
+        except CoordinatorCommandError as exc:
+            raise CliError(str(exc)) from None
     if args.command == "token":
         keys = resolve_key_pair(create=False)
         print(create_user_token(keys.api_secret, args.user_id, args.ttl))

@@ -25,6 +25,14 @@ from switchboard.cli import (
 )
 
 
+class CoordinatorCommandError(Exception):
+    """A failure of ``switchboard coordinator`` for :mod:`switchboard.cli` to print as one line.
+
+    (Not :class:`switchboard.cli.CliError` itself: under ``python -m switchboard.cli`` that module
+    runs as ``__main__``, whose CliError is another class than the one imported here.)
+    """
+
+
 def _redis_url(text: str) -> str:
     if not text.startswith(("redis://", "rediss://", "unix://")):
         raise argparse.ArgumentTypeError(f"{text!r} is not a redis://, rediss:// or unix:// URL")
@@ -68,8 +76,12 @@ def add_coordinator_parser(sub: Any) -> None:
 
 
 def run_coordinator_command(args: argparse.Namespace) -> int:
+    """Run until SIGINT/SIGTERM; 0 after a clean stop. CoordinatorCommandError for a bad start."""
     configure_logging(args.log_level)
-    asyncio.run(_coordinator(args))
+    try:
+        asyncio.run(_coordinator(args))
+    except CliError as exc:
+        raise CoordinatorCommandError(str(exc)) from None
     return 0
 
 
