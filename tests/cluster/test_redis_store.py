@@ -143,3 +143,16 @@ async def test_lock_is_shared_between_clients(redis_url: str) -> None:
     assert order in (["a in", "a out", "b in", "b out"], ["b in", "b out", "a in", "a out"])
     await a.close()
     await b.close()
+
+
+async def test_a_redis_that_lost_its_data_starts_a_new_epoch(redis_url: str) -> None:
+    store = RedisStore.from_url(redis_url, prefix=f"flush{time.monotonic_ns()}:")
+    for _ in range(3):
+        await store.append_event({"type": "t"}, set(), set())
+    before = await store.event_epoch()
+    for key in await store.redis.keys(store.prefix + "*"):  # what a FLUSHALL or a lost Redis does
+        await store.redis.delete(key)
+    stored = await store.append_event({"type": "t"}, set(), set())
+    assert stored.id == 1
+    assert await store.event_epoch() != before, "ids start over only under a new epoch"
+    await store.close()

@@ -39,8 +39,13 @@ from switchboard.server.coordinator.store import (
     UserRecord,
 )
 
-#: KEYS: events stream, last-id counter. ARGV: payload JSON, users JSON, connections JSON, max length.
+#: KEYS: events stream, last-id counter, epoch. ARGV: payload JSON, users JSON, connections JSON, max
+#: length, a new epoch (used only when the epoch key is gone: Redis lost its data, ids start over).
 _APPEND = """
+if redis.call('EXISTS', KEYS[3]) == 0 then
+  redis.call('SET', KEYS[3], ARGV[5])
+  redis.call('DEL', KEYS[1], KEYS[2])
+end
 local id = redis.call('INCR', KEYS[2])
 redis.call('XADD', KEYS[1], 'MAXLEN', ARGV[4], id .. '-0', 'p', ARGV[1], 'u', ARGV[2], 'c', ARGV[3])
 return id
@@ -165,7 +170,6 @@ class RedisStore:
         self._append = redis.register_script(_APPEND)
         self._claim = redis.register_script(_CLAIM)
         self._epoch_setnx = redis.register_script(_EPOCH_SETNX)
-        self._epoch: str | None = None
 
     @classmethod
     def from_url(cls, url: str, *, prefix: str = "sb:", event_buffer: int = 10_000) -> RedisStore:
@@ -292,29 +296,28 @@ class RedisStore:
 
     def lock(self, name: str, *, timeout: float = 10.0) -> AbstractAsyncContextManager[Any]:
         """A lock shared by every coordinator on this Redis (expires after ``timeout`` s if its holder
-        dies); waits up to ``timeout`` s for it, else ``redis.exceptions.LockError``."""
-        return self.redis.lock(self.key("lock", name), timeout=timeout, blocking_timeout=timeout)
+        dies); waits up to 1.5 times ``timeout`` s for it, else ``redis.exceptions.LockError``."""
+        return self.redis.lock(self.key("lock", name), timeout=timeout, blocking_timeout=timeout * 1.5)
 
     # ---------------------------------------------------------------- events
 
     async def event_epoch(self) -> str:
-        if self._epoch is None:
-            raw = await self._epoch_setnx(keys=[self.key("epoch")], args=[uuid.uuid4().hex])
-            self._epoch = _text(cast(str | bytes, raw))
-        return self._epoch
+        """Read from Redis every time (not cached): if Redis lost its data, a new epoch has begun."""
+        raw = await self._epoch_setnx(keys=[self.key("epoch")], args=[uuid.uuid4().hex])
+        return _text(cast(str | bytes, raw))
 
     async def append_event(
         self, payload: dict[str, Any], users: set[str], connections: set[str]
     ) -> StoredEvent:
-        await self.event_epoch()
         event_id = int(
             await self._append(
-                keys=[self.key("events"), self.key("events", "last")],
+                keys=[self.key("events"), self.key("events", "last"), self.key("epoch")],
                 args=[
                     json.dumps(payload),
                     json.dumps(sorted(users)),
                     json.dumps(sorted(connections)),
                     self._event_buffer,
+                    uuid.uuid4().hex,
                 ],
             )
         )
