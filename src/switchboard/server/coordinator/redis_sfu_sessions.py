@@ -28,6 +28,18 @@ JOINED_TTL = 24 * 3600
 AFTER_EXPIRY = 60
 
 
+#: KEYS: the session. ARGV: now (s), AFTER_EXPIRY. One round trip, so a session is marked left before
+#: a token replayed right after the leave can be checked.
+_LEFT = """
+local expires = redis.call('HGET', KEYS[1], 'expires')
+if not expires then return 0 end
+redis.call('HSET', KEYS[1], 'left', '1')
+local until_ = math.max(tonumber(expires), tonumber(ARGV[1]))
+redis.call('EXPIREAT', KEYS[1], math.floor(until_) + tonumber(ARGV[2]))
+return 1
+"""
+
+
 def _text(value: Any) -> str:
     return value.decode() if isinstance(value, bytes) else str(value)
 
@@ -39,6 +51,7 @@ class RedisSfuSessions(SfuSessions):
         super().__init__()
         self._store = store
         self._redis = store.redis
+        self._left = store.redis.register_script(_LEFT)
 
     def _key(self, session_id: str) -> str:
         return self._store.key("sfu", session_id)
@@ -99,14 +112,7 @@ class RedisSfuSessions(SfuSessions):
                 await pipe.execute()
 
     async def left(self, session_id: str) -> None:
-        record = await self.get(session_id)
-        if record is None:
-            return
-        key = self._key(session_id)
-        async with self._redis.pipeline(transaction=True) as pipe:
-            pipe.hset(key, "left", "1")
-            pipe.expireat(key, int(max(record.expires, time.time())) + AFTER_EXPIRY)
-            await pipe.execute()
+        await self._left(keys=[self._key(session_id)], args=[time.time(), AFTER_EXPIRY])
 
     async def media_changed(self, cid: str, user_id: str, session_id: str, joined: bool) -> int:
         key = self._store.key("media", cid, user_id)
