@@ -23,7 +23,7 @@ from typing import cast
 from rich.console import Console
 from rich.table import Table
 
-from benchmarks import browser, held, join, loss, sfu, switch
+from benchmarks import browser, coordinators, held, join, loss, sfu, switch
 from benchmarks.common import (
     RESULTS_PATH,
     BenchResult,
@@ -71,6 +71,10 @@ async def _loss(log_dir: Path, plan: Plan) -> BenchResult:
     return await loss.run(log_dir, seconds=15.0)
 
 
+async def _coordinators(log_dir: Path, plan: Plan) -> BenchResult:
+    return await coordinators.run(log_dir, rings=10 if plan.quick else 200)
+
+
 async def _sfu(log_dir: Path, plan: Plan) -> BenchResult:
     if plan.quick:
         return await sfu.run(log_dir, frames=100, bursts=4, ramp_budget_s=15.0, levels=(1, 2))
@@ -88,6 +92,7 @@ BENCHMARKS: dict[str, Runner] = {
     "held": _held,
     "loss": _loss,
     "browser": _browser,
+    "coordinators": _coordinators,
     "sfu": _sfu,
 }
 
@@ -113,6 +118,12 @@ HEADLINE: dict[str, list[tuple[str, str, Budget | None]]] = {
         ("python_to_browser_m2e_ms_p95", "ms", None),
         ("python_to_python_m2e_ms_p50", "ms", None),
         ("python_to_python_m2e_ms_p95", "ms", None),
+    ],
+    "coordinators": [
+        ("ring_latency_1_coordinator_ms_p50", "ms", None),
+        ("ring_latency_1_coordinator_ms_p95", "ms", None),
+        ("ring_latency_2_coordinators_ms_p50", "ms", None),
+        ("ring_latency_2_coordinators_ms_p95", "ms", None),
     ],
     "sfu": [
         ("sfu_audio_downtracks_per_core", "tracks/core", None),
@@ -240,7 +251,9 @@ def main(argv: list[str] | None = None) -> int:
         "--quick", action="store_true", help="a short run (smoke test; numbers not meaningful)"
     )
     parser.add_argument(
-        "--only", default=",".join(BENCHMARKS), help="comma-separated: join,switch,held,loss,browser,sfu"
+        "--only",
+        default=",".join(BENCHMARKS),
+        help="comma-separated: join,switch,held,loss,browser,coordinators,sfu",
     )
     parser.add_argument("--output", type=Path, default=RESULTS_PATH, help="where to write the JSON results")
     parser.add_argument("--strict", action="store_true", help="exit 1 when a budget is missed")

@@ -4,11 +4,17 @@
 #   pulseaudio, pulseaudio-utils    the sound server the device tests start (pactl, parec)
 #   libportaudio2                   PortAudio, behind sounddevice (DeviceMicrophone / DeviceSpeaker)
 #   libasound2-plugins              ALSA's pulse plugin: PortAudio reaches PulseAudio through it
-#   iproute2, nftables              the lossy network path of the loss test and benchmark
+#   iproute2, nftables              private network namespaces and the lossy path (loss, stats tests)
+#   redis-server                    coordinators on Redis (state, events fan-out, ring-deadline leases)
+#   chromium, fonts-liberation      the browser tests and the call page's screenshots
+#   nodejs, npm                     the browser client's type check (make lint-js), only when npm is absent
 # Run as root (CI does); otherwise it says what is missing and leaves installing to you.
 set -eu
 
-PACKAGES="pulseaudio pulseaudio-utils libportaudio2 libasound2-plugins iproute2 nftables"
+PACKAGES="pulseaudio pulseaudio-utils libportaudio2 libasound2-plugins iproute2 nftables redis-server"
+PACKAGES="$PACKAGES chromium fonts-liberation"
+# a Node.js from elsewhere (with its own npm) is fine: Debian's is only installed when there is none
+command -v npm >/dev/null 2>&1 || PACKAGES="$PACKAGES nodejs npm"
 
 command -v dpkg-query >/dev/null 2>&1 || {
     echo "install-system-deps: not a Debian-based system; install the equivalents of: $PACKAGES" >&2

@@ -45,6 +45,7 @@ MODULES = [
     "benchmarks.loss_peer",
     "benchmarks.browser",
     "benchmarks.rings",
+    "benchmarks.coordinators",
     "benchmarks.flood",
 ]
 

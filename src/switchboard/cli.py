@@ -1,4 +1,4 @@
-"""The ``switchboard`` command: ``serve``, ``token``, ``demo`` and ``devices``.
+"""The ``switchboard`` command: ``serve``, ``token``, ``demo``, ``devices`` and ``coordinator``.
 
 Every error is one readable line on stderr and a non-zero exit: 2 for a bad command line (argparse's
 convention), 1 for anything else, 130 for Ctrl-C.
@@ -341,6 +341,9 @@ def build_parser() -> argparse.ArgumentParser:
             "accept."
         ),
     )
+    from switchboard.cli_coordinator import add_coordinator_parser
+
+    add_coordinator_parser(sub)
     return parser
 
 
@@ -381,6 +384,13 @@ def _run(args: argparse.Namespace) -> int:
             )
         )
         return 0
+    if args.command == "coordinator":
+        from switchboard.cli_coordinator import CoordinatorCommandError, run_coordinator_command
+
+        try:
+            return run_coordinator_command(args)
+        except CoordinatorCommandError as exc:
+            raise CliError(str(exc)) from None
     if args.command == "token":
         keys = resolve_key_pair(create=False)
         print(create_user_token(keys.api_secret, args.user_id, args.ttl))

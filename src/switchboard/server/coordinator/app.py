@@ -33,7 +33,11 @@ from switchboard.protocol.tokens import UserClaims, verify_user_token
 from switchboard.server.coordinator.call_types import CALL_TYPES
 from switchboard.server.coordinator.events import Connection, EventHub
 from switchboard.server.coordinator.limits import FrameBudget
-from switchboard.server.coordinator.ratelimit import RateLimiter
+from switchboard.server.coordinator.ratelimit import Limiter, RateLimiter
+from switchboard.server.coordinator.redis_events import RedisEventHub
+from switchboard.server.coordinator.redis_ratelimit import RedisRateLimiter
+from switchboard.server.coordinator.redis_sfu_sessions import RedisSfuSessions
+from switchboard.server.coordinator.redis_store import RedisStore
 from switchboard.server.coordinator.request_log import request_log_middleware
 from switchboard.server.coordinator.service import Coordinator, CoordinatorConfig
 from switchboard.server.coordinator.store import MemoryStore, Store
@@ -250,11 +254,11 @@ async def _read_body(request: web.Request, model: type[m.Request]) -> m.Request:
     return model.model_validate(data)
 
 
-def _make_handler(route: Route, limiter: RateLimiter) -> Callable[[web.Request], Awaitable[web.Response]]:
+def _make_handler(route: Route, limiter: Limiter) -> Callable[[web.Request], Awaitable[web.Response]]:
     async def handle(request: web.Request) -> web.Response:
         coordinator = request.app[COORDINATOR_KEY]
         user_id = _authenticate(coordinator, *_request_auth(request))
-        retry_after = limiter.check(user_id)
+        retry_after = await limiter.acquire(user_id)
         if retry_after:
             raise RateLimitedError(f"too many requests; retry in {retry_after:.2f}s", retry_after=retry_after)
         body = await _read_body(request, route.request) if route.request is not None else None
@@ -330,7 +334,7 @@ async def events_socket(request: web.Request) -> web.WebSocketResponse:
         close_code = EventsCloseCode.UNAUTHENTICATED if exc.status == 401 else EventsCloseCode.BAD_REQUEST
         await _close_with_error(request, ws, close_code, exc.code, exc.message)
         return ws
-    refused = _over_socket_limits(request.app, user_id, auth.previous_connection_id)
+    refused = await _over_socket_limits(request.app, user_id, auth.previous_connection_id)
     if refused is not None:
         await _close_with_error(request, ws, refused[0], refused[1], refused[2])
         return ws
@@ -341,7 +345,7 @@ async def events_socket(request: web.Request) -> web.WebSocketResponse:
         user = await coordinator.user_response(user_id)
     conn = Connection(id=uuid.uuid4().hex, user_id=user_id, ws=ws)
     hub = coordinator.hub
-    inherited = hub.register(conn, auth.previous_connection_id)
+    inherited = await hub.attach(conn, auth.previous_connection_id)
     writer: asyncio.Task[None] | None = None
     pinger: asyncio.Task[None] | None = None
     expiry: asyncio.Task[None] | None = None
@@ -430,10 +434,10 @@ def _parse_auth(first: Any) -> m.AuthRequest:
         raise InvalidRequestError(f"malformed auth message: {exc.error_count()} error(s)") from exc
 
 
-SOCKET_OPENS_KEY = web.AppKey("socket_opens", RateLimiter)
+SOCKET_OPENS_KEY = web.AppKey("socket_opens", Limiter)
 
 
-def _over_socket_limits(
+async def _over_socket_limits(
     app: web.Application, user_id: str, previous_connection_id: str | None
 ) -> tuple[EventsCloseCode, str, str] | None:
     """Why a new events socket of ``user_id`` is refused (close code, error code, message), or None.
@@ -442,7 +446,7 @@ def _over_socket_limits(
     """
     coordinator = app[COORDINATOR_KEY]
     limits = coordinator.config.limits
-    retry_after = app[SOCKET_OPENS_KEY].check(user_id)
+    retry_after = await app[SOCKET_OPENS_KEY].acquire(user_id)
     if retry_after:
         message = f"too many events sockets opened; retry in {retry_after:.2f}s"
         return EventsCloseCode.RATE_LIMITED, "rate_limited", message
@@ -616,18 +620,29 @@ def create_app(
 ) -> web.Application:
     """The coordinator app; ``web_options`` sets CORS and development tokens for browsers."""
     store = store if store is not None else MemoryStore()
-    hub = EventHub(store)
-    coordinator = Coordinator(config, store, hub)
+    if isinstance(store, RedisStore):  # state shared by several coordinators
+        hub: EventHub = RedisEventHub(store)
+        coordinator = Coordinator(config, store, hub, RedisSfuSessions(store))
+    else:
+        hub = EventHub(store)
+        coordinator = Coordinator(config, store, hub)
     web_options = web_options if web_options is not None else WebOptions()
     app = web.Application(
         middlewares=[cors_middleware(web_options), request_log_middleware, error_middleware],
         client_max_size=config.max_body_bytes,
     )
     app[COORDINATOR_KEY] = coordinator
-    limiter = RateLimiter(config.rate_limit_per_second, config.rate_limit_burst)
-    app[SOCKET_OPENS_KEY] = RateLimiter(
-        config.limits.socket_opens_per_second, config.limits.socket_open_burst
-    )
+    limiter: Limiter
+    if isinstance(store, RedisStore):  # one budget per user across every coordinator
+        limiter = RedisRateLimiter(store, "api", config.rate_limit_per_second, config.rate_limit_burst)
+        app[SOCKET_OPENS_KEY] = RedisRateLimiter(
+            store, "socket_opens", config.limits.socket_opens_per_second, config.limits.socket_open_burst
+        )
+    else:
+        limiter = RateLimiter(config.rate_limit_per_second, config.rate_limit_burst)
+        app[SOCKET_OPENS_KEY] = RateLimiter(
+            config.limits.socket_opens_per_second, config.limits.socket_open_burst
+        )
     for route in ROUTES:
         app.router.add_route(route.method, route.path, _make_handler(route, limiter))
     app.router.add_get(API_PREFIX + "/events", events_socket)
@@ -636,6 +651,7 @@ def create_app(
     add_web_routes(app, web_options, config.api_key, config.api_secret)
 
     async def _startup(app: web.Application) -> None:
+        await hub.start()
         await coordinator.start()
 
     app.on_startup.append(_startup)

@@ -71,6 +71,18 @@ class EventHub:
 
     # ---------------------------------------------------------------- connections
 
+    async def start(self) -> None:
+        """Start delivering events (a hub shared through Redis starts reading its stream here)."""
+        return
+
+    async def attach(self, conn: Connection, previous_connection_id: str | None) -> bool:
+        """:meth:`register`, for hubs that confirm the previous connection elsewhere (Redis)."""
+        return self.register(conn, previous_connection_id)
+
+    async def watch_call(self, conn_id: str, cid: str) -> None:
+        """:meth:`watch`, for hubs that share watches with other coordinators (Redis)."""
+        self.watch(conn_id, cid)
+
     def register(self, conn: Connection, previous_connection_id: str | None) -> bool:
         """Add a live connection; it inherits the watches of ``previous_connection_id`` when that was the
         same user's. Returns whether it did (only then may the old connection's events be replayed)."""

@@ -4,6 +4,15 @@ from __future__ import annotations
 
 import time
 from dataclasses import dataclass
+from typing import Protocol
+
+
+class Limiter(Protocol):
+    """A per-key rate limit as the coordinator's handlers use it (in process, or shared in Redis)."""
+
+    async def acquire(self, key: str) -> float:
+        """0.0 when the request may proceed (it is counted), else the seconds to wait before retrying."""
+        ...
 
 
 @dataclass
@@ -37,6 +46,10 @@ class RateLimiter:
             bucket.tokens -= 1.0
             return 0.0
         return (1.0 - bucket.tokens) / self.rate
+
+    async def acquire(self, key: str) -> float:
+        """:meth:`check`, as the :class:`Limiter` the handlers await."""
+        return self.check(key)
 
     def _evict(self, now: float) -> None:
         full_after = self.burst / self.rate

@@ -14,7 +14,9 @@ ring ends exactly once, with a ``call.ring_ended`` event to that user's connecti
   ``cancelled``;
 - the deadline passes: pending callees' rings end ``missed``; the caller's ends ``rejected`` with
   reason ``timeout``. Deadlines are wall-clock times kept with the ring in the store, so a restarted
-  server re-arms them (:meth:`Ringer.restore`);
+  server re-arms them (:meth:`Ringer.restore`), and every coordinator sharing the store sweeps for
+  overdue rings (:meth:`Store.claim_due_rings` leases each to one sweeper), so a deadline fires
+  when the coordinator that started the ring died;
 - the call ends, or a callee is removed from the members: their rings end ``cancelled``.
 
 Rings still in progress are listed per user by :meth:`Ringer.pending_for` (``GET /api/v1/rings``).
@@ -24,8 +26,10 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import logging
 import time
-from typing import TYPE_CHECKING
+from contextlib import AbstractAsyncContextManager
+from typing import TYPE_CHECKING, Any
 
 from switchboard.errors import CallStateError, InvalidRequestError, PermissionDeniedError
 from switchboard.protocol import coordinator as m
@@ -35,15 +39,25 @@ from switchboard.server.coordinator.store import CallRecord, RingRecord
 if TYPE_CHECKING:
     from switchboard.server.coordinator.service import Coordinator
 
+log = logging.getLogger("switchboard.coordinator.ringing")
+
+#: How often each coordinator looks for overdue rings nobody ended (s).
+SWEEP_INTERVAL = 0.25
+#: How long past its deadline a ring is left to the coordinator that armed a timer for it (s).
+SWEEP_GRACE = 0.5
+#: How long a claimed overdue ring is leased to the claiming coordinator (s).
+SWEEP_LEASE = 10.0
+
 
 class Ringer:
     def __init__(self, coordinator: Coordinator) -> None:
         self._c = coordinator
         self._timers: dict[str, asyncio.Task[None]] = {}
-        self._locks: dict[str, asyncio.Lock] = {}
+        self._sweeper: asyncio.Task[None] | None = None
 
-    def _lock(self, cid: str) -> asyncio.Lock:
-        return self._locks.setdefault(cid, asyncio.Lock())
+    def _lock(self, cid: str) -> AbstractAsyncContextManager[Any]:
+        """Serialises the ring changes of one call, across every coordinator sharing the store."""
+        return self._c.store.lock(f"ring:{cid}")
 
     async def ring(self, call: CallRecord, caller: str, *, video: bool, member_ids: list[str] | None) -> str:
         """Start a ring of ``call`` by ``caller``; returns its ring id.
@@ -105,6 +119,21 @@ class Ringer:
         for ring in await self._c.store.list_rings():
             if ring.ring_id not in self._timers:
                 self._arm(ring)
+        if self._sweeper is None:
+            self._sweeper = asyncio.get_running_loop().create_task(self._sweep())
+
+    async def _sweep(self) -> None:
+        """End rings overdue by more than SWEEP_GRACE s that no timer ended (their coordinator died)."""
+        while True:
+            await asyncio.sleep(SWEEP_INTERVAL)
+            try:
+                due = await self._c.store.claim_due_rings(time.time() - SWEEP_GRACE, SWEEP_LEASE)
+                for cid, ring_id in due:
+                    await self._deadline(cid, ring_id, 0.0)
+            except asyncio.CancelledError:
+                raise
+            except Exception:
+                log.exception("sweeping overdue rings failed; retrying")
 
     async def pending_for(self, user_id: str) -> list[tuple[RingRecord, bool]]:
         """The rings still ringing for ``user_id`` or started by them and still active, oldest first.
@@ -315,6 +344,11 @@ class Ringer:
                 await self._finish_if_done(ring)
 
     async def close(self) -> None:
+        if self._sweeper is not None:
+            self._sweeper.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._sweeper
+            self._sweeper = None
         for timer in self._timers.values():
             timer.cancel()
         for timer in list(self._timers.values()):

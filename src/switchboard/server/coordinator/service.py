@@ -59,7 +59,9 @@ CallEndedHook = Callable[[str], Awaitable[None]]
 
 
 class Coordinator:
-    def __init__(self, config: CoordinatorConfig, store: Store, hub: EventHub) -> None:
+    def __init__(
+        self, config: CoordinatorConfig, store: Store, hub: EventHub, sfu_sessions: SfuSessions | None = None
+    ) -> None:
         from switchboard.server.coordinator.ringing import Ringer
 
         self.config = config
@@ -67,9 +69,8 @@ class Coordinator:
         self.hub = hub
         self.ringer = Ringer(self)
         self.call_ended_hooks: list[CallEndedHook] = []
-        self.sfu_sessions = SfuSessions()
-        #: media sessions per call and user, as the SFU reports them (to tell when a caller left)
-        self._sessions: dict[str, dict[str, set[str]]] = {}
+        #: minted SFU sessions and the media sessions per call and user (in Redis when shared)
+        self.sfu_sessions = sfu_sessions if sfu_sessions is not None else SfuSessions()
 
     async def start(self) -> None:
         """Pick up where the store left off: re-arm the deadlines of rings still in progress."""
@@ -176,10 +177,10 @@ class Coordinator:
         """Send a call event to its members' connections and to every connection watching it."""
         await self.hub.publish(event, users=await self.member_user_ids(call.cid), watchers_of=call.cid)
 
-    def watch(self, connection_id: str | None, user_id: str, cid: str) -> None:
+    async def watch(self, connection_id: str | None, user_id: str, cid: str) -> None:
         conn = self.hub.connection(connection_id, user_id)
         if conn is not None:
-            self.hub.watch(conn.id, cid)
+            await self.hub.watch_call(conn.id, cid)
 
     # ---------------------------------------------------------------- users
 
@@ -218,7 +219,7 @@ class Coordinator:
         else:
             await self.require(call, user_id, Capability.READ_CALL)
         if request.watch:
-            self.watch(request.connection_id, user_id, call.cid)
+            await self.watch(request.connection_id, user_id, call.cid)
         ring_id = None
         if request.ring:
             ring_id = await self.ringer.ring(call, user_id, video=request.video, member_ids=None)
@@ -242,7 +243,7 @@ class Coordinator:
         call = await self.get_call_record(call_type, call_id)
         await self.require(call, user_id, Capability.READ_CALL)
         if request.watch:
-            self.watch(request.connection_id, user_id, call.cid)
+            await self.watch(request.connection_id, user_id, call.cid)
         return await self.call_state(call, user_id)
 
     async def update_call(
@@ -359,9 +360,9 @@ class Coordinator:
             )
         call = await self.get_call_record(call_type, call_id)
         caps = await self.require_join(call, user_id)
-        self.watch(request.connection_id, user_id, call.cid)
+        await self.watch(request.connection_id, user_id, call.cid)
         session_id = new_session_id()
-        credentials = self._sfu_credentials(call, user_id, session_id, caps)
+        credentials = await self._sfu_credentials(call, user_id, session_id, caps)
         state = await self.call_state(call, user_id)
         return m.JoinCallResponse(**state.model_dump(), session_id=session_id, credentials=credentials)
 
@@ -381,7 +382,7 @@ class Coordinator:
     def sfu_grants(caps: list[Capability]) -> SfuGrants:
         return SfuGrants(send_audio=Capability.SEND_AUDIO in caps, send_video=Capability.SEND_VIDEO in caps)
 
-    def _sfu_credentials(
+    async def _sfu_credentials(
         self, call: CallRecord, user_id: str, session_id: str, caps: list[Capability]
     ) -> m.Credentials:
         """Mint an SFU token for ``session_id`` with the grants ``caps`` give, and remember it."""
@@ -395,7 +396,7 @@ class Coordinator:
             grants=grants,
             ttl=ttl,
         )
-        self.sfu_sessions.minted(call.cid, user_id, session_id, grants, time.time() + ttl)
+        await self.sfu_sessions.minted(call.cid, user_id, session_id, grants, time.time() + ttl)
         return m.Credentials(
             server=m.SfuServer(url=self.config.sfu_url),
             token=token,
@@ -411,13 +412,13 @@ class Coordinator:
         (join again) or the call ended, 403 when the user may no longer join (e.g. backstage).
         """
         call = await self.get_call_record(call_type, call_id)
-        record = self.sfu_sessions.get(request.session_id)
+        record = await self.sfu_sessions.get(request.session_id)
         if record is None or record.user_id != user_id or record.cid != call.cid:
             raise NotFoundError(f"no SFU session {request.session_id!r} of {user_id!r} in {call.cid}")
         if record.left:
             raise CallStateError("this session has left the call: join again", code="session_ended")
         caps = await self.require_join(call, user_id)
-        credentials = self._sfu_credentials(call, user_id, record.session_id, caps)
+        credentials = await self._sfu_credentials(call, user_id, record.session_id, caps)
         return m.SfuTokenResponse(session_id=record.session_id, credentials=credentials)
 
     async def admit_sfu_session(self, claims: SfuClaims) -> None:
@@ -431,7 +432,7 @@ class Coordinator:
         call = await self.store.get_call(claims.call_cid)
         if call is None or call.ended_at is not None:
             raise CallStateError(f"call {claims.call_cid} does not exist or has ended", code="call_ended")
-        self.sfu_sessions.check(claims)
+        await self.sfu_sessions.check(claims)
         caps = await self.require_join(call, claims.user_id)
         if self.sfu_grants(caps) != claims.grants:
             raise AuthenticationError(
@@ -494,22 +495,14 @@ class Coordinator:
         When a user's last session leaves, a ring they started that nobody accepted is cancelled.
         """
         if joined:
-            self.sfu_sessions.joined(session_id)
+            await self.sfu_sessions.joined(session_id)
         else:
-            self.sfu_sessions.left(session_id)
-        sessions = self._sessions.setdefault(cid, {}).setdefault(user_id, set())
-        if joined:
-            sessions.add(session_id)
-        else:
-            sessions.discard(session_id)
-            if not sessions:
-                del self._sessions[cid][user_id]
-            if not self._sessions[cid]:
-                del self._sessions[cid]
+            await self.sfu_sessions.left(session_id)
+        remaining = await self.sfu_sessions.media_changed(cid, user_id, session_id, joined)
         call = await self.store.get_call(cid)
         if call is None:
             return
-        if not joined and not sessions:
+        if not joined and not remaining:
             await self.ringer.caller_left(call, user_id)
         response = await self.call_response(call)
         now = utcnow()

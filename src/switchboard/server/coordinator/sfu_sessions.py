@@ -35,11 +35,15 @@ class SfuSessions:
     def __init__(self) -> None:
         self._sessions: dict[str, SfuSession] = {}
         self._next_prune = 0.0
+        #: media sessions per call and user, as the SFU reports them (to tell when a caller left)
+        self._media: dict[str, dict[str, set[str]]] = {}
 
     def __len__(self) -> int:
         return len(self._sessions)
 
-    def minted(self, cid: str, user_id: str, session_id: str, grants: SfuGrants, expires: float) -> None:
+    async def minted(
+        self, cid: str, user_id: str, session_id: str, grants: SfuGrants, expires: float
+    ) -> None:
         """A token for ``session_id`` was minted (first join, or a fresh token for the same session)."""
         self._prune()
         record = self._sessions.get(session_id)
@@ -49,10 +53,10 @@ class SfuSessions:
             record.grants = grants
             record.expires = max(record.expires, expires)
 
-    def get(self, session_id: str) -> SfuSession | None:
+    async def get(self, session_id: str) -> SfuSession | None:
         return self._sessions.get(session_id)
 
-    def check(self, claims: SfuClaims) -> SfuSession:
+    async def check(self, claims: SfuClaims) -> SfuSession:
         """The session a verified token names, or AuthenticationError: unknown, left, or stale grants.
 
         Codes: ``token_invalid`` (no such session, or not this user's / call's), ``session_ended``
@@ -70,16 +74,31 @@ class SfuSessions:
             )
         return record
 
-    def joined(self, session_id: str) -> None:
+    async def joined(self, session_id: str) -> None:
         record = self._sessions.get(session_id)
         if record is not None:
             record.joined = True
 
-    def left(self, session_id: str) -> None:
+    async def left(self, session_id: str) -> None:
         record = self._sessions.get(session_id)
         if record is not None:
             record.left = True
         self._prune()
+
+    async def media_changed(self, cid: str, user_id: str, session_id: str, joined: bool) -> int:
+        """Count ``session_id`` in (``joined``) or out of the user's media sessions in ``cid``; returns how
+        many that user still has there (0: the user left the call's media)."""
+        sessions = self._media.setdefault(cid, {}).setdefault(user_id, set())
+        if joined:
+            sessions.add(session_id)
+        else:
+            sessions.discard(session_id)
+        remaining = len(sessions)
+        if not sessions:
+            del self._media[cid][user_id]
+        if not self._media[cid]:
+            del self._media[cid]
+        return remaining
 
     def _prune(self) -> None:
         now = time.time()

@@ -12,6 +12,7 @@ import copy
 import time
 import uuid
 from collections import deque
+from contextlib import AbstractAsyncContextManager
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any, Protocol
@@ -105,6 +106,19 @@ class Store(Protocol):
         """Every ring still in progress (to re-arm deadlines on start and list a user's rings)."""
         ...
 
+    async def claim_due_rings(self, before: float, lease: float, limit: int = 100) -> list[tuple[str, str]]:
+        """Claim up to ``limit`` rings whose deadline (Unix s) is at or before ``before``.
+
+        Returns ``(cid, ring_id)`` pairs; each is leased to the caller for ``lease`` s (not returned
+        to another caller in that time), after which a ring still in the store is due again. This
+        is how a ring's deadline fires when the coordinator that started it is gone.
+        """
+        ...
+
+    def lock(self, name: str, *, timeout: float = 10.0) -> AbstractAsyncContextManager[Any]:
+        """A lock on ``name`` held by one holder at a time among everyone using this store."""
+        ...
+
     async def event_epoch(self) -> str:
         """The epoch of this store's event ids: ids increase within it and are never reused.
 
@@ -138,6 +152,8 @@ class MemoryStore:
         self._next_event_id = 1
         self._epoch = uuid.uuid4().hex
         self._lock = asyncio.Lock()
+        self._leases: dict[str, float] = {}
+        self._named_locks: dict[str, asyncio.Lock] = {}
 
     async def upsert_user(self, user: UserRecord) -> UserRecord:
         existing = self._users.get(user.id)
@@ -191,9 +207,24 @@ class MemoryStore:
 
     async def delete_ring(self, ring_id: str) -> None:
         self._rings.pop(ring_id, None)
+        self._leases.pop(ring_id, None)
 
     async def list_rings(self) -> list[RingRecord]:
         return [copy.deepcopy(ring) for ring in self._rings.values()]
+
+    async def claim_due_rings(self, before: float, lease: float, limit: int = 100) -> list[tuple[str, str]]:
+        now = time.time()
+        claimed: list[tuple[str, str]] = []
+        for ring in self._rings.values():
+            if len(claimed) >= limit:
+                break
+            if ring.deadline <= before and self._leases.get(ring.ring_id, 0.0) <= now:
+                self._leases[ring.ring_id] = now + lease
+                claimed.append((ring.cid, ring.ring_id))
+        return claimed
+
+    def lock(self, name: str, *, timeout: float = 10.0) -> AbstractAsyncContextManager[Any]:
+        return self._named_locks.setdefault(name, asyncio.Lock())
 
     async def event_epoch(self) -> str:
         return self._epoch

@@ -1,0 +1,123 @@
+"""``switchboard coordinator --redis URL``: one of several coordinators sharing state through Redis.
+
+Kept apart from :mod:`switchboard.cli` (which only registers the command) so the scale-out command
+grows without touching the others.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import logging
+import signal
+from typing import Any
+
+from switchboard.cli import (
+    DEFAULT_HOST,
+    KEY_ENV,
+    SECRET_ENV,
+    CliError,
+    _port,
+    bind_failure,
+    configure_logging,
+    resolve_key_pair,
+)
+
+
+class CoordinatorCommandError(Exception):
+    """A failure of ``switchboard coordinator`` for :mod:`switchboard.cli` to print as one line.
+
+    (Not :class:`switchboard.cli.CliError` itself: under ``python -m switchboard.cli`` that module
+    runs as ``__main__``, whose CliError is another class than the one imported here.)
+    """
+
+
+def _redis_url(text: str) -> str:
+    if not text.startswith(("redis://", "rediss://", "unix://")):
+        raise argparse.ArgumentTypeError(f"{text!r} is not a redis://, rediss:// or unix:// URL")
+    return text
+
+
+def _sfu_url(text: str) -> str:
+    if not text.startswith(("ws://", "wss://")) or not text.rstrip("/").endswith("/sfu"):
+        raise argparse.ArgumentTypeError(f"{text!r} is not an SFU URL like ws://host:3031/sfu")
+    return text
+
+
+def add_coordinator_parser(sub: Any) -> None:
+    """Register ``coordinator`` on the ``switchboard`` subcommands (``sub`` from add_subparsers)."""
+    parser = sub.add_parser(
+        "coordinator",
+        help="run one coordinator of several sharing state through Redis",
+        description=(
+            "Run a coordinator whose calls, rings and events live in Redis, so several coordinators "
+            "behind one load balancer serve the same clients (see docs/deploy.md). The key pair comes "
+            f"from {KEY_ENV} / {SECRET_ENV} (the same on every coordinator). Without --sfu-url it "
+            "starts its own SFU process."
+        ),
+    )
+    parser.add_argument(
+        "--redis", required=True, type=_redis_url, metavar="URL", help="redis://host:6379/0 or unix:///path"
+    )
+    parser.add_argument("--host", default=DEFAULT_HOST, help=f"address to listen on (default {DEFAULT_HOST})")
+    parser.add_argument("--port", type=_port, default=3030, help="coordinator port (default 3030; 0: any)")
+    parser.add_argument(
+        "--sfu-url",
+        type=_sfu_url,
+        default=None,
+        help="the shared SFU clients join (ws://host:3031/sfu); default: start an SFU process",
+    )
+    parser.add_argument("--sfu-port", type=_port, default=0, help="port of the own SFU process (default any)")
+    parser.add_argument("--prefix", default="sb:", help="Redis key prefix of this deployment (default sb:)")
+    parser.add_argument(
+        "--log-level", choices=("debug", "info", "warning", "error"), default="info", help="stderr log level"
+    )
+
+
+def run_coordinator_command(args: argparse.Namespace) -> int:
+    """Run until SIGINT/SIGTERM; 0 after a clean stop. CoordinatorCommandError for a bad start."""
+    configure_logging(args.log_level)
+    try:
+        asyncio.run(_coordinator(args))
+    except CliError as exc:
+        raise CoordinatorCommandError(str(exc)) from None
+    return 0
+
+
+async def _coordinator(args: argparse.Namespace) -> None:
+    from switchboard.server.coordinator.standalone import CoordinatorServer, RedisUnavailableError
+
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        with contextlib.suppress(NotImplementedError):
+            loop.add_signal_handler(sig, stop.set)
+    keys = resolve_key_pair(create=False)
+    server = CoordinatorServer(
+        redis_url=args.redis,
+        api_key=keys.api_key,
+        api_secret=keys.api_secret,
+        host=args.host,
+        port=args.port,
+        sfu_url=args.sfu_url,
+        sfu_port=args.sfu_port,
+        prefix=args.prefix,
+    )
+    try:
+        await server.start()
+    except RedisUnavailableError as exc:
+        raise CliError(exc.message) from None
+    except OSError as exc:
+        await server.stop()
+        raise bind_failure(args.host, f"port {args.port}", exc) from None
+    print(
+        f"switchboard coordinator on {server.url} (Redis {args.redis}, prefix {args.prefix!r}), "
+        f"SFU {server.sfu_url}, API key {keys.api_key}",
+        flush=True,
+    )
+    try:
+        await stop.wait()
+    finally:
+        logging.getLogger("switchboard.coordinator").info("stopping")
+        await server.stop()

@@ -1,0 +1,60 @@
+"""`switchboard coordinator --redis` as an operator runs it: a readable line for each mistake, a clean
+start and stop with its own SFU process."""
+
+from __future__ import annotations
+
+import asyncio
+import re
+import signal
+import subprocess
+from pathlib import Path
+
+import aiohttp
+
+from switchboard.protocol.tokens import generate_key_pair
+from tests.test_cli import CLI, assert_one_line_error, run_cli, user_env
+
+
+def keyed_env(tmp_path: Path) -> dict[str, str]:
+    key, secret = generate_key_pair()
+    return user_env(tmp_path, SWITCHBOARD_API_KEY=key, SWITCHBOARD_API_SECRET=secret)
+
+
+def test_a_url_that_is_not_redis_is_a_usage_error(tmp_path: Path) -> None:
+    done = run_cli("coordinator", "--redis", "http://127.0.0.1:6379", env=keyed_env(tmp_path))
+    assert_one_line_error(done, 2, "--redis", "redis://")
+
+
+def test_an_unreachable_redis_is_one_line(tmp_path: Path) -> None:
+    done = run_cli(
+        "coordinator", "--redis", f"unix://{tmp_path}/nothing.sock", "--port", "0", env=keyed_env(tmp_path)
+    )
+    assert_one_line_error(done, 1, "cannot reach Redis", "nothing.sock")
+
+
+def test_without_a_key_pair_it_says_which_variables_to_set(tmp_path: Path, redis_url: str) -> None:
+    done = run_cli("coordinator", "--redis", redis_url, "--port", "0", env=user_env(tmp_path))
+    assert_one_line_error(done, 1, "SWITCHBOARD_API_KEY", "SWITCHBOARD_API_SECRET")
+
+
+async def test_it_serves_with_its_own_sfu_and_stops_on_sigterm(tmp_path: Path, redis_url: str) -> None:
+    proc = subprocess.Popen(  # noqa: ASYNC220 (a real coordinator process)
+        [*CLI, "coordinator", "--redis", redis_url, "--port", "0", "--prefix", "clitest:"],
+        env=keyed_env(tmp_path),
+        stdout=subprocess.PIPE,
+        stderr=subprocess.DEVNULL,
+        text=True,
+    )
+    try:
+        assert proc.stdout is not None
+        line = await asyncio.get_running_loop().run_in_executor(None, proc.stdout.readline)
+        found = re.search(r"on (http://\S+) \(Redis .*\), SFU (ws://\S+/sfu)", line)
+        assert found, line
+        async with aiohttp.ClientSession() as http, http.get(found.group(1) + "/health") as resp:
+            assert resp.status == 200
+        proc.send_signal(signal.SIGTERM)
+        assert await asyncio.get_running_loop().run_in_executor(None, lambda: proc.wait(20)) == 0
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
