@@ -306,6 +306,23 @@ class SfuTokenResponse(Response):
     credentials: Credentials
 
 
+#: the largest ``custom`` payload of a custom event: bytes of its compact JSON (UTF-8)
+MAX_CUSTOM_EVENT_BYTES = 5 * 1024
+
+
+class SendCustomEventRequest(Request):
+    """A custom event for everyone in a call: ``custom`` is any JSON object up to
+    :data:`MAX_CUSTOM_EVENT_BYTES` bytes of compact JSON."""
+
+    custom: dict[str, Any]
+
+
+class SendCustomEventResponse(AckResponse):
+    """The event was stored in the event log as ``event_id`` and sent."""
+
+    event_id: int
+
+
 class ErrorResponse(Response):
     code: str
     message: str
@@ -451,6 +468,20 @@ class ParticipantLeftEvent(CallEvent):
     session_id: str
 
 
+class CustomEvent(Event):
+    """An application's own event in a call (``call.send_custom_event``), from ``user``.
+
+    Sent to the call's members and to every connection watching the call (which includes every
+    joined participant); kept in the event log like every call event, so a reconnecting client
+    gets the ones it missed.
+    """
+
+    type: Literal["custom"] = "custom"
+    cid: str
+    user: UserResponse
+    custom: dict[str, Any] = Field(default_factory=dict)
+
+
 EVENT_TYPES: dict[str, type[Event]] = {
     cls.model_fields["type"].default: cls
     for cls in (
@@ -471,6 +502,7 @@ EVENT_TYPES: dict[str, type[Event]] = {
         CallRingEndedEvent,
         ParticipantJoinedEvent,
         ParticipantLeftEvent,
+        CustomEvent,
     )
 }
 

@@ -9,12 +9,17 @@ as tracks come and go. Remote tracks are identified by the subscriber transceive
 from __future__ import annotations
 
 from enum import IntEnum
-from typing import Annotated, Literal
+from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, TypeAdapter
 
 TrackKind = Literal["audio", "video"]
 MAX_SDP = 64 * 1024
+#: the largest ``data`` of a participant message: bytes of its compact JSON (UTF-8)
+MAX_MESSAGE_DATA_BYTES = 4 * 1024
+#: participant messages one session may send: per second on average, and at once
+MESSAGE_RATE = 20.0
+MESSAGE_BURST = 40
 
 #: the coordinator <-> SFU channel when the SFU runs in its own process (admin-token authenticated;
 #: not part of the client protocol): the SFU asks before admitting a token and reports sessions ...
@@ -106,6 +111,18 @@ class HealthCheckRequest(_Msg):
     type: Literal["health_check"] = "health_check"
 
 
+class SendMessage(_Msg):
+    """A participant message: relayed at once to the other sessions of the call, never stored.
+
+    ``data`` is any JSON object up to :data:`MAX_MESSAGE_DATA_BYTES` bytes of compact JSON;
+    ``session_ids`` limits it to those sessions (None: every other session in the call).
+    """
+
+    type: Literal["send_message"] = "send_message"
+    data: dict[str, Any]
+    session_ids: Annotated[list[str] | None, Field(max_length=100)] = None
+
+
 ClientMessage = Annotated[
     JoinRequest
     | PublisherOffer
@@ -113,7 +130,8 @@ ClientMessage = Annotated[
     | UpdateMuteState
     | UpdateSubscription
     | Leave
-    | HealthCheckRequest,
+    | HealthCheckRequest
+    | SendMessage,
     Field(discriminator="type"),
 ]
 client_message: TypeAdapter[ClientMessage] = TypeAdapter(ClientMessage)
@@ -209,6 +227,15 @@ class HealthCheckResponse(_Msg):
     type: Literal["health_check_response"] = "health_check_response"
 
 
+class ParticipantMessage(_Msg):
+    """A participant message from session ``session_id`` of ``user_id`` (see :class:`SendMessage`)."""
+
+    type: Literal["participant_message"] = "participant_message"
+    user_id: str
+    session_id: str
+    data: dict[str, Any]
+
+
 ServerMessage = Annotated[
     JoinResponse
     | PublisherAnswer
@@ -220,7 +247,8 @@ ServerMessage = Annotated[
     | MuteStateChanged
     | CallEnded
     | ErrorMessage
-    | HealthCheckResponse,
+    | HealthCheckResponse
+    | ParticipantMessage,
     Field(discriminator="type"),
 ]
 server_message: TypeAdapter[ServerMessage] = TypeAdapter(ServerMessage)

@@ -15,7 +15,9 @@ from switchboard.errors import CallStateError, InvalidRequestError, PermissionDe
 from switchboard.media.audio_config import AudioConfigurationPolicy
 from switchboard.media.audio_session import AudioDeviceModule
 from switchboard.protocol import coordinator as m
+from switchboard.protocol import sfu as p
 from switchboard.sdk.emitter import EventEmitter, local_event
+from switchboard.sdk.messages import MessageBudget, ParticipantMessageEvent, json_object
 from switchboard.sdk.observable import Observable
 from switchboard.sdk.session import CallSession
 from switchboard.sdk.types import (
@@ -126,6 +128,7 @@ class Call:
         self._mic_intent = False
         self._camera_intent = False
         self._suspended = False
+        self._message_budget = MessageBudget()
 
     def __repr__(self) -> str:
         return f"Call({self.cid!r}, status={self.state.value.status.value})"
@@ -315,6 +318,58 @@ class Call:
         )
         return self.state.value
 
+    # ---------------------------------------------------------------- custom events and messages
+
+    async def send_custom_event(self, data: Mapping[str, Any]) -> int:
+        """Send ``data`` (a JSON object, at most 5 KiB of compact JSON) to everyone in the call.
+
+        Goes through the coordinator and its event log: every member and every joined participant
+        receives a ``custom`` event (:class:`switchboard.protocol.coordinator.CustomEvent`, with
+        ``user`` and ``custom``), this client included; a client that reconnects gets the ones it
+        missed. Returns the event's id. The sender must be a member or joined.
+
+        Raises InvalidRequestError (not a JSON object) or PayloadTooLargeError (over the size) before
+        any network; PermissionDeniedError (not in the call), CallStateError (ended),
+        RateLimitedError (over 10 per second per user and call; ``retry_after``).
+        """
+        custom = json_object(data, what="custom event data", max_bytes=m.MAX_CUSTOM_EVENT_BYTES)
+        api = self._client._require_api()
+        response = await api.request(
+            "POST", self._path("/event"), m.SendCustomEventResponse, m.SendCustomEventRequest(custom=custom)
+        )
+        return response.event_id
+
+    async def send_message(
+        self, data: Mapping[str, Any], *, session_ids: Sequence[str] | None = None
+    ) -> None:
+        """Send ``data`` (a JSON object, at most 4 KiB of compact JSON) to the others joined, now.
+
+        Relayed by the SFU over this session's signalling socket to every other session in the call
+        (or only ``session_ids``); never stored, so only sessions connected right now receive it, as a
+        ``participant_message`` event (:class:`switchboard.sdk.messages.ParticipantMessageEvent`).
+
+        Raises, before any network: InvalidRequestError (not a JSON object, bad ``session_ids``),
+        PayloadTooLargeError (over the size), RateLimitedError (over 20 per second; ``retry_after``),
+        CallStateError (not joined); NetworkError while the SFU connection is down.
+        """
+        payload = json_object(data, what="message data", max_bytes=p.MAX_MESSAGE_DATA_BYTES)
+        targets = None
+        if session_ids is not None:
+            if isinstance(session_ids, str) or not all(isinstance(s, str) and s for s in session_ids):
+                raise InvalidRequestError(f"session_ids must be a list of session ids, not {session_ids!r}")
+            targets = list(session_ids)
+        media = self._media
+        if media is None or self.state.value.status is not CallStatus.JOINED:
+            raise CallStateError(
+                f"cannot send a participant message in {self.cid}: it is {self.state.value.status.value}, "
+                "not joined"
+            )
+        self._message_budget.take()
+        await media.send_message(payload, targets)
+
+    def _on_participant_message(self, message: p.ParticipantMessage) -> None:
+        self._events.emit(ParticipantMessageEvent.from_sfu(self.cid, message))
+
     # ---------------------------------------------------------------- media: join and leave
 
     @property
@@ -424,6 +479,7 @@ class Call:
             on_ended=self._media_ended,
             on_connection=self._media_connection,
             refresh_credentials=self._fresh_sfu_credentials,
+            on_message=self._on_participant_message,
         )
         self._media = session
         self._update(session_id=response.session_id)

@@ -79,6 +79,7 @@ class CallSession:
         on_connection: Callable[[str], None] | None = None,
         reconnect_window: float = 4.0,
         refresh_credentials: Callable[[str], Awaitable[m.Credentials]] | None = None,
+        on_message: Callable[[p.ParticipantMessage], None] | None = None,
     ) -> None:
         self.credentials = credentials
         self.adm = adm
@@ -88,6 +89,7 @@ class CallSession:
         self._on_connection = on_connection or (lambda state: None)
         self._reconnect_window = reconnect_window
         self._refresh_credentials = refresh_credentials
+        self._on_message = on_message or (lambda message: None)
         self.reconnects = 0
         self._reconnecting = False
         # ICE: loopback only when the SFU is local (the SFU applies the same rule to its URL).
@@ -313,6 +315,9 @@ class CallSession:
         elif isinstance(message, p.CallEnded):
             self._on_ended("call_ended")
             return
+        elif isinstance(message, p.ParticipantMessage):
+            self._on_message(message)
+            return
         self._on_change()
 
     def _add_participant(self, info: p.ParticipantInfo) -> None:
@@ -428,6 +433,10 @@ class CallSession:
             self.camera.enabled = not muted
         with contextlib.suppress(NetworkError):
             await self._send(p.UpdateMuteState(kind=kind, muted=muted))  # type: ignore[arg-type]
+
+    async def send_message(self, data: dict[str, Any], session_ids: list[str] | None) -> None:
+        """Send a participant message on the signalling socket; NetworkError while it is down."""
+        await self._send(p.SendMessage(data=data, session_ids=session_ids))
 
     async def set_audio_forwarding(self, paused: bool) -> None:
         """Ask the SFU to stop (or restart) forwarding every audio track to this session."""

@@ -145,6 +145,12 @@ def _routes() -> list[Route]:
             "Reject a ring; by the caller, cancel it.",
             lambda c, ctx, body: c.reject(ctx.user_id, ctx.call_type, ctx.call_id, body),
         ),
+        Route(
+            "POST", CALL_PATH + "/event", m.SendCustomEventRequest, m.SendCustomEventResponse,
+            "Send a custom event (a JSON object up to 5 KiB) to everyone in the call; stored in the "
+            "event log (members or joined users only; 10 per second per user and call).",
+            lambda c, ctx, body: c.custom_events.send(ctx.user_id, ctx.call_type, ctx.call_id, body),
+        ),
     ]  # fmt: skip
 
 

@@ -67,6 +67,9 @@ class Coordinator:
         self.sfu_sessions = SfuSessions()
         #: media sessions per call and user, as the SFU reports them (to tell when a caller left)
         self._sessions: dict[str, dict[str, set[str]]] = {}
+        from switchboard.server.coordinator.custom_events import CustomEvents
+
+        self.custom_events = CustomEvents(self)
 
     async def start(self) -> None:
         """Pick up where the store left off: re-arm the deadlines of rings still in progress."""
@@ -518,6 +521,10 @@ class Coordinator:
             )
         )
         await self.broadcast(call, event)
+
+    def has_media_session(self, cid: str, user_id: str) -> bool:
+        """Whether the SFU reported a session of ``user_id`` in call ``cid`` that has not left."""
+        return bool(self._sessions.get(cid, {}).get(user_id))
 
     async def close(self) -> None:
         await self.ringer.close()

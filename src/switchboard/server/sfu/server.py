@@ -23,6 +23,7 @@ from switchboard.errors import AuthenticationError, CallStateError, RateLimitedE
 from switchboard.protocol import sfu as p
 from switchboard.protocol.tokens import SfuClaims, verify_admin_token, verify_sfu_token
 from switchboard.server.sfu.limits import SocketGuard
+from switchboard.server.sfu.messages import MessageRelay
 from switchboard.server.sfu.participant import Participant
 from switchboard.server.sfu.room import ParticipantHook, Room
 
@@ -74,6 +75,7 @@ class SfuServer:
         self._on_participant = on_participant
         self._closing = False
         self._unjoined = 0
+        self.messages = MessageRelay()
 
     def app(self) -> web.Application:
         app = web.Application()
@@ -217,6 +219,8 @@ class SfuServer:
                 await participant.error("unknown_session", f"no session {message.session_id!r} in this call")
         elif isinstance(message, p.HealthCheckRequest):
             await participant.send(p.HealthCheckResponse())
+        elif isinstance(message, p.SendMessage):
+            await self.messages.relay(participant, message)
         elif isinstance(message, p.JoinRequest):
             await participant.error("already_joined", "this socket has already joined")
 
