@@ -323,6 +323,26 @@ class SendCustomEventResponse(AckResponse):
     event_id: int
 
 
+class MuteUsersRequest(Request):
+    """Mute ``user_ids`` (or, ``mute_all_users``, everyone but the caller) in a call (``mute-users``)."""
+
+    user_ids: Annotated[list[Identifier], Field(max_length=1000)] = Field(default_factory=list)
+    mute_all_users: bool = False
+    audio: bool = True
+    video: bool = False
+
+
+class RemoveParticipantRequest(Request):
+    """Remove ``user_id``'s sessions from the call; ``block``: and block them (``update-call-member``)."""
+
+    user_id: Identifier
+    block: bool = False
+
+
+class BlockUserRequest(Request):
+    user_id: Identifier
+
+
 class ErrorResponse(Response):
     code: str
     message: str
@@ -468,6 +488,37 @@ class ParticipantLeftEvent(CallEvent):
     session_id: str
 
 
+class CallUserMutedEvent(CallEvent):
+    """A moderator (``from_user_id``) muted ``muted_user_ids`` (empty: everyone but them)."""
+
+    type: Literal["call.user_muted"] = "call.user_muted"
+    from_user_id: str
+    muted_user_ids: list[str]
+    audio: bool
+    video: bool
+
+
+class CallParticipantRemovedEvent(CallEvent):
+    """A moderator (``by``) removed ``user_id`` from the call's media (and blocked them: ``blocked``)."""
+
+    type: Literal["call.participant_removed"] = "call.participant_removed"
+    user_id: str
+    by: str
+    blocked: bool = False
+
+
+class CallBlockedUserEvent(CallEvent):
+    type: Literal["call.blocked_user"] = "call.blocked_user"
+    user_id: str
+    by: str
+
+
+class CallUnblockedUserEvent(CallEvent):
+    type: Literal["call.unblocked_user"] = "call.unblocked_user"
+    user_id: str
+    by: str
+
+
 class CustomEvent(Event):
     """An application's own event in a call (``call.send_custom_event``), from ``user``.
 
@@ -503,6 +554,10 @@ EVENT_TYPES: dict[str, type[Event]] = {
         ParticipantJoinedEvent,
         ParticipantLeftEvent,
         CustomEvent,
+        CallUserMutedEvent,
+        CallParticipantRemovedEvent,
+        CallBlockedUserEvent,
+        CallUnblockedUserEvent,
     )
 }
 

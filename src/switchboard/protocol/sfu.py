@@ -27,6 +27,8 @@ INTERNAL_ADMIT_PATH = "/internal/sfu/admit"
 INTERNAL_PARTICIPANT_PATH = "/internal/sfu/participant"
 #: ... and the coordinator tells the SFU a call ended
 INTERNAL_END_CALL_PATH = "/sfu/internal/end_call"
+#: ... and what a moderator did (:class:`ModerationCommand`)
+INTERNAL_MODERATE_PATH = "/sfu/internal/moderate"
 
 
 class CloseCode(IntEnum):
@@ -227,6 +229,29 @@ class HealthCheckResponse(_Msg):
     type: Literal["health_check_response"] = "health_check_response"
 
 
+class ModerationNotice(_Msg):
+    """To the session a moderator acted on: its ``kinds`` were muted (forwarding stopped until the
+    client unmutes them itself), or it was removed from the call (``blocked``: it may not rejoin)."""
+
+    type: Literal["moderation"] = "moderation"
+    action: Literal["muted", "removed"]
+    by: str
+    kinds: list[TrackKind] = Field(default_factory=list)
+    blocked: bool = False
+
+
+class ModerationCommand(_Msg):
+    """Coordinator -> SFU (internal, not a client message): act on the sessions of ``user_ids``
+    (None: every session of the call except those of ``by``)."""
+
+    cid: str
+    action: Literal["mute", "remove"]
+    by: str
+    user_ids: list[str] | None = None
+    kinds: list[TrackKind] = Field(default_factory=list)
+    blocked: bool = False
+
+
 class ParticipantMessage(_Msg):
     """A participant message from session ``session_id`` of ``user_id`` (see :class:`SendMessage`)."""
 
@@ -248,7 +273,8 @@ ServerMessage = Annotated[
     | CallEnded
     | ErrorMessage
     | HealthCheckResponse
-    | ParticipantMessage,
+    | ParticipantMessage
+    | ModerationNotice,
     Field(discriminator="type"),
 ]
 server_message: TypeAdapter[ServerMessage] = TypeAdapter(ServerMessage)

@@ -370,6 +370,72 @@ class Call:
     def _on_participant_message(self, message: p.ParticipantMessage) -> None:
         self._events.emit(ParticipantMessageEvent.from_sfu(self.cid, message))
 
+    # ---------------------------------------------------------------- moderation
+
+    async def mute_users(
+        self, user_ids: Sequence[str] | None = None, *, audio: bool = True, video: bool = False
+    ) -> None:
+        """Mute others in the call (needs ``mute-users``): ``user_ids``, or everyone else when None.
+
+        The SFU stops forwarding their muted kinds at once and tells them; their microphone (camera)
+        goes off, and they may turn it on again themselves. Emits ``call.user_muted`` to the call.
+        Raises InvalidRequestError (bad ids, nothing to mute) before any network; PermissionDeniedError.
+        """
+        ids = require_identifiers(list(user_ids), "user_ids") if user_ids is not None else []
+        if not (audio or video):
+            raise InvalidRequestError("nothing to mute: set audio and/or video")
+        api = self._client._require_api()
+        body = m.MuteUsersRequest(user_ids=ids, mute_all_users=user_ids is None, audio=audio, video=video)
+        await api.request("POST", self._path("/mute_users"), m.AckResponse, body)
+
+    async def mute_all_users(self, *, audio: bool = True, video: bool = False) -> None:
+        """Mute everyone in the call but this user (see :meth:`mute_users`)."""
+        await self.mute_users(None, audio=audio, video=video)
+
+    async def remove_participant(self, user_id: str, *, block: bool = False) -> None:
+        """Remove ``user_id`` from the call's media now (needs ``update-call-member``); ``block``: and
+        block them from joining again. They are told (``call.removed`` then ``call.left`` with reason
+        ``removed``); everyone gets ``call.participant_removed``."""
+        target = require_identifiers([user_id], "user_id")[0]
+        api = self._client._require_api()
+        body = m.RemoveParticipantRequest(user_id=target, block=block)
+        await api.request("POST", self._path("/remove_participant"), m.AckResponse, body)
+
+    async def block_user(self, user_id: str) -> None:
+        """Block ``user_id`` from the call (``update-call-member``): removed now; joining answers
+        PermissionDeniedError (code ``blocked``) until :meth:`unblock_user`. Event: ``call.blocked_user``."""
+        target = require_identifiers([user_id], "user_id")[0]
+        api = self._client._require_api()
+        await api.request("POST", self._path("/block"), m.AckResponse, m.BlockUserRequest(user_id=target))
+
+    async def unblock_user(self, user_id: str) -> None:
+        """Let a blocked user join again (``update-call-member``). Event: ``call.unblocked_user``."""
+        target = require_identifiers([user_id], "user_id")[0]
+        api = self._client._require_api()
+        await api.request("POST", self._path("/unblock"), m.AckResponse, m.BlockUserRequest(user_id=target))
+
+    def _on_moderation(self, notice: p.ModerationNotice) -> None:
+        """A moderator acted on this session (told by the SFU, which already enforces it)."""
+        if notice.action == "muted":
+            if "audio" in notice.kinds:
+                self._mic_intent = False
+                if self._adm is not None:
+                    self._adm.microphone_enabled = False
+            if "video" in notice.kinds:
+                self._camera_intent = False
+                if self._media is not None and self._media.camera is not None:
+                    self._media.camera.enabled = False
+            if self._media is not None:
+                for kind in notice.kinds:
+                    if kind in self._media.published:
+                        self._media.published[kind] = True
+            self._sync_participants()
+            self._emit(
+                local_event("call.muted_by_moderator", self.cid, kinds=list(notice.kinds), by=notice.by)
+            )
+        else:
+            self._emit(local_event("call.removed", self.cid, by=notice.by, blocked=notice.blocked))
+
     # ---------------------------------------------------------------- media: join and leave
 
     @property
@@ -480,6 +546,7 @@ class Call:
             on_connection=self._media_connection,
             refresh_credentials=self._fresh_sfu_credentials,
             on_message=self._on_participant_message,
+            on_moderation=self._on_moderation,
         )
         self._media = session
         self._update(session_id=response.session_id)

@@ -80,6 +80,7 @@ class CallSession:
         reconnect_window: float = 4.0,
         refresh_credentials: Callable[[str], Awaitable[m.Credentials]] | None = None,
         on_message: Callable[[p.ParticipantMessage], None] | None = None,
+        on_moderation: Callable[[p.ModerationNotice], None] | None = None,
     ) -> None:
         self.credentials = credentials
         self.adm = adm
@@ -90,6 +91,9 @@ class CallSession:
         self._reconnect_window = reconnect_window
         self._refresh_credentials = refresh_credentials
         self._on_message = on_message or (lambda message: None)
+        self._on_moderation = on_moderation or (lambda notice: None)
+        #: a moderator removed this session: the socket's close that follows is not a drop to resume
+        self.removed = False
         self.reconnects = 0
         self._reconnecting = False
         # ICE: loopback only when the SFU is local (the SFU applies the same rule to its URL).
@@ -180,6 +184,8 @@ class CallSession:
                 self._pending.clear()
                 if self.session_id is None:
                     self._on_ended("sfu_disconnected")
+                elif self.removed:
+                    pass  # removed by a moderator: the session is over, nothing to resume
                 elif not self._reconnecting:
                     self._spawn(self._reconnect())
 
@@ -318,6 +324,13 @@ class CallSession:
         elif isinstance(message, p.ParticipantMessage):
             self._on_message(message)
             return
+        elif isinstance(message, p.ModerationNotice):
+            if message.action == "removed":
+                self.removed = True
+            self._on_moderation(message)
+            if self.removed:
+                self._on_ended("removed")
+                return
         self._on_change()
 
     def _add_participant(self, info: p.ParticipantInfo) -> None:

@@ -171,6 +171,7 @@ class EmbeddedServer:
         coordinator = app[COORDINATOR_KEY]
         if self._sfu is not None:
             coordinator.call_ended_hooks.append(self._sfu.end_call)
+            coordinator.moderation.sfu_hooks.append(self._sfu.moderate)
         else:
             add_internal_routes(app, coordinator)
         runner = web.AppRunner(
@@ -194,6 +195,7 @@ class EmbeddedServer:
                 await self.stop()
                 raise
             coordinator.call_ended_hooks.append(self._sfu_process.end_call)
+            coordinator.moderation.sfu_hooks.append(self._sfu_process.moderate)
 
     async def stop(self) -> None:
         """Close every socket and peer connection (within about 2 s; the SFU process within 5 s)."""

@@ -151,6 +151,28 @@ def _routes() -> list[Route]:
             "event log (members or joined users only; 10 per second per user and call).",
             lambda c, ctx, body: c.custom_events.send(ctx.user_id, ctx.call_type, ctx.call_id, body),
         ),
+        Route(
+            "POST", CALL_PATH + "/mute_users", m.MuteUsersRequest, m.AckResponse,
+            "Mute others' audio and/or video (mute-users): the SFU stops forwarding it and tells them.",
+            lambda c, ctx, body: c.moderation.mute_users(ctx.user_id, ctx.call_type, ctx.call_id, body),
+        ),
+        Route(
+            "POST", CALL_PATH + "/remove_participant", m.RemoveParticipantRequest, m.AckResponse,
+            "Remove a user's sessions from the call now, optionally blocking them (update-call-member).",
+            lambda c, ctx, body: c.moderation.remove_participant(
+                ctx.user_id, ctx.call_type, ctx.call_id, body
+            ),
+        ),
+        Route(
+            "POST", CALL_PATH + "/block", m.BlockUserRequest, m.AckResponse,
+            "Block a user from the call: removed now, cannot join until unblocked (update-call-member).",
+            lambda c, ctx, body: c.moderation.block(ctx.user_id, ctx.call_type, ctx.call_id, body),
+        ),
+        Route(
+            "POST", CALL_PATH + "/unblock", m.BlockUserRequest, m.AckResponse,
+            "Unblock a user: they may join again (update-call-member).",
+            lambda c, ctx, body: c.moderation.unblock(ctx.user_id, ctx.call_type, ctx.call_id, body),
+        ),
     ]  # fmt: skip
 
 

@@ -70,6 +70,9 @@ class Coordinator:
         from switchboard.server.coordinator.custom_events import CustomEvents
 
         self.custom_events = CustomEvents(self)
+        from switchboard.server.coordinator.moderation import Moderation
+
+        self.moderation = Moderation(self)
 
     async def start(self) -> None:
         """Pick up where the store left off: re-arm the deadlines of rings still in progress."""
@@ -368,6 +371,7 @@ class Coordinator:
     async def require_join(self, call: CallRecord, user_id: str) -> list[Capability]:
         """``user_id``'s capabilities if they may join ``call`` now; else CallStateError / 403."""
         self.require_active(call)
+        self.moderation.check_not_blocked(call, user_id)
         caps = await self.capabilities(call, user_id)
         if call.backstage and Capability.JOIN_BACKSTAGE not in caps:
             raise PermissionDeniedError(

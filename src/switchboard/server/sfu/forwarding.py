@@ -95,6 +95,8 @@ class PublishedTrack:
     bytes_in: int = 0
     #: first byte of the newest frame: for Opus, the TOC byte (mode, bandwidth, stereo) as sent
     last_head: int | None = None
+    #: muted by a moderator: nothing is forwarded until the publisher unmutes (``moderation.py``)
+    moderated: bool = False
 
     def start(self) -> None:
         self.tap = tap_receiver(self.receiver, self._forward)
@@ -104,6 +106,8 @@ class PublishedTrack:
         self.bytes_in += len(frame.data)
         if frame.data:
             self.last_head = frame.data[0]
+        if self.moderated:
+            return
         for down in self.downtracks:
             down.track.push(frame)
 

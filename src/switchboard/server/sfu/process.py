@@ -32,6 +32,7 @@ from pydantic import BaseModel, ConfigDict
 from switchboard.errors import CallStateError, SwitchboardError, error_for
 from switchboard.protocol import sfu as p
 from switchboard.protocol.tokens import SfuClaims, create_admin_token, verify_admin_token
+from switchboard.server.sfu.moderation import add_moderation_route
 from switchboard.server.sfu.server import SfuConfig, SfuServer
 
 log = logging.getLogger("switchboard.sfu.process")
@@ -129,6 +130,7 @@ async def _serve(settings: dict[str, Any], stop: asyncio.Event) -> None:
         return web.Response(status=204)
 
     app.router.add_post(p.INTERNAL_END_CALL_PATH, end_call)
+    add_moderation_route(app, sfu.moderate, config.api_secret)
     runner = web.AppRunner(app, handle_signals=False, shutdown_timeout=1.0)
     await runner.setup()
     try:
@@ -211,6 +213,19 @@ class SfuProcess:
         ) as resp:
             if resp.status >= 400:
                 raise RuntimeError(f"the SFU refused end_call for {cid}: HTTP {resp.status}")
+
+    async def moderate(self, command: p.ModerationCommand) -> None:
+        """Tell the SFU what a moderator did (``server/sfu/moderation.py``)."""
+        if self._http is None:
+            return
+        base = self.url.replace("ws://", "http://", 1).removesuffix("/sfu")
+        async with self._http.post(
+            base + p.INTERNAL_MODERATE_PATH, data=command.model_dump_json(), headers=self._auth.headers()
+        ) as resp:
+            if resp.status >= 400:
+                raise RuntimeError(
+                    f"the SFU refused a moderation command for {command.cid}: HTTP {resp.status}"
+                )
 
     async def stop(self) -> None:
         """Close the child's stdin (it shuts down cleanly), then SIGTERM / SIGKILL if it lingers."""

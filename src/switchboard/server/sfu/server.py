@@ -24,6 +24,7 @@ from switchboard.protocol import sfu as p
 from switchboard.protocol.tokens import SfuClaims, verify_admin_token, verify_sfu_token
 from switchboard.server.sfu.limits import SocketGuard
 from switchboard.server.sfu.messages import MessageRelay
+from switchboard.server.sfu.moderation import moderate
 from switchboard.server.sfu.participant import Participant
 from switchboard.server.sfu.room import ParticipantHook, Room
 
@@ -145,6 +146,11 @@ class SfuServer:
         room = self.rooms.pop(cid, None)
         if room is not None:
             await room.end()
+
+    async def moderate(self, command: p.ModerationCommand) -> int:
+        """A moderator's command (``moderation.py``); the number of sessions it acted on."""
+        room = self.rooms.get(command.cid)
+        return 0 if room is None else await moderate(room, command)
 
     async def close(self) -> None:
         self._closing = True
