@@ -343,6 +343,24 @@ class BlockUserRequest(Request):
     user_id: Identifier
 
 
+#: the capabilities a user may ask for and a moderator may grant or revoke per user (request-to-speak)
+REQUESTABLE_CAPABILITIES = frozenset({Capability.SEND_AUDIO, Capability.SEND_VIDEO})
+
+
+class RequestPermissionRequest(Request):
+    """Ask the call's moderators for ``permissions`` (``send-audio`` and/or ``send-video``)."""
+
+    permissions: Annotated[list[Capability], Field(min_length=1, max_length=2)]
+
+
+class UpdateUserPermissionsRequest(Request):
+    """Grant and/or revoke ``user_id``'s ``send-audio`` / ``send-video`` in this call."""
+
+    user_id: Identifier
+    grant_permissions: Annotated[list[Capability], Field(max_length=2)] = Field(default_factory=list)
+    revoke_permissions: Annotated[list[Capability], Field(max_length=2)] = Field(default_factory=list)
+
+
 class ErrorResponse(Response):
     code: str
     message: str
@@ -519,6 +537,22 @@ class CallUnblockedUserEvent(CallEvent):
     by: str
 
 
+class CallPermissionRequestEvent(CallEvent):
+    """``user`` asks for ``permissions`` (request-to-speak); for the moderators to grant or not."""
+
+    type: Literal["call.permission_request"] = "call.permission_request"
+    user: UserResponse
+    permissions: list[Capability]
+
+
+class CallPermissionsUpdatedEvent(CallEvent):
+    """``user_id``'s capabilities in the call changed (granted or revoked): now ``own_capabilities``."""
+
+    type: Literal["call.permissions_updated"] = "call.permissions_updated"
+    user_id: str
+    own_capabilities: list[Capability]
+
+
 class CustomEvent(Event):
     """An application's own event in a call (``call.send_custom_event``), from ``user``.
 
@@ -558,6 +592,8 @@ EVENT_TYPES: dict[str, type[Event]] = {
         CallParticipantRemovedEvent,
         CallBlockedUserEvent,
         CallUnblockedUserEvent,
+        CallPermissionRequestEvent,
+        CallPermissionsUpdatedEvent,
     )
 }
 

@@ -13,6 +13,8 @@ from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, TypeAdapter
 
+from switchboard.protocol.tokens import SfuGrants
+
 TrackKind = Literal["audio", "video"]
 MAX_SDP = 64 * 1024
 #: the largest ``data`` of a participant message: bytes of its compact JSON (UTF-8)
@@ -242,14 +244,16 @@ class ModerationNotice(_Msg):
 
 class ModerationCommand(_Msg):
     """Coordinator -> SFU (internal, not a client message): act on the sessions of ``user_ids``
-    (None: every session of the call except those of ``by``)."""
+    (None: every session of the call except those of ``by``). ``grants``: the sessions' send grants
+    are now ``grants`` (request-to-speak granted or revoked)."""
 
     cid: str
-    action: Literal["mute", "remove"]
+    action: Literal["mute", "remove", "grants"]
     by: str
     user_ids: list[str] | None = None
     kinds: list[TrackKind] = Field(default_factory=list)
     blocked: bool = False
+    grants: SfuGrants | None = None
 
 
 class ParticipantMessage(_Msg):

@@ -101,6 +101,23 @@ def _reject_reason(reason: object) -> RejectReason:
     raise InvalidRequestError(f"reject reason {reason!r} is not valid: use one of {options}")
 
 
+def _send_capabilities(permissions: object, what: str) -> list[m.Capability]:
+    """``permissions`` as send capabilities, else InvalidRequestError naming what is accepted."""
+    if isinstance(permissions, str) or not isinstance(permissions, Sequence):
+        raise InvalidRequestError(
+            f"{what} must be a list such as [Capability.SEND_AUDIO], not {permissions!r}"
+        )
+    allowed = {c.value: c for c in m.REQUESTABLE_CAPABILITIES}
+    out: list[m.Capability] = []
+    for item in permissions:
+        cap = allowed.get(str(item.value if isinstance(item, m.Capability) else item))
+        if cap is None:
+            raise InvalidRequestError(f"{what}: {item!r} cannot be requested; only send-audio, send-video")
+        if cap not in out:
+            out.append(cap)
+    return out
+
+
 class Call:
     """Made by :meth:`VideoClient.make_call` (or by an incoming ring); one instance per cid per client."""
 
@@ -187,6 +204,8 @@ class Call:
         elif isinstance(event, m.CallMemberRemovedEvent):
             gone = set(event.members)
             self._update(members=tuple(mb for mb in self.state.value.members if mb.user_id not in gone))
+        elif isinstance(event, m.CallPermissionsUpdatedEvent) and event.user_id == self._client.user.id:
+            self._permissions_changed(frozenset(event.own_capabilities))
         self._client._on_call_event(self, event)
         self._events.emit(event)
 
@@ -413,6 +432,55 @@ class Call:
         target = require_identifiers([user_id], "user_id")[0]
         api = self._client._require_api()
         await api.request("POST", self._path("/unblock"), m.AckResponse, m.BlockUserRequest(user_id=target))
+
+    # ---------------------------------------------------------------- request-to-speak
+
+    async def request_permission(self, permissions: Sequence[m.Capability | str]) -> None:
+        """Ask the call's moderators for ``send-audio`` and/or ``send-video`` (request-to-speak).
+
+        They get a ``call.permission_request`` event; a grant arrives as ``call.permissions_updated``
+        and ``own_capabilities`` then holds it: turn the microphone on with
+        :meth:`set_microphone_enabled`. Raises InvalidRequestError before any network for anything
+        else than those two capabilities.
+        """
+        caps = _send_capabilities(permissions, "permissions")
+        if not caps:
+            raise InvalidRequestError("permissions: name send-audio and/or send-video")
+        api = self._client._require_api()
+        body = m.RequestPermissionRequest(permissions=caps)
+        await api.request("POST", self._path("/request_permission"), m.AckResponse, body)
+
+    async def grant_permissions(self, user_id: str, permissions: Sequence[m.Capability | str]) -> None:
+        """Give ``user_id`` ``send-audio`` / ``send-video`` in this call (needs ``update-call-member``)."""
+        await self._update_permissions(user_id, grant=_send_capabilities(permissions, "permissions"))
+
+    async def revoke_permissions(self, user_id: str, permissions: Sequence[m.Capability | str]) -> None:
+        """Take ``send-audio`` / ``send-video`` away from ``user_id`` (needs ``update-call-member``):
+        the SFU stops forwarding it at once, even when their role gives it."""
+        await self._update_permissions(user_id, revoke=_send_capabilities(permissions, "permissions"))
+
+    async def _update_permissions(
+        self,
+        user_id: str,
+        *,
+        grant: list[m.Capability] | None = None,
+        revoke: list[m.Capability] | None = None,
+    ) -> None:
+        target = require_identifiers([user_id], "user_id")[0]
+        api = self._client._require_api()
+        body = m.UpdateUserPermissionsRequest(
+            user_id=target, grant_permissions=grant or [], revoke_permissions=revoke or []
+        )
+        await api.request("POST", self._path("/user_permissions"), m.AckResponse, body)
+
+    def _permissions_changed(self, caps: frozenset[m.Capability]) -> None:
+        """This user's capabilities changed (granted or revoked): what is no longer allowed goes off."""
+        self._update(own_capabilities=caps)
+        if m.Capability.SEND_AUDIO not in caps and self._mic_intent:
+            self._mic_intent = False
+            self._spawn(self._apply_microphone())
+        if m.Capability.SEND_VIDEO not in caps and self._camera_intent:
+            self._spawn(self.set_camera_enabled(False))
 
     def _on_moderation(self, notice: p.ModerationNotice) -> None:
         """A moderator acted on this session (told by the SFU, which already enforces it)."""
@@ -679,6 +747,9 @@ class Call:
             and m.Capability.SEND_AUDIO not in self.state.value.own_capabilities
         ):
             raise PermissionDeniedError(f"cannot unmute in {self.cid}: this user lacks 'send-audio'")
+        if enabled and self._media is not None and "audio" not in self._media.published:
+            # send-audio granted after joining (request-to-speak): publish the microphone now
+            await self._media.publish(audio=True, video=False, audio_muted=True, video_muted=True)
         self._mic_intent = enabled
         await self._apply_microphone()
 

@@ -146,6 +146,16 @@ def _routes() -> list[Route]:
             lambda c, ctx, body: c.reject(ctx.user_id, ctx.call_type, ctx.call_id, body),
         ),
         Route(
+            "POST", CALL_PATH + "/request_permission", m.RequestPermissionRequest, m.AckResponse,
+            "Ask the moderators for send-audio and/or send-video (request-to-speak).",
+            lambda c, ctx, body: c.permissions.request(ctx.user_id, ctx.call_type, ctx.call_id, body),
+        ),
+        Route(
+            "POST", CALL_PATH + "/user_permissions", m.UpdateUserPermissionsRequest, m.AckResponse,
+            "Grant or revoke a user's send-audio/send-video in the call (update-call-member).",
+            lambda c, ctx, body: c.permissions.update(ctx.user_id, ctx.call_type, ctx.call_id, body),
+        ),
+        Route(
             "POST", CALL_PATH + "/event", m.SendCustomEventRequest, m.SendCustomEventResponse,
             "Send a custom event (a JSON object up to 5 KiB) to everyone in the call; stored in the "
             "event log (members or joined users only; 10 per second per user and call).",

@@ -86,7 +86,7 @@ class Moderation:
             audio=request.audio,
             video=request.video,
         )
-        await self._tell_sfu(
+        await self.tell_sfu(
             p.ModerationCommand(cid=call.cid, action="mute", by=user_id, user_ids=user_ids, kinds=kinds)
         )
         await self._publish(call, event, set(user_ids or []))
@@ -111,7 +111,7 @@ class Moderation:
             by=user_id,
             blocked=request.block,
         )
-        await self._tell_sfu(
+        await self.tell_sfu(
             p.ModerationCommand(
                 cid=call.cid, action="remove", by=user_id, user_ids=[request.user_id], blocked=request.block
             )
@@ -129,7 +129,7 @@ class Moderation:
         c.require_active(call)
         self._not_self(user_id, request.user_id, "block")
         await self._block(call, user_id, request.user_id)
-        await self._tell_sfu(
+        await self.tell_sfu(
             p.ModerationCommand(
                 cid=call.cid, action="remove", by=user_id, user_ids=[request.user_id], blocked=True
             )
@@ -176,7 +176,8 @@ class Moderation:
         users = await self._c.member_user_ids(call.cid) | affected
         await self._c.hub.publish(event, users=users, watchers_of=call.cid)
 
-    async def _tell_sfu(self, command: p.ModerationCommand) -> None:
+    async def tell_sfu(self, command: p.ModerationCommand) -> None:
+        """Deliver ``command`` to the SFU (errors are logged: the coordinator's state is already set)."""
         for hook in self.sfu_hooks:
             try:
                 await hook(command)

@@ -73,6 +73,9 @@ class Coordinator:
         from switchboard.server.coordinator.moderation import Moderation
 
         self.moderation = Moderation(self)
+        from switchboard.server.coordinator.permissions import CallPermissions
+
+        self.permissions = CallPermissions(self)
 
     async def start(self) -> None:
         """Pick up where the store left off: re-arm the deadlines of rings still in progress."""
@@ -154,9 +157,13 @@ class Coordinator:
         self, call: CallRecord, user_id: str, members: list[MemberRecord] | None = None
     ) -> list[Capability]:
         role = await self.role_of(call.cid, user_id, members)
-        return own_capabilities(
+        caps = own_capabilities(
             self.call_type(call.type), role, backstage=call.backstage, settings=call.settings
         )
+        adjusted = self.permissions.adjust(call.cid, user_id, set(caps))  # request-to-speak grants
+        if not call.settings.video.enabled:
+            adjusted.discard(Capability.SEND_VIDEO)
+        return sorted(adjusted, key=list(Capability).index)
 
     async def require(self, call: CallRecord, user_id: str, capability: Capability) -> list[Capability]:
         caps = await self.capabilities(call, user_id)

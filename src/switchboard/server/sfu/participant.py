@@ -180,6 +180,10 @@ class Participant:
         for kind in [k for k in self.published if not self.may_send(k)]:
             self.room.track_unpublished(self, self.published.pop(kind))
 
+    def publish_receiver(self, kind: Kind, receiver: RTCRtpReceiver) -> None:
+        """Forward an existing receiver's track (its kind newly granted: ``moderation.update_grants``)."""
+        self._publish(kind, receiver)
+
     def _publish(self, kind: Kind, receiver: RTCRtpReceiver) -> None:
         old = self.published.pop(kind, None)
         if old is not None:
