@@ -231,6 +231,25 @@ class HealthCheckResponse(_Msg):
     type: Literal["health_check_response"] = "health_check_response"
 
 
+class AudioLevel(_Msg):
+    """One session's microphone over the last interval: ``level`` is the RMS amplitude relative to
+    full scale (0..1, from the RFC 6464 levels its packets carry), ``speaking`` above the threshold."""
+
+    user_id: str
+    session_id: str
+    level: float
+    speaking: bool
+
+
+class AudioLevels(_Msg):
+    """To every session, a few times per second while anyone publishes audio: every audio level and
+    the dominant speaker's session (None until someone spoke; kept while nobody speaks)."""
+
+    type: Literal["audio_levels"] = "audio_levels"
+    levels: list[AudioLevel]
+    dominant_speaker: str | None = None
+
+
 class ModerationNotice(_Msg):
     """To the session a moderator acted on: its ``kinds`` were muted (forwarding stopped until the
     client unmutes them itself), or it was removed from the call (``blocked``: it may not rejoin)."""
@@ -278,7 +297,8 @@ ServerMessage = Annotated[
     | ErrorMessage
     | HealthCheckResponse
     | ParticipantMessage
-    | ModerationNotice,
+    | ModerationNotice
+    | AudioLevels,
     Field(discriminator="type"),
 ]
 server_message: TypeAdapter[ServerMessage] = TypeAdapter(ServerMessage)

@@ -62,6 +62,10 @@ class Participant:
     audio_enabled: bool = False
     video_enabled: bool = False
     tracks: tuple[TrackInfo, ...] = ()
+    #: microphone level as the SFU measured it (RMS amplitude, 0..1), a few updates per second
+    audio_level: float = 0.0
+    #: the SFU hears this participant speak (level above -50 dBov)
+    is_speaking: bool = False
 
 
 @dataclass(frozen=True)
@@ -87,6 +91,8 @@ class CallState:
     #: how the last ring of this call ended for this user (None while ringing or never rang)
     ring_outcome: m.RingOutcome | None = None
     reject_reason: RejectReason | None = None
+    #: who the SFU hears as the main speaker (with hysteresis); None before anyone spoke
+    dominant_speaker: Participant | None = None
 
     @property
     def is_ended(self) -> bool:
@@ -566,7 +572,9 @@ class Call:
                 await self._connect_media(connect_options or CallConnectOptions())
             except BaseException as exc:
                 await self._close_media()
-                self._update(status=CallStatus.IDLE, participants=(), local_participant=None)
+                self._update(
+                    status=CallStatus.IDLE, participants=(), local_participant=None, dominant_speaker=None
+                )
                 self._reset_suspension()
                 self._join_task = None
                 await self._client._active.join_failed(self, handover)
@@ -668,7 +676,7 @@ class Call:
             return
         log.info("%s: leaving (%s)", self.cid, reason)
         await self._close_media()
-        self._update(status=CallStatus.IDLE, participants=(), local_participant=None)
+        self._update(status=CallStatus.IDLE, participants=(), local_participant=None, dominant_speaker=None)
         self._reset_suspension()
         self._emit(local_event("call.left", self.cid, reason=reason))
         await self._client._active.removed(self)
@@ -729,7 +737,9 @@ class Call:
         status = self.state.value.status
         if self._media is not None or status in (CallStatus.JOINED, CallStatus.RECONNECTING):
             # state first, so a second report of the same end (REST answer and event) finds nothing to do
-            self._update(status=CallStatus.DISCONNECTED, participants=(), local_participant=None)
+            self._update(
+                status=CallStatus.DISCONNECTED, participants=(), local_participant=None, dominant_speaker=None
+            )
             self._reset_suspension()
             self._emit(local_event("call.left", self.cid, reason=reason))
             await self._close_media()
@@ -842,6 +852,7 @@ class Call:
         media = self._media
         if media is None:
             return
+        levels = media.audio_levels
         remote = tuple(
             Participant(
                 user_id=rp.user_id,
@@ -851,9 +862,12 @@ class Call:
                 tracks=tuple(
                     TrackInfo(kind, f"{rp.session_id}:{kind}", muted) for kind, muted in rp.tracks.items()
                 ),
+                audio_level=levels[rp.session_id].level if rp.session_id in levels else 0.0,
+                is_speaking=levels[rp.session_id].speaking if rp.session_id in levels else False,
             )
             for rp in media.participants.values()
         )
+        own = levels.get(media.session_id or "")
         local = Participant(
             user_id=self._client.user.id,
             session_id=media.session_id or "",
@@ -865,5 +879,19 @@ class Call:
                 TrackInfo(kind, f"{media.session_id}:{kind}", muted)
                 for kind, muted in media.published.items()
             ),
+            audio_level=own.level if own is not None else 0.0,
+            is_speaking=own.speaking if own is not None else False,
         )
-        self._update(participants=(local, *remote), local_participant=local)
+        everyone = (local, *remote)
+        dominant = next((q for q in everyone if q.session_id == media.dominant_speaker), None)
+        before = self.state.value.dominant_speaker
+        self._update(participants=everyone, local_participant=local, dominant_speaker=dominant)
+        if dominant is not None and (before is None or before.session_id != dominant.session_id):
+            self._emit(
+                local_event(
+                    "call.dominant_speaker_changed",
+                    self.cid,
+                    user_id=dominant.user_id,
+                    session_id=dominant.session_id,
+                )
+            )

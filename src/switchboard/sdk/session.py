@@ -35,6 +35,7 @@ from switchboard.errors import (
 from switchboard.media.audio_session import AudioDeviceModule
 from switchboard.media.devices import CameraTrack
 from switchboard.media.local_ice import create_peer_connection, loopback_ice_address
+from switchboard.media.rtp_hooks import forward_audio_level
 from switchboard.protocol import coordinator as m
 from switchboard.protocol import sfu as p
 
@@ -94,6 +95,9 @@ class CallSession:
         self._on_moderation = on_moderation or (lambda notice: None)
         #: a moderator removed this session: the socket's close that follows is not a drop to resume
         self.removed = False
+        #: the SFU's latest audio levels by session (``audio_levels``) and dominant speaker's session
+        self.audio_levels: dict[str, p.AudioLevel] = {}
+        self.dominant_speaker: str | None = None
         self.reconnects = 0
         self._reconnecting = False
         # ICE: loopback only when the SFU is local (the SFU applies the same rule to its URL).
@@ -324,6 +328,9 @@ class CallSession:
         elif isinstance(message, p.ParticipantMessage):
             self._on_message(message)
             return
+        elif isinstance(message, p.AudioLevels):
+            self.audio_levels = {level.session_id: level for level in message.levels}
+            self.dominant_speaker = message.dominant_speaker
         elif isinstance(message, p.ModerationNotice):
             if message.action == "removed":
                 self.removed = True
@@ -386,6 +393,7 @@ class CallSession:
             if audio and "audio" not in self._transceivers:
                 t = self.publisher.addTransceiver(self.adm.capture_track, direction="sendonly")
                 t.setCodecPreferences(_codecs("audio"))  # type: ignore[arg-type]
+                forward_audio_level(t.sender)  # RFC 6464 levels: the SFU's active-speaker input
                 self._transceivers["audio"] = t
                 self.published["audio"] = audio_muted
                 added = True

@@ -10,6 +10,7 @@ the publisher as a PLI, coalesced.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Literal
 
@@ -97,6 +98,8 @@ class PublishedTrack:
     last_head: int | None = None
     #: muted by a moderator: nothing is forwarded until the publisher unmutes (``moderation.py``)
     moderated: bool = False
+    #: told each forwarded frame's RFC 6464 level, dBov -127..0 (``speakers.py``)
+    on_audio_level: Callable[[int], None] | None = None
 
     def start(self) -> None:
         self.tap = tap_receiver(self.receiver, self._forward)
@@ -108,6 +111,8 @@ class PublishedTrack:
             self.last_head = frame.data[0]
         if self.moderated:
             return
+        if self.on_audio_level is not None and frame.audio_level is not None:
+            self.on_audio_level(frame.audio_level)
         for down in self.downtracks:
             down.track.push(frame)
 
