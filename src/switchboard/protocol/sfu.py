@@ -250,6 +250,16 @@ class AudioLevels(_Msg):
     dominant_speaker: str | None = None
 
 
+Quality = Literal["excellent", "good", "poor"]
+
+
+class ConnectionQuality(_Msg):
+    """To every session when a rating changes: each session's connection quality, by session id."""
+
+    type: Literal["connection_quality"] = "connection_quality"
+    qualities: dict[str, Quality]
+
+
 class ModerationNotice(_Msg):
     """To the session a moderator acted on: its ``kinds`` were muted (forwarding stopped until the
     client unmutes them itself), or it was removed from the call (``blocked``: it may not rejoin)."""
@@ -298,7 +308,8 @@ ServerMessage = Annotated[
     | HealthCheckResponse
     | ParticipantMessage
     | ModerationNotice
-    | AudioLevels,
+    | AudioLevels
+    | ConnectionQuality,
     Field(discriminator="type"),
 ]
 server_message: TypeAdapter[ServerMessage] = TypeAdapter(ServerMessage)

@@ -20,6 +20,7 @@ from switchboard.sdk.emitter import EventEmitter, local_event
 from switchboard.sdk.messages import MessageBudget, ParticipantMessageEvent, json_object
 from switchboard.sdk.observable import Observable
 from switchboard.sdk.session import CallSession
+from switchboard.sdk.stats import CallStats, StatsCollector
 from switchboard.sdk.types import (
     CallConnectOptions,
     CallPreferences,
@@ -66,6 +67,8 @@ class Participant:
     audio_level: float = 0.0
     #: the SFU hears this participant speak (level above -50 dBov)
     is_speaking: bool = False
+    #: the SFU's rating of this participant's connection: "excellent", "good", "poor" (None: not yet)
+    connection_quality: str | None = None
 
 
 @dataclass(frozen=True)
@@ -152,6 +155,7 @@ class Call:
         self._camera_intent = False
         self._suspended = False
         self._message_budget = MessageBudget()
+        self._stats = StatsCollector()
 
     def __repr__(self) -> str:
         return f"Call({self.cid!r}, status={self.state.value.status.value})"
@@ -394,6 +398,20 @@ class Call:
 
     def _on_participant_message(self, message: p.ParticipantMessage) -> None:
         self._events.emit(ParticipantMessageEvent.from_sfu(self.cid, message))
+
+    # ---------------------------------------------------------------- statistics
+
+    async def get_stats(self) -> CallStats:
+        """Per-track statistics of the joined call (:class:`switchboard.sdk.stats.CallStats`).
+
+        Bitrates are over the interval since the previous ``get_stats`` (when 0.2 to 10 s ago), else
+        over 0.5 s sampled now. Loss, jitter and round-trip time of published tracks come from the
+        SFU's RTCP receiver reports. Raises CallStateError when the call is not joined.
+        """
+        media = self._media
+        if media is None:
+            raise CallStateError(f"no statistics for {self.cid}: it is not joined")
+        return await self._stats.collect(media, self._client.user.id)
 
     # ---------------------------------------------------------------- moderation
 
@@ -864,6 +882,7 @@ class Call:
                 ),
                 audio_level=levels[rp.session_id].level if rp.session_id in levels else 0.0,
                 is_speaking=levels[rp.session_id].speaking if rp.session_id in levels else False,
+                connection_quality=media.connection_quality.get(rp.session_id),
             )
             for rp in media.participants.values()
         )
@@ -881,6 +900,7 @@ class Call:
             ),
             audio_level=own.level if own is not None else 0.0,
             is_speaking=own.speaking if own is not None else False,
+            connection_quality=media.connection_quality.get(media.session_id or ""),
         )
         everyone = (local, *remote)
         dominant = next((q for q in everyone if q.session_id == media.dominant_speaker), None)

@@ -98,6 +98,8 @@ class CallSession:
         #: the SFU's latest audio levels by session (``audio_levels``) and dominant speaker's session
         self.audio_levels: dict[str, p.AudioLevel] = {}
         self.dominant_speaker: str | None = None
+        #: the SFU's connection quality rating by session (``connection_quality``)
+        self.connection_quality: dict[str, str] = {}
         self.reconnects = 0
         self._reconnecting = False
         # ICE: loopback only when the SFU is local (the SFU applies the same rule to its URL).
@@ -331,6 +333,8 @@ class CallSession:
         elif isinstance(message, p.AudioLevels):
             self.audio_levels = {level.session_id: level for level in message.levels}
             self.dominant_speaker = message.dominant_speaker
+        elif isinstance(message, p.ConnectionQuality):
+            self.connection_quality = dict(message.qualities)
         elif isinstance(message, p.ModerationNotice):
             if message.action == "removed":
                 self.removed = True
@@ -454,6 +458,10 @@ class CallSession:
             self.camera.enabled = not muted
         with contextlib.suppress(NetworkError):
             await self._send(p.UpdateMuteState(kind=kind, muted=muted))  # type: ignore[arg-type]
+
+    def published_transceivers(self) -> dict[str, RTCRtpTransceiver]:
+        """This session's publishing transceivers by kind (for statistics)."""
+        return dict(self._transceivers)
 
     async def send_message(self, data: dict[str, Any], session_ids: list[str] | None) -> None:
         """Send a participant message on the signalling socket; NetworkError while it is down."""

@@ -70,6 +70,9 @@ class Room:
             from switchboard.server.sfu.speakers import detector_for
 
             detector_for(self).track_published(track)  # audio levels and dominant speaker
+        from switchboard.server.sfu.quality import monitor_for
+
+        monitor_for(self).start()  # connection quality per session
         for other in self.others(publisher):
             other.subscribe(track)
         publisher.spawn(
@@ -135,8 +138,10 @@ class Room:
             timer.cancel()
 
     async def end(self) -> None:
+        from switchboard.server.sfu.quality import close_monitor
         from switchboard.server.sfu.speakers import close_detector
 
         close_detector(self)
+        close_monitor(self)
         await self.broadcast(p.CallEnded(), exclude=None)
         await asyncio.gather(*(self.remove(q, reason="call_ended") for q in list(self.participants.values())))
