@@ -361,6 +361,29 @@ class UpdateUserPermissionsRequest(Request):
     revoke_permissions: Annotated[list[Capability], Field(max_length=2)] = Field(default_factory=list)
 
 
+class RecordingFile(Response):
+    """One Ogg/Opus file on the SFU's disk: a session's audio as sent, or the mix (``mixed``)."""
+
+    path: str
+    mixed: bool
+    user_id: str | None = None
+    session_id: str | None = None
+    duration_ms: float
+
+
+class CallRecording(Response):
+    recording_id: str
+    started_at: datetime
+    stopped_at: datetime | None = None
+    files: list[RecordingFile] = Field(default_factory=list)
+
+
+class RecordingsResponse(Response):
+    """The call's recordings (finished ones with their files, and the one running if any)."""
+
+    recordings: list[CallRecording]
+
+
 class ErrorResponse(Response):
     code: str
     message: str
@@ -553,6 +576,16 @@ class CallPermissionsUpdatedEvent(CallEvent):
     own_capabilities: list[Capability]
 
 
+class CallRecordingStartedEvent(CallEvent):
+    type: Literal["call.recording_started"] = "call.recording_started"
+    recording_id: str
+
+
+class CallRecordingStoppedEvent(CallEvent):
+    type: Literal["call.recording_stopped"] = "call.recording_stopped"
+    recording: CallRecording
+
+
 class CustomEvent(Event):
     """An application's own event in a call (``call.send_custom_event``), from ``user``.
 
@@ -594,6 +627,8 @@ EVENT_TYPES: dict[str, type[Event]] = {
         CallUnblockedUserEvent,
         CallPermissionRequestEvent,
         CallPermissionsUpdatedEvent,
+        CallRecordingStartedEvent,
+        CallRecordingStoppedEvent,
     )
 }
 

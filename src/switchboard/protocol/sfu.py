@@ -31,6 +31,8 @@ INTERNAL_PARTICIPANT_PATH = "/internal/sfu/participant"
 INTERNAL_END_CALL_PATH = "/sfu/internal/end_call"
 #: ... and what a moderator did (:class:`ModerationCommand`)
 INTERNAL_MODERATE_PATH = "/sfu/internal/moderate"
+#: ... and starts, stops and lists recordings (:class:`RecordingCommand` -> :class:`RecordingsReport`)
+INTERNAL_RECORDING_PATH = "/sfu/internal/recording"
 
 
 class CloseCode(IntEnum):
@@ -283,6 +285,36 @@ class ModerationCommand(_Msg):
     kinds: list[TrackKind] = Field(default_factory=list)
     blocked: bool = False
     grants: SfuGrants | None = None
+
+
+class RecordingCommand(_Msg):
+    """Coordinator -> SFU (internal): start, stop or list the recordings of call ``cid``."""
+
+    cid: str
+    action: Literal["start", "stop", "list"]
+
+
+class RecordingFileInfo(_Msg):
+    """One Ogg/Opus file: a session's audio as sent (``mixed`` False) or the mix of all (True)."""
+
+    path: str
+    mixed: bool
+    user_id: str | None = None
+    session_id: str | None = None
+    duration_ms: float
+
+
+class RecordingInfo(_Msg):
+    recording_id: str
+    cid: str
+    #: Unix times (s)
+    started_at: float
+    stopped_at: float | None = None
+    files: list[RecordingFileInfo] = Field(default_factory=list)
+
+
+class RecordingsReport(_Msg):
+    recordings: list[RecordingInfo] = Field(default_factory=list)
 
 
 class ParticipantMessage(_Msg):

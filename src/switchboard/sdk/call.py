@@ -413,6 +413,36 @@ class Call:
             raise CallStateError(f"no statistics for {self.cid}: it is not joined")
         return await self._stats.collect(media, self._client.user.id)
 
+    # ---------------------------------------------------------------- recording
+
+    async def start_recording(self) -> m.CallRecording:
+        """Start recording the call's audio on the server (needs ``update-call``).
+
+        Each participant's audio is written as sent (Opus in Ogg, no re-encoding), and a mixed file
+        is made at stop. Emits ``call.recording_started``. CallStateError when a recording already
+        runs or nobody has joined the call's media.
+        """
+        api = self._client._require_api()
+        response = await api.request(
+            "POST", self._path("/start_recording"), m.RecordingsResponse, m.EmptyRequest()
+        )
+        return response.recordings[0]
+
+    async def stop_recording(self) -> m.CallRecording:
+        """Stop recording: the recording with its files (``path``, ``duration_ms``, per participant
+        and ``mixed``). Emits ``call.recording_stopped``. CallStateError when not recording."""
+        api = self._client._require_api()
+        response = await api.request(
+            "POST", self._path("/stop_recording"), m.RecordingsResponse, m.EmptyRequest()
+        )
+        return response.recordings[0]
+
+    async def list_recordings(self) -> list[m.CallRecording]:
+        """The call's recordings, oldest first (a running one last, without files yet)."""
+        api = self._client._require_api()
+        response = await api.request("GET", self._path("/recordings"), m.RecordingsResponse)
+        return response.recordings
+
     # ---------------------------------------------------------------- moderation
 
     async def mute_users(

@@ -156,6 +156,21 @@ def _routes() -> list[Route]:
             lambda c, ctx, body: c.permissions.update(ctx.user_id, ctx.call_type, ctx.call_id, body),
         ),
         Route(
+            "POST", CALL_PATH + "/start_recording", m.EmptyRequest, m.RecordingsResponse,
+            "Start recording the call's audio on the SFU (update-call); 409 if recording or nobody joined.",
+            lambda c, ctx, body: c.recordings.start(ctx.user_id, ctx.call_type, ctx.call_id),
+        ),
+        Route(
+            "POST", CALL_PATH + "/stop_recording", m.EmptyRequest, m.RecordingsResponse,
+            "Stop recording (update-call): the Ogg/Opus files (per participant and mixed) with durations.",
+            lambda c, ctx, body: c.recordings.stop(ctx.user_id, ctx.call_type, ctx.call_id),
+        ),
+        Route(
+            "GET", CALL_PATH + "/recordings", None, m.RecordingsResponse,
+            "The call's recordings and their files (read-call).",
+            lambda c, ctx, body: c.recordings.list(ctx.user_id, ctx.call_type, ctx.call_id),
+        ),
+        Route(
             "POST", CALL_PATH + "/event", m.SendCustomEventRequest, m.SendCustomEventResponse,
             "Send a custom event (a JSON object up to 5 KiB) to everyone in the call; stored in the "
             "event log (members or joined users only; 10 per second per user and call).",

@@ -76,6 +76,9 @@ class Coordinator:
         from switchboard.server.coordinator.permissions import CallPermissions
 
         self.permissions = CallPermissions(self)
+        from switchboard.server.coordinator.recording import CallRecordings
+
+        self.recordings = CallRecordings(self)
 
     async def start(self) -> None:
         """Pick up where the store left off: re-arm the deadlines of rings still in progress."""

@@ -100,6 +100,8 @@ class PublishedTrack:
     moderated: bool = False
     #: told each forwarded frame's RFC 6464 level, dBov -127..0 (``speakers.py``)
     on_audio_level: Callable[[int], None] | None = None
+    #: also given every forwarded frame (recorders, ``recording.py``)
+    sinks: list[Callable[[EncodedFrame], None]] = field(default_factory=list)
 
     def start(self) -> None:
         self.tap = tap_receiver(self.receiver, self._forward)
@@ -113,6 +115,8 @@ class PublishedTrack:
             return
         if self.on_audio_level is not None and frame.audio_level is not None:
             self.on_audio_level(frame.audio_level)
+        for sink in self.sinks:
+            sink(frame)
         for down in self.downtracks:
             down.track.push(frame)
 

@@ -73,6 +73,11 @@ class Room:
         from switchboard.server.sfu.quality import monitor_for
 
         monitor_for(self).start()  # connection quality per session
+        from switchboard.server.sfu.recording import recorder_of
+
+        recorder = recorder_of(self)
+        if recorder is not None:
+            recorder.track_published(track)  # a recording running: this track is recorded too
         for other in self.others(publisher):
             other.subscribe(track)
         publisher.spawn(
