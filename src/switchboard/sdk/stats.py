@@ -131,6 +131,8 @@ class StatsCollector:
             if sent is None:
                 continue
             clock = _CLOCK_RATE.get(kind, 48000)
+            # aiortc leaves the round trip None until a receiver report answers one of its reports
+            rtt: float | None = getattr(remote, "roundTripTime", None)
             out[f"out:{kind}"] = (
                 _Sample(now, sent.bytesSent, sent.packetsSent, remote.packetsLost if remote else 0),
                 TrackStats(
@@ -144,7 +146,7 @@ class StatsCollector:
                     # RTCP carries it as an 8-bit fixed-point fraction (RFC 3550 §6.4.1); aiortc as is
                     fraction_lost=remote.fractionLost / 256 if remote else None,
                     jitter_ms=remote.jitter * 1000 / clock if remote else None,
-                    round_trip_time_ms=remote.roundTripTime * 1000 if remote else None,
+                    round_trip_time_ms=rtt * 1000 if rtt is not None else None,
                 ),
             )
         for transceiver in media.subscriber.getTransceivers():

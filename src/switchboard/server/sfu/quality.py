@@ -106,7 +106,9 @@ class QualityMonitor:
             for stats in report.values():
                 if isinstance(stats, RTCRemoteInboundRtpStreamStats):
                     losses.append(stats.fractionLost / 256)  # 8-bit fixed point (RFC 3550 §6.4.1)
-                    rtts.append(stats.roundTripTime)
+                    rtt: float | None = getattr(stats, "roundTripTime", None)  # None before a report pair
+                    if rtt is not None:
+                        rtts.append(rtt)
         if not losses:
             return None, None
         return max(losses), max(rtts) if rtts else None
