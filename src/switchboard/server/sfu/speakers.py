@@ -18,6 +18,8 @@ import math
 import weakref
 from dataclasses import dataclass
 
+from aiohttp import web
+
 from switchboard.protocol import sfu as p
 from switchboard.server.sfu.forwarding import PublishedTrack
 from switchboard.server.sfu.room import Room
@@ -56,7 +58,8 @@ class _Meter:
 
 
 def amplitude(dbov: float) -> float:
-    """A dBov level as an RMS amplitude relative to full scale, 0..1 (rounded to 3 decimals)."""
+    """A dBov level as an RMS amplitude relative to full scale, 0..1 (rounded to 3 decimals, so a
+    steady source does not make a new message every interval)."""
     return 0.0 if dbov <= SILENCE_DBOV else round(10.0 ** (dbov / 20.0), 3)
 
 
@@ -86,9 +89,19 @@ class SpeakerDetector:
                 message = self.tick()
                 if message is not None and message != self._last_sent:
                     self._last_sent = message
-                    await self._room.broadcast(message, exclude=None)
+                    await self._broadcast(message.model_dump_json())
         except Exception:
             log.exception("%s: speaker detection failed", self._room.cid)
+
+    async def _broadcast(self, text: str) -> None:
+        """Send one serialisation to every session (the same message for all, four times a second)."""
+
+        async def send(ws: object) -> None:
+            if isinstance(ws, web.WebSocketResponse) and not ws.closed:
+                with contextlib.suppress(ConnectionError, RuntimeError):
+                    await ws.send_str(text)
+
+        await asyncio.gather(*(send(q.ws) for q in list(self._room.participants.values())))
 
     def tick(self) -> p.AudioLevels | None:
         """Close the interval: the levels, the dominant speaker, and the message (None: no audio)."""
