@@ -151,6 +151,7 @@ __all__ = [
     "negotiate_opus_inband_fec",
     "on_keyframe_request",
     "opus_toc",
+    "receiver_tap",
     "request_keyframe",
     "set_decoding",
     "tap_receiver",
@@ -461,6 +462,8 @@ class ReceiverTap:
         self.stream_id = _new_stream_id()
         self.frames = 0
         """Number of frames delivered to ``on_frame``."""
+        self.bytes = 0
+        """Payload bytes of the frames delivered to ``on_frame`` (for bitrates)."""
         self.keyframes = 0
 
     @property
@@ -496,6 +499,7 @@ class ReceiverTap:
             stream_id=self.stream_id,
         )
         self.frames += 1
+        self.bytes += len(frame.data)
         self.keyframes += keyframe
         _safe_call("tap on_frame", on_frame, encoded)
 
@@ -510,6 +514,12 @@ class ReceiverTap:
         on_end, self._on_end = self._on_end, None
         if on_end is not None:
             _safe_call("tap on_end", on_end)
+
+
+def receiver_tap(receiver: RTCRtpReceiver) -> ReceiverTap | None:
+    """The open tap on ``receiver`` (:func:`tap_receiver`), else None."""
+    tap = getattr(receiver, _TAP_ATTR, None)
+    return tap if isinstance(tap, ReceiverTap) and not tap.closed else None
 
 
 def tap_receiver(

@@ -306,6 +306,84 @@ class SfuTokenResponse(Response):
     credentials: Credentials
 
 
+#: the largest ``custom`` payload of a custom event: bytes of its compact JSON (UTF-8)
+MAX_CUSTOM_EVENT_BYTES = 5 * 1024
+
+
+class SendCustomEventRequest(Request):
+    """A custom event for everyone in a call: ``custom`` is any JSON object up to
+    :data:`MAX_CUSTOM_EVENT_BYTES` bytes of compact JSON."""
+
+    custom: dict[str, Any]
+
+
+class SendCustomEventResponse(AckResponse):
+    """The event was stored in the event log as ``event_id`` and sent."""
+
+    event_id: int
+
+
+class MuteUsersRequest(Request):
+    """Mute ``user_ids`` (or, ``mute_all_users``, everyone but the caller) in a call (``mute-users``)."""
+
+    user_ids: Annotated[list[Identifier], Field(max_length=1000)] = Field(default_factory=list)
+    mute_all_users: bool = False
+    audio: bool = True
+    video: bool = False
+
+
+class RemoveParticipantRequest(Request):
+    """Remove ``user_id``'s sessions from the call; ``block``: and block them (``update-call-member``)."""
+
+    user_id: Identifier
+    block: bool = False
+
+
+class BlockUserRequest(Request):
+    user_id: Identifier
+
+
+#: the capabilities a user may ask for and a moderator may grant or revoke per user (request-to-speak)
+REQUESTABLE_CAPABILITIES = frozenset({Capability.SEND_AUDIO, Capability.SEND_VIDEO})
+
+
+class RequestPermissionRequest(Request):
+    """Ask the call's moderators for ``permissions`` (``send-audio`` and/or ``send-video``)."""
+
+    permissions: Annotated[list[Capability], Field(min_length=1, max_length=2)]
+
+
+class UpdateUserPermissionsRequest(Request):
+    """Grant and/or revoke ``user_id``'s ``send-audio`` / ``send-video`` in this call."""
+
+    user_id: Identifier
+    grant_permissions: Annotated[list[Capability], Field(max_length=2)] = Field(default_factory=list)
+    revoke_permissions: Annotated[list[Capability], Field(max_length=2)] = Field(default_factory=list)
+
+
+class RecordingFile(Response):
+    """One Ogg/Opus file on the SFU's disk: a session's audio as sent, or the mix (``mixed``)."""
+
+    path: str
+    mixed: bool
+    user_id: str | None = None
+    session_id: str | None = None
+    duration_ms: float
+
+
+class CallRecording(Response):
+    recording_id: str
+    started_at: datetime
+    stopped_at: datetime | None = None
+    files: list[RecordingFile] = Field(default_factory=list)
+
+
+class RecordingsResponse(Response):
+    """The call's recordings (finished ones with their files, and the one running if any)."""
+
+    recordings: list[CallRecording]
+
+
 class ErrorResponse(Response):
     code: str
     message: str
@@ -451,6 +529,77 @@ class ParticipantLeftEvent(CallEvent):
     session_id: str
 
 
+class CallUserMutedEvent(CallEvent):
+    """A moderator (``from_user_id``) muted ``muted_user_ids`` (empty: everyone but them)."""
+
+    type: Literal["call.user_muted"] = "call.user_muted"
+    from_user_id: str
+    muted_user_ids: list[str]
+    audio: bool
+    video: bool
+
+
+class CallParticipantRemovedEvent(CallEvent):
+    """A moderator (``by``) removed ``user_id`` from the call's media (and blocked them: ``blocked``)."""
+
+    type: Literal["call.participant_removed"] = "call.participant_removed"
+    user_id: str
+    by: str
+    blocked: bool = False
+
+
+class CallBlockedUserEvent(CallEvent):
+    type: Literal["call.blocked_user"] = "call.blocked_user"
+    user_id: str
+    by: str
+
+
+class CallUnblockedUserEvent(CallEvent):
+    type: Literal["call.unblocked_user"] = "call.unblocked_user"
+    user_id: str
+    by: str
+
+
+class CallPermissionRequestEvent(CallEvent):
+    """``user`` asks for ``permissions`` (request-to-speak); for the moderators to grant or not."""
+
+    type: Literal["call.permission_request"] = "call.permission_request"
+    user: UserResponse
+    permissions: list[Capability]
+
+
+class CallPermissionsUpdatedEvent(CallEvent):
+    """``user_id``'s capabilities in the call changed (granted or revoked): now ``own_capabilities``."""
+
+    type: Literal["call.permissions_updated"] = "call.permissions_updated"
+    user_id: str
+    own_capabilities: list[Capability]
+
+
+class CallRecordingStartedEvent(CallEvent):
+    type: Literal["call.recording_started"] = "call.recording_started"
+    recording_id: str
+
+
+class CallRecordingStoppedEvent(CallEvent):
+    type: Literal["call.recording_stopped"] = "call.recording_stopped"
+    recording: CallRecording
+
+
+class CustomEvent(Event):
+    """An application's own event in a call (``call.send_custom_event``), from ``user``.
+
+    Sent to the call's members and to every connection watching the call (which includes every
+    joined participant); kept in the event log like every call event, so a reconnecting client
+    gets the ones it missed.
+    """
+
+    type: Literal["custom"] = "custom"
+    cid: str
+    user: UserResponse
+    custom: dict[str, Any] = Field(default_factory=dict)
+
+
 EVENT_TYPES: dict[str, type[Event]] = {
     cls.model_fields["type"].default: cls
     for cls in (
@@ -471,6 +620,15 @@ EVENT_TYPES: dict[str, type[Event]] = {
         CallRingEndedEvent,
         ParticipantJoinedEvent,
         ParticipantLeftEvent,
+        CustomEvent,
+        CallUserMutedEvent,
+        CallParticipantRemovedEvent,
+        CallBlockedUserEvent,
+        CallUnblockedUserEvent,
+        CallPermissionRequestEvent,
+        CallPermissionsUpdatedEvent,
+        CallRecordingStartedEvent,
+        CallRecordingStoppedEvent,
     )
 }
 

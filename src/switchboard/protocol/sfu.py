@@ -9,12 +9,19 @@ as tracks come and go. Remote tracks are identified by the subscriber transceive
 from __future__ import annotations
 
 from enum import IntEnum
-from typing import Annotated, Literal
+from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, TypeAdapter
 
+from switchboard.protocol.tokens import SfuGrants
+
 TrackKind = Literal["audio", "video"]
 MAX_SDP = 64 * 1024
+#: the largest ``data`` of a participant message: bytes of its compact JSON (UTF-8)
+MAX_MESSAGE_DATA_BYTES = 4 * 1024
+#: participant messages one session may send: per second on average, and at once
+MESSAGE_RATE = 20.0
+MESSAGE_BURST = 40
 
 #: the coordinator <-> SFU channel when the SFU runs in its own process (admin-token authenticated;
 #: not part of the client protocol): the SFU asks before admitting a token and reports sessions ...
@@ -22,6 +29,10 @@ INTERNAL_ADMIT_PATH = "/internal/sfu/admit"
 INTERNAL_PARTICIPANT_PATH = "/internal/sfu/participant"
 #: ... and the coordinator tells the SFU a call ended
 INTERNAL_END_CALL_PATH = "/sfu/internal/end_call"
+#: ... and what a moderator did (:class:`ModerationCommand`)
+INTERNAL_MODERATE_PATH = "/sfu/internal/moderate"
+#: ... and starts, stops and lists recordings (:class:`RecordingCommand` -> :class:`RecordingsReport`)
+INTERNAL_RECORDING_PATH = "/sfu/internal/recording"
 
 
 class CloseCode(IntEnum):
@@ -106,6 +117,18 @@ class HealthCheckRequest(_Msg):
     type: Literal["health_check"] = "health_check"
 
 
+class SendMessage(_Msg):
+    """A participant message: relayed at once to the other sessions of the call, never stored.
+
+    ``data`` is any JSON object up to :data:`MAX_MESSAGE_DATA_BYTES` bytes of compact JSON;
+    ``session_ids`` limits it to those sessions (None: every other session in the call).
+    """
+
+    type: Literal["send_message"] = "send_message"
+    data: dict[str, Any]
+    session_ids: Annotated[list[str] | None, Field(max_length=100)] = None
+
+
 class IceCandidate(_Msg):
     """A trickled ICE candidate (RFC 8838) for one of the session's two peer connections.
 
@@ -129,7 +152,8 @@ ClientMessage = Annotated[
     | UpdateSubscription
     | IceCandidate
     | Leave
-    | HealthCheckRequest,
+    | HealthCheckRequest
+    | SendMessage,
     Field(discriminator="type"),
 ]
 client_message: TypeAdapter[ClientMessage] = TypeAdapter(ClientMessage)
@@ -225,6 +249,99 @@ class HealthCheckResponse(_Msg):
     type: Literal["health_check_response"] = "health_check_response"
 
 
+class AudioLevel(_Msg):
+    """One session's microphone over the last interval: ``level`` is the RMS amplitude relative to
+    full scale (0..1, from the RFC 6464 levels its packets carry), ``speaking`` above the threshold."""
+
+    user_id: str
+    session_id: str
+    level: float
+    speaking: bool
+
+
+class AudioLevels(_Msg):
+    """To every session, a few times per second while anyone publishes audio: every audio level and
+    the dominant speaker's session (None until someone spoke; kept while nobody speaks)."""
+
+    type: Literal["audio_levels"] = "audio_levels"
+    levels: list[AudioLevel]
+    dominant_speaker: str | None = None
+
+
+Quality = Literal["excellent", "good", "poor"]
+
+
+class ConnectionQuality(_Msg):
+    """To every session when a rating changes: each session's connection quality, by session id."""
+
+    type: Literal["connection_quality"] = "connection_quality"
+    qualities: dict[str, Quality]
+
+
+class ModerationNotice(_Msg):
+    """To the session a moderator acted on: its ``kinds`` were muted (forwarding stopped until the
+    client unmutes them itself), or it was removed from the call (``blocked``: it may not rejoin)."""
+
+    type: Literal["moderation"] = "moderation"
+    action: Literal["muted", "removed"]
+    by: str
+    kinds: list[TrackKind] = Field(default_factory=list)
+    blocked: bool = False
+
+
+class ModerationCommand(_Msg):
+    """Coordinator -> SFU (internal, not a client message): act on the sessions of ``user_ids``
+    (None: every session of the call except those of ``by``). ``grants``: the sessions' send grants
+    are now ``grants`` (request-to-speak granted or revoked)."""
+
+    cid: str
+    action: Literal["mute", "remove", "grants"]
+    by: str
+    user_ids: list[str] | None = None
+    kinds: list[TrackKind] = Field(default_factory=list)
+    blocked: bool = False
+    grants: SfuGrants | None = None
+
+
+class RecordingCommand(_Msg):
+    """Coordinator -> SFU (internal): start, stop or list the recordings of call ``cid``."""
+
+    cid: str
+    action: Literal["start", "stop", "list"]
+
+
+class RecordingFileInfo(_Msg):
+    """One Ogg/Opus file: a session's audio as sent (``mixed`` False) or the mix of all (True)."""
+
+    path: str
+    mixed: bool
+    user_id: str | None = None
+    session_id: str | None = None
+    duration_ms: float
+
+
+class RecordingInfo(_Msg):
+    recording_id: str
+    cid: str
+    #: Unix times (s)
+    started_at: float
+    stopped_at: float | None = None
+    files: list[RecordingFileInfo] = Field(default_factory=list)
+
+
+class RecordingsReport(_Msg):
+    recordings: list[RecordingInfo] = Field(default_factory=list)
+
+
+class ParticipantMessage(_Msg):
+    """A participant message from session ``session_id`` of ``user_id`` (see :class:`SendMessage`)."""
+
+    type: Literal["participant_message"] = "participant_message"
+    user_id: str
+    session_id: str
+    data: dict[str, Any]
+
+
 ServerMessage = Annotated[
     JoinResponse
     | PublisherAnswer
@@ -236,7 +353,11 @@ ServerMessage = Annotated[
     | MuteStateChanged
     | CallEnded
     | ErrorMessage
-    | HealthCheckResponse,
+    | HealthCheckResponse
+    | ParticipantMessage
+    | ModerationNotice
+    | AudioLevels
+    | ConnectionQuality,
     Field(discriminator="type"),
 ]
 server_message: TypeAdapter[ServerMessage] = TypeAdapter(ServerMessage)

@@ -15,9 +15,12 @@ from switchboard.errors import CallStateError, InvalidRequestError, PermissionDe
 from switchboard.media.audio_config import AudioConfigurationPolicy
 from switchboard.media.audio_session import AudioDeviceModule
 from switchboard.protocol import coordinator as m
+from switchboard.protocol import sfu as p
 from switchboard.sdk.emitter import EventEmitter, local_event
+from switchboard.sdk.messages import MessageBudget, ParticipantMessageEvent, json_object
 from switchboard.sdk.observable import Observable
 from switchboard.sdk.session import CallSession
+from switchboard.sdk.stats import CallStats, StatsCollector
 from switchboard.sdk.types import (
     CallConnectOptions,
     CallPreferences,
@@ -60,6 +63,12 @@ class Participant:
     audio_enabled: bool = False
     video_enabled: bool = False
     tracks: tuple[TrackInfo, ...] = ()
+    #: microphone level as the SFU measured it (RMS amplitude, 0..1), a few updates per second
+    audio_level: float = 0.0
+    #: the SFU hears this participant speak (level above -50 dBov)
+    is_speaking: bool = False
+    #: the SFU's rating of this participant's connection: "excellent", "good", "poor" (None: not yet)
+    connection_quality: str | None = None
 
 
 @dataclass(frozen=True)
@@ -85,6 +94,8 @@ class CallState:
     #: how the last ring of this call ended for this user (None while ringing or never rang)
     ring_outcome: m.RingOutcome | None = None
     reject_reason: RejectReason | None = None
+    #: who the SFU hears as the main speaker (with hysteresis); None before anyone spoke
+    dominant_speaker: Participant | None = None
 
     @property
     def is_ended(self) -> bool:
@@ -97,6 +108,23 @@ def _reject_reason(reason: object) -> RejectReason:
         return RejectReason(reason)
     options = ", ".join(f"RejectReason.{r.name}" for r in RejectReason)
     raise InvalidRequestError(f"reject reason {reason!r} is not valid: use one of {options}")
+
+
+def _send_capabilities(permissions: object, what: str) -> list[m.Capability]:
+    """``permissions`` as send capabilities, else InvalidRequestError naming what is accepted."""
+    if isinstance(permissions, str) or not isinstance(permissions, Sequence):
+        raise InvalidRequestError(
+            f"{what} must be a list such as [Capability.SEND_AUDIO], not {permissions!r}"
+        )
+    allowed = {c.value: c for c in m.REQUESTABLE_CAPABILITIES}
+    out: list[m.Capability] = []
+    for item in permissions:
+        cap = allowed.get(str(item.value if isinstance(item, m.Capability) else item))
+        if cap is None:
+            raise InvalidRequestError(f"{what}: {item!r} cannot be requested; only send-audio, send-video")
+        if cap not in out:
+            out.append(cap)
+    return out
 
 
 class Call:
@@ -126,6 +154,8 @@ class Call:
         self._mic_intent = False
         self._camera_intent = False
         self._suspended = False
+        self._message_budget = MessageBudget()
+        self._stats = StatsCollector()
 
     def __repr__(self) -> str:
         return f"Call({self.cid!r}, status={self.state.value.status.value})"
@@ -184,6 +214,8 @@ class Call:
         elif isinstance(event, m.CallMemberRemovedEvent):
             gone = set(event.members)
             self._update(members=tuple(mb for mb in self.state.value.members if mb.user_id not in gone))
+        elif isinstance(event, m.CallPermissionsUpdatedEvent) and event.user_id == self._client.user.id:
+            self._permissions_changed(frozenset(event.own_capabilities))
         self._client._on_call_event(self, event)
         self._events.emit(event)
 
@@ -315,6 +347,217 @@ class Call:
         )
         return self.state.value
 
+    # ---------------------------------------------------------------- custom events and messages
+
+    async def send_custom_event(self, data: Mapping[str, Any]) -> int:
+        """Send ``data`` (a JSON object, at most 5 KiB of compact JSON) to everyone in the call.
+
+        Goes through the coordinator and its event log: every member and every joined participant
+        receives a ``custom`` event (:class:`switchboard.protocol.coordinator.CustomEvent`, with
+        ``user`` and ``custom``), this client included; a client that reconnects gets the ones it
+        missed. Returns the event's id. The sender must be a member or joined.
+
+        Raises InvalidRequestError (not a JSON object) or PayloadTooLargeError (over the size) before
+        any network; PermissionDeniedError (not in the call), CallStateError (ended),
+        RateLimitedError (over 10 per second per user and call; ``retry_after``).
+        """
+        custom = json_object(data, what="custom event data", max_bytes=m.MAX_CUSTOM_EVENT_BYTES)
+        api = self._client._require_api()
+        response = await api.request(
+            "POST", self._path("/event"), m.SendCustomEventResponse, m.SendCustomEventRequest(custom=custom)
+        )
+        return response.event_id
+
+    async def send_message(
+        self, data: Mapping[str, Any], *, session_ids: Sequence[str] | None = None
+    ) -> None:
+        """Send ``data`` (a JSON object, at most 4 KiB of compact JSON) to the others joined, now.
+
+        Relayed by the SFU over this session's signalling socket to every other session in the call
+        (or only ``session_ids``); never stored, so only sessions connected right now receive it, as a
+        ``participant_message`` event (:class:`switchboard.sdk.messages.ParticipantMessageEvent`).
+
+        Raises, before any network: InvalidRequestError (not a JSON object, bad ``session_ids``),
+        PayloadTooLargeError (over the size), RateLimitedError (over 20 per second; ``retry_after``),
+        CallStateError (not joined); NetworkError while the SFU connection is down.
+        """
+        payload = json_object(data, what="message data", max_bytes=p.MAX_MESSAGE_DATA_BYTES)
+        targets = None
+        if session_ids is not None:
+            if isinstance(session_ids, str) or not all(isinstance(s, str) and s for s in session_ids):
+                raise InvalidRequestError(f"session_ids must be a list of session ids, not {session_ids!r}")
+            targets = list(session_ids)
+        media = self._media
+        if media is None or self.state.value.status is not CallStatus.JOINED:
+            raise CallStateError(
+                f"cannot send a participant message in {self.cid}: it is {self.state.value.status.value}, "
+                "not joined"
+            )
+        self._message_budget.take()
+        await media.send_message(payload, targets)
+
+    def _on_participant_message(self, message: p.ParticipantMessage) -> None:
+        self._events.emit(ParticipantMessageEvent.from_sfu(self.cid, message))
+
+    # ---------------------------------------------------------------- statistics
+
+    async def get_stats(self) -> CallStats:
+        """Per-track statistics of the joined call (:class:`switchboard.sdk.stats.CallStats`).
+
+        Bitrates are over the interval since the previous ``get_stats`` (when 0.2 to 10 s ago), else
+        over 0.5 s sampled now. Loss, jitter and round-trip time of published tracks come from the
+        SFU's RTCP receiver reports. Raises CallStateError when the call is not joined.
+        """
+        media = self._media
+        if media is None:
+            raise CallStateError(f"no statistics for {self.cid}: it is not joined")
+        return await self._stats.collect(media, self._client.user.id)
+
+    # ---------------------------------------------------------------- recording
+
+    async def start_recording(self) -> m.CallRecording:
+        """Start recording the call's audio on the server (needs ``update-call``).
+
+        Each participant's audio is written as sent (Opus in Ogg, no re-encoding), and a mixed file
+        is made at stop. Emits ``call.recording_started``. CallStateError when a recording already
+        runs or nobody has joined the call's media.
+        """
+        api = self._client._require_api()
+        response = await api.request(
+            "POST", self._path("/start_recording"), m.RecordingsResponse, m.EmptyRequest()
+        )
+        return response.recordings[0]
+
+    async def stop_recording(self) -> m.CallRecording:
+        """Stop recording: the recording with its files (``path``, ``duration_ms``, per participant
+        and ``mixed``). Emits ``call.recording_stopped``. CallStateError when not recording."""
+        api = self._client._require_api()
+        response = await api.request(
+            "POST", self._path("/stop_recording"), m.RecordingsResponse, m.EmptyRequest()
+        )
+        return response.recordings[0]
+
+    async def list_recordings(self) -> list[m.CallRecording]:
+        """The call's recordings, oldest first (a running one last, without files yet)."""
+        api = self._client._require_api()
+        response = await api.request("GET", self._path("/recordings"), m.RecordingsResponse)
+        return response.recordings
+
+    # ---------------------------------------------------------------- moderation
+
+    async def mute_users(
+        self, user_ids: Sequence[str] | None = None, *, audio: bool = True, video: bool = False
+    ) -> None:
+        """Mute others in the call (needs ``mute-users``): ``user_ids``, or everyone else when None.
+
+        The SFU stops forwarding their muted kinds at once and tells them; their microphone (camera)
+        goes off, and they may turn it on again themselves. Emits ``call.user_muted`` to the call.
+        Raises InvalidRequestError (bad ids, nothing to mute) before any network; PermissionDeniedError.
+        """
+        ids = require_identifiers(list(user_ids), "user_ids") if user_ids is not None else []
+        if not (audio or video):
+            raise InvalidRequestError("nothing to mute: set audio and/or video")
+        api = self._client._require_api()
+        body = m.MuteUsersRequest(user_ids=ids, mute_all_users=user_ids is None, audio=audio, video=video)
+        await api.request("POST", self._path("/mute_users"), m.AckResponse, body)
+
+    async def mute_all_users(self, *, audio: bool = True, video: bool = False) -> None:
+        """Mute everyone in the call but this user (see :meth:`mute_users`)."""
+        await self.mute_users(None, audio=audio, video=video)
+
+    async def remove_participant(self, user_id: str, *, block: bool = False) -> None:
+        """Remove ``user_id`` from the call's media now (needs ``update-call-member``); ``block``: and
+        block them from joining again. They are told (``call.removed`` then ``call.left`` with reason
+        ``removed``); everyone gets ``call.participant_removed``."""
+        target = require_identifiers([user_id], "user_id")[0]
+        api = self._client._require_api()
+        body = m.RemoveParticipantRequest(user_id=target, block=block)
+        await api.request("POST", self._path("/remove_participant"), m.AckResponse, body)
+
+    async def block_user(self, user_id: str) -> None:
+        """Block ``user_id`` from the call (``update-call-member``): removed now; joining answers
+        PermissionDeniedError (code ``blocked``) until :meth:`unblock_user`. Event: ``call.blocked_user``."""
+        target = require_identifiers([user_id], "user_id")[0]
+        api = self._client._require_api()
+        await api.request("POST", self._path("/block"), m.AckResponse, m.BlockUserRequest(user_id=target))
+
+    async def unblock_user(self, user_id: str) -> None:
+        """Let a blocked user join again (``update-call-member``). Event: ``call.unblocked_user``."""
+        target = require_identifiers([user_id], "user_id")[0]
+        api = self._client._require_api()
+        await api.request("POST", self._path("/unblock"), m.AckResponse, m.BlockUserRequest(user_id=target))
+
+    # ---------------------------------------------------------------- request-to-speak
+
+    async def request_permission(self, permissions: Sequence[m.Capability | str]) -> None:
+        """Ask the call's moderators for ``send-audio`` and/or ``send-video`` (request-to-speak).
+
+        They get a ``call.permission_request`` event; a grant arrives as ``call.permissions_updated``
+        and ``own_capabilities`` then holds it: turn the microphone on with
+        :meth:`set_microphone_enabled`. Raises InvalidRequestError before any network for anything
+        else than those two capabilities.
+        """
+        caps = _send_capabilities(permissions, "permissions")
+        if not caps:
+            raise InvalidRequestError("permissions: name send-audio and/or send-video")
+        api = self._client._require_api()
+        body = m.RequestPermissionRequest(permissions=caps)
+        await api.request("POST", self._path("/request_permission"), m.AckResponse, body)
+
+    async def grant_permissions(self, user_id: str, permissions: Sequence[m.Capability | str]) -> None:
+        """Give ``user_id`` ``send-audio`` / ``send-video`` in this call (needs ``update-call-member``)."""
+        await self._update_permissions(user_id, grant=_send_capabilities(permissions, "permissions"))
+
+    async def revoke_permissions(self, user_id: str, permissions: Sequence[m.Capability | str]) -> None:
+        """Take ``send-audio`` / ``send-video`` away from ``user_id`` (needs ``update-call-member``):
+        the SFU stops forwarding it at once, even when their role gives it."""
+        await self._update_permissions(user_id, revoke=_send_capabilities(permissions, "permissions"))
+
+    async def _update_permissions(
+        self,
+        user_id: str,
+        *,
+        grant: list[m.Capability] | None = None,
+        revoke: list[m.Capability] | None = None,
+    ) -> None:
+        target = require_identifiers([user_id], "user_id")[0]
+        api = self._client._require_api()
+        body = m.UpdateUserPermissionsRequest(
+            user_id=target, grant_permissions=grant or [], revoke_permissions=revoke or []
+        )
+        await api.request("POST", self._path("/user_permissions"), m.AckResponse, body)
+
+    def _permissions_changed(self, caps: frozenset[m.Capability]) -> None:
+        """This user's capabilities changed (granted or revoked): what is no longer allowed goes off."""
+        self._update(own_capabilities=caps)
+        if m.Capability.SEND_AUDIO not in caps and self._mic_intent:
+            self._mic_intent = False
+            self._spawn(self._apply_microphone())
+        if m.Capability.SEND_VIDEO not in caps and self._camera_intent:
+            self._spawn(self.set_camera_enabled(False))
+
+    def _on_moderation(self, notice: p.ModerationNotice) -> None:
+        """A moderator acted on this session (told by the SFU, which already enforces it)."""
+        if notice.action == "muted":
+            if "audio" in notice.kinds:
+                self._mic_intent = False
+                if self._adm is not None:
+                    self._adm.microphone_enabled = False
+            if "video" in notice.kinds:
+                self._camera_intent = False
+                if self._media is not None and self._media.camera is not None:
+                    self._media.camera.enabled = False
+            if self._media is not None:
+                for kind in notice.kinds:
+                    if kind in self._media.published:
+                        self._media.published[kind] = True
+            self._sync_participants()
+            self._emit(
+                local_event("call.muted_by_moderator", self.cid, kinds=list(notice.kinds), by=notice.by)
+            )
+        else:
+            self._emit(local_event("call.removed", self.cid, by=notice.by, blocked=notice.blocked))
+
     # ---------------------------------------------------------------- media: join and leave
 
     @property
@@ -377,7 +620,9 @@ class Call:
                 await self._connect_media(connect_options or CallConnectOptions())
             except BaseException as exc:
                 await self._close_media()
-                self._update(status=CallStatus.IDLE, participants=(), local_participant=None)
+                self._update(
+                    status=CallStatus.IDLE, participants=(), local_participant=None, dominant_speaker=None
+                )
                 self._reset_suspension()
                 self._join_task = None
                 await self._client._active.join_failed(self, handover)
@@ -424,6 +669,8 @@ class Call:
             on_ended=self._media_ended,
             on_connection=self._media_connection,
             refresh_credentials=self._fresh_sfu_credentials,
+            on_message=self._on_participant_message,
+            on_moderation=self._on_moderation,
         )
         self._media = session
         self._update(session_id=response.session_id)
@@ -477,7 +724,7 @@ class Call:
             return
         log.info("%s: leaving (%s)", self.cid, reason)
         await self._close_media()
-        self._update(status=CallStatus.IDLE, participants=(), local_participant=None)
+        self._update(status=CallStatus.IDLE, participants=(), local_participant=None, dominant_speaker=None)
         self._reset_suspension()
         self._emit(local_event("call.left", self.cid, reason=reason))
         await self._client._active.removed(self)
@@ -538,7 +785,9 @@ class Call:
         status = self.state.value.status
         if self._media is not None or status in (CallStatus.JOINED, CallStatus.RECONNECTING):
             # state first, so a second report of the same end (REST answer and event) finds nothing to do
-            self._update(status=CallStatus.DISCONNECTED, participants=(), local_participant=None)
+            self._update(
+                status=CallStatus.DISCONNECTED, participants=(), local_participant=None, dominant_speaker=None
+            )
             self._reset_suspension()
             self._emit(local_event("call.left", self.cid, reason=reason))
             await self._close_media()
@@ -556,6 +805,9 @@ class Call:
             and m.Capability.SEND_AUDIO not in self.state.value.own_capabilities
         ):
             raise PermissionDeniedError(f"cannot unmute in {self.cid}: this user lacks 'send-audio'")
+        if enabled and self._media is not None and "audio" not in self._media.published:
+            # send-audio granted after joining (request-to-speak): publish the microphone now
+            await self._media.publish(audio=True, video=False, audio_muted=True, video_muted=True)
         self._mic_intent = enabled
         await self._apply_microphone()
 
@@ -648,6 +900,7 @@ class Call:
         media = self._media
         if media is None:
             return
+        levels = media.audio_levels
         remote = tuple(
             Participant(
                 user_id=rp.user_id,
@@ -657,9 +910,13 @@ class Call:
                 tracks=tuple(
                     TrackInfo(kind, f"{rp.session_id}:{kind}", muted) for kind, muted in rp.tracks.items()
                 ),
+                audio_level=levels[rp.session_id].level if rp.session_id in levels else 0.0,
+                is_speaking=levels[rp.session_id].speaking if rp.session_id in levels else False,
+                connection_quality=media.connection_quality.get(rp.session_id),
             )
             for rp in media.participants.values()
         )
+        own = levels.get(media.session_id or "")
         local = Participant(
             user_id=self._client.user.id,
             session_id=media.session_id or "",
@@ -671,5 +928,20 @@ class Call:
                 TrackInfo(kind, f"{media.session_id}:{kind}", muted)
                 for kind, muted in media.published.items()
             ),
+            audio_level=own.level if own is not None else 0.0,
+            is_speaking=own.speaking if own is not None else False,
+            connection_quality=media.connection_quality.get(media.session_id or ""),
         )
-        self._update(participants=(local, *remote), local_participant=local)
+        everyone = (local, *remote)
+        dominant = next((q for q in everyone if q.session_id == media.dominant_speaker), None)
+        before = self.state.value.dominant_speaker
+        self._update(participants=everyone, local_participant=local, dominant_speaker=dominant)
+        if dominant is not None and (before is None or before.session_id != dominant.session_id):
+            self._emit(
+                local_event(
+                    "call.dominant_speaker_changed",
+                    self.cid,
+                    user_id=dominant.user_id,
+                    session_id=dominant.session_id,
+                )
+            )

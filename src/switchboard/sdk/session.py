@@ -34,6 +34,7 @@ from switchboard.errors import (
 )
 from switchboard.media.audio_session import AudioDeviceModule
 from switchboard.media.local_ice import create_peer_connection, loopback_ice_address
+from switchboard.media.rtp_hooks import forward_audio_level
 from switchboard.media.tracks import CameraTrack
 from switchboard.protocol import coordinator as m
 from switchboard.protocol import sfu as p
@@ -79,6 +80,8 @@ class CallSession:
         on_connection: Callable[[str], None] | None = None,
         reconnect_window: float = 4.0,
         refresh_credentials: Callable[[str], Awaitable[m.Credentials]] | None = None,
+        on_message: Callable[[p.ParticipantMessage], None] | None = None,
+        on_moderation: Callable[[p.ModerationNotice], None] | None = None,
     ) -> None:
         self.credentials = credentials
         self.adm = adm
@@ -88,6 +91,15 @@ class CallSession:
         self._on_connection = on_connection or (lambda state: None)
         self._reconnect_window = reconnect_window
         self._refresh_credentials = refresh_credentials
+        self._on_message = on_message or (lambda message: None)
+        self._on_moderation = on_moderation or (lambda notice: None)
+        #: a moderator removed this session: the socket's close that follows is not a drop to resume
+        self.removed = False
+        #: the SFU's latest audio levels by session (``audio_levels``) and dominant speaker's session
+        self.audio_levels: dict[str, p.AudioLevel] = {}
+        self.dominant_speaker: str | None = None
+        #: the SFU's connection quality rating by session (``connection_quality``)
+        self.connection_quality: dict[str, str] = {}
         self.reconnects = 0
         self._reconnecting = False
         # ICE: loopback only when the SFU is local (the SFU applies the same rule to its URL).
@@ -178,6 +190,8 @@ class CallSession:
                 self._pending.clear()
                 if self.session_id is None:
                     self._on_ended("sfu_disconnected")
+                elif self.removed:
+                    pass  # removed by a moderator: the session is over, nothing to resume
                 elif not self._reconnecting:
                     self._spawn(self._reconnect())
 
@@ -313,6 +327,21 @@ class CallSession:
         elif isinstance(message, p.CallEnded):
             self._on_ended("call_ended")
             return
+        elif isinstance(message, p.ParticipantMessage):
+            self._on_message(message)
+            return
+        elif isinstance(message, p.AudioLevels):
+            self.audio_levels = {level.session_id: level for level in message.levels}
+            self.dominant_speaker = message.dominant_speaker
+        elif isinstance(message, p.ConnectionQuality):
+            self.connection_quality = dict(message.qualities)
+        elif isinstance(message, p.ModerationNotice):
+            if message.action == "removed":
+                self.removed = True
+            self._on_moderation(message)
+            if self.removed:
+                self._on_ended("removed")
+                return
         self._on_change()
 
     def _add_participant(self, info: p.ParticipantInfo) -> None:
@@ -368,6 +397,7 @@ class CallSession:
             if audio and "audio" not in self._transceivers:
                 t = self.publisher.addTransceiver(self.adm.capture_track, direction="sendonly")
                 t.setCodecPreferences(_codecs("audio"))  # type: ignore[arg-type]
+                forward_audio_level(t.sender)  # RFC 6464 levels: the SFU's active-speaker input
                 self._transceivers["audio"] = t
                 self.published["audio"] = audio_muted
                 added = True
@@ -428,6 +458,14 @@ class CallSession:
             self.camera.enabled = not muted
         with contextlib.suppress(NetworkError):
             await self._send(p.UpdateMuteState(kind=kind, muted=muted))  # type: ignore[arg-type]
+
+    def published_transceivers(self) -> dict[str, RTCRtpTransceiver]:
+        """This session's publishing transceivers by kind (for statistics)."""
+        return dict(self._transceivers)
+
+    async def send_message(self, data: dict[str, Any], session_ids: list[str] | None) -> None:
+        """Send a participant message on the signalling socket; NetworkError while it is down."""
+        await self._send(p.SendMessage(data=data, session_ids=session_ids))
 
     async def set_audio_forwarding(self, paused: bool) -> None:
         """Ask the SFU to stop (or restart) forwarding every audio track to this session."""

@@ -197,6 +197,8 @@ class EmbeddedServer:
         coordinator = app[COORDINATOR_KEY]
         if self._sfu is not None:
             coordinator.call_ended_hooks.append(self._sfu.end_call)
+            coordinator.moderation.sfu_hooks.append(self._sfu.moderate)
+            coordinator.recordings.sfu = self._sfu.recording
         else:
             add_internal_routes(app, coordinator)
         runner = web.AppRunner(
@@ -221,6 +223,8 @@ class EmbeddedServer:
                 await self.stop()
                 raise
             coordinator.call_ended_hooks.append(self._sfu_process.end_call)
+            coordinator.moderation.sfu_hooks.append(self._sfu_process.moderate)
+            coordinator.recordings.sfu = self._sfu_process.recording
 
     async def stop(self) -> None:
         """Close every socket and peer connection (within about 2 s; the SFU process within 5 s)."""

@@ -149,6 +149,59 @@ def _routes() -> list[Route]:
             "Reject a ring; by the caller, cancel it.",
             lambda c, ctx, body: c.reject(ctx.user_id, ctx.call_type, ctx.call_id, body),
         ),
+        Route(
+            "POST", CALL_PATH + "/request_permission", m.RequestPermissionRequest, m.AckResponse,
+            "Ask the moderators for send-audio and/or send-video (request-to-speak).",
+            lambda c, ctx, body: c.permissions.request(ctx.user_id, ctx.call_type, ctx.call_id, body),
+        ),
+        Route(
+            "POST", CALL_PATH + "/user_permissions", m.UpdateUserPermissionsRequest, m.AckResponse,
+            "Grant or revoke a user's send-audio/send-video in the call (update-call-member).",
+            lambda c, ctx, body: c.permissions.update(ctx.user_id, ctx.call_type, ctx.call_id, body),
+        ),
+        Route(
+            "POST", CALL_PATH + "/start_recording", m.EmptyRequest, m.RecordingsResponse,
+            "Start recording the call's audio on the SFU (update-call); 409 if recording or nobody joined.",
+            lambda c, ctx, body: c.recordings.start(ctx.user_id, ctx.call_type, ctx.call_id),
+        ),
+        Route(
+            "POST", CALL_PATH + "/stop_recording", m.EmptyRequest, m.RecordingsResponse,
+            "Stop recording (update-call): the Ogg/Opus files (per participant and mixed) with durations.",
+            lambda c, ctx, body: c.recordings.stop(ctx.user_id, ctx.call_type, ctx.call_id),
+        ),
+        Route(
+            "GET", CALL_PATH + "/recordings", None, m.RecordingsResponse,
+            "The call's recordings and their files (read-call).",
+            lambda c, ctx, body: c.recordings.list(ctx.user_id, ctx.call_type, ctx.call_id),
+        ),
+        Route(
+            "POST", CALL_PATH + "/event", m.SendCustomEventRequest, m.SendCustomEventResponse,
+            "Send a custom event (a JSON object up to 5 KiB) to everyone in the call; stored in the "
+            "event log (members or joined users only; 10 per second per user and call).",
+            lambda c, ctx, body: c.custom_events.send(ctx.user_id, ctx.call_type, ctx.call_id, body),
+        ),
+        Route(
+            "POST", CALL_PATH + "/mute_users", m.MuteUsersRequest, m.AckResponse,
+            "Mute others' audio and/or video (mute-users): the SFU stops forwarding it and tells them.",
+            lambda c, ctx, body: c.moderation.mute_users(ctx.user_id, ctx.call_type, ctx.call_id, body),
+        ),
+        Route(
+            "POST", CALL_PATH + "/remove_participant", m.RemoveParticipantRequest, m.AckResponse,
+            "Remove a user's sessions from the call now, optionally blocking them (update-call-member).",
+            lambda c, ctx, body: c.moderation.remove_participant(
+                ctx.user_id, ctx.call_type, ctx.call_id, body
+            ),
+        ),
+        Route(
+            "POST", CALL_PATH + "/block", m.BlockUserRequest, m.AckResponse,
+            "Block a user from the call: removed now, cannot join until unblocked (update-call-member).",
+            lambda c, ctx, body: c.moderation.block(ctx.user_id, ctx.call_type, ctx.call_id, body),
+        ),
+        Route(
+            "POST", CALL_PATH + "/unblock", m.BlockUserRequest, m.AckResponse,
+            "Unblock a user: they may join again (update-call-member).",
+            lambda c, ctx, body: c.moderation.unblock(ctx.user_id, ctx.call_type, ctx.call_id, body),
+        ),
     ]  # fmt: skip
 
 

@@ -114,6 +114,10 @@ class RedisSfuSessions(SfuSessions):
     async def left(self, session_id: str) -> None:
         await self._left(keys=[self._key(session_id)], args=[time.time(), AFTER_EXPIRY])
 
+    async def media_sessions(self, cid: str, user_id: str) -> int:
+        """How many media sessions ``user_id`` has in call ``cid`` (as the SFU reported them)."""
+        return int(await self._redis.scard(self._store.key("media", cid, user_id)))
+
     async def media_changed(self, cid: str, user_id: str, session_id: str, joined: bool) -> int:
         key = self._store.key("media", cid, user_id)
         async with self._redis.pipeline(transaction=True) as pipe:

@@ -28,9 +28,13 @@ from switchboard.server.coordinator.call_types import (
     apply_override,
     own_capabilities,
 )
+from switchboard.server.coordinator.custom_events import CustomEvents
 from switchboard.server.coordinator.events import EventHub
 from switchboard.server.coordinator.ice_servers import IceServerSettings, ice_servers_for
 from switchboard.server.coordinator.limits import CoordinatorLimits
+from switchboard.server.coordinator.moderation import Moderation
+from switchboard.server.coordinator.permissions import CallPermissions
+from switchboard.server.coordinator.recording import CallRecordings
 from switchboard.server.coordinator.sfu_sessions import SfuSessions
 from switchboard.server.coordinator.store import CallRecord, MemberRecord, Store, UserRecord
 
@@ -71,6 +75,10 @@ class Coordinator:
         self.call_ended_hooks: list[CallEndedHook] = []
         #: minted SFU sessions and the media sessions per call and user (in Redis when shared)
         self.sfu_sessions = sfu_sessions if sfu_sessions is not None else SfuSessions()
+        self.custom_events = CustomEvents(self)
+        self.moderation = Moderation(self)
+        self.permissions = CallPermissions(self)
+        self.recordings = CallRecordings(self)
 
     async def start(self) -> None:
         """Pick up where the store left off: re-arm the deadlines of rings still in progress."""
@@ -152,9 +160,13 @@ class Coordinator:
         self, call: CallRecord, user_id: str, members: list[MemberRecord] | None = None
     ) -> list[Capability]:
         role = await self.role_of(call.cid, user_id, members)
-        return own_capabilities(
+        caps = own_capabilities(
             self.call_type(call.type), role, backstage=call.backstage, settings=call.settings
         )
+        adjusted = self.permissions.adjust(call.cid, user_id, set(caps))  # request-to-speak grants
+        if not call.settings.video.enabled:
+            adjusted.discard(Capability.SEND_VIDEO)
+        return sorted(adjusted, key=list(Capability).index)
 
     async def require(self, call: CallRecord, user_id: str, capability: Capability) -> list[Capability]:
         caps = await self.capabilities(call, user_id)
@@ -369,6 +381,7 @@ class Coordinator:
     async def require_join(self, call: CallRecord, user_id: str) -> list[Capability]:
         """``user_id``'s capabilities if they may join ``call`` now; else CallStateError / 403."""
         self.require_active(call)
+        self.moderation.check_not_blocked(call, user_id)
         caps = await self.capabilities(call, user_id)
         if call.backstage and Capability.JOIN_BACKSTAGE not in caps:
             raise PermissionDeniedError(
@@ -516,6 +529,10 @@ class Coordinator:
             )
         )
         await self.broadcast(call, event)
+
+    async def has_media_session(self, cid: str, user_id: str) -> bool:
+        """Whether the SFU reported a session of ``user_id`` in call ``cid`` that has not left."""
+        return await self.sfu_sessions.media_sessions(cid, user_id) > 0
 
     async def close(self) -> None:
         await self.ringer.close()

@@ -100,6 +100,10 @@ class SfuSessions:
             del self._media[cid]
         return remaining
 
+    async def media_sessions(self, cid: str, user_id: str) -> int:
+        """How many media sessions ``user_id`` has in call ``cid`` (as the SFU reported them)."""
+        return len(self._media.get(cid, {}).get(user_id, ()))
+
     def _prune(self) -> None:
         now = time.time()
         if now < self._next_prune:

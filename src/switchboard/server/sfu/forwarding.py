@@ -10,6 +10,7 @@ the publisher as a PLI, coalesced.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Literal
 
@@ -95,6 +96,12 @@ class PublishedTrack:
     bytes_in: int = 0
     #: first byte of the newest frame: for Opus, the TOC byte (mode, bandwidth, stereo) as sent
     last_head: int | None = None
+    #: muted by a moderator: nothing is forwarded until the publisher unmutes (``moderation.py``)
+    moderated: bool = False
+    #: told each forwarded frame's RFC 6464 level, dBov -127..0 (``speakers.py``)
+    on_audio_level: Callable[[int], None] | None = None
+    #: also given every forwarded frame (recorders, ``recording.py``)
+    sinks: list[Callable[[EncodedFrame], None]] = field(default_factory=list)
 
     def start(self) -> None:
         self.tap = tap_receiver(self.receiver, self._forward)
@@ -104,6 +111,12 @@ class PublishedTrack:
         self.bytes_in += len(frame.data)
         if frame.data:
             self.last_head = frame.data[0]
+        if self.moderated:
+            return
+        if self.on_audio_level is not None and frame.audio_level is not None:
+            self.on_audio_level(frame.audio_level)
+        for sink in self.sinks:
+            sink(frame)
         for down in self.downtracks:
             down.track.push(frame)
 

@@ -83,6 +83,8 @@ class Participant:
         self.refused: list[ReceiverTap] = []
         self._refused_kinds: set[Kind] = set()
         self.muted: dict[Kind, bool] = {}
+        #: kinds a moderator muted: not forwarded until this client unmutes them (``moderation.py``)
+        self.moderated: set[Kind] = set()
         self.downtracks: list[DownTrack] = []
         #: forwarding pauses this subscriber asked for: (publisher session or None for all, kind)
         self.paused: set[tuple[str | None, Kind]] = set()
@@ -212,6 +214,10 @@ class Participant:
         for kind in [k for k in self.published if not self.may_send(k)]:
             self.room.track_unpublished(self, self.published.pop(kind))
 
+    def publish_receiver(self, kind: Kind, receiver: RTCRtpReceiver) -> None:
+        """Forward an existing receiver's track (its kind newly granted: ``moderation.update_grants``)."""
+        self._publish(kind, receiver)
+
     def _publish(self, kind: Kind, receiver: RTCRtpReceiver) -> None:
         old = self.published.pop(kind, None)
         if old is not None:
@@ -219,6 +225,7 @@ class Participant:
         published = PublishedTrack(
             self.user_id, self.session_id, kind, receiver, muted=self.muted.get(kind, False)
         )
+        published.moderated = kind in self.moderated
         published.start()
         self.published[kind] = published
         self.room.track_published(self, published)
@@ -226,8 +233,11 @@ class Participant:
     async def update_mute_state(self, message: p.UpdateMuteState) -> None:
         self.muted[message.kind] = message.muted
         track = self.published.get(message.kind)
+        if not message.muted:
+            self.moderated.discard(message.kind)  # the user unmutes after a moderator's mute
         if track is not None:
             track.muted = message.muted
+            track.moderated = message.kind in self.moderated
         await self.room.broadcast(
             p.MuteStateChanged(
                 user_id=self.user_id, session_id=self.session_id, kind=message.kind, muted=message.muted

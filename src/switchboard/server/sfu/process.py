@@ -32,6 +32,7 @@ from pydantic import BaseModel, ConfigDict
 from switchboard.errors import CallStateError, SwitchboardError, error_for
 from switchboard.protocol import sfu as p
 from switchboard.protocol.tokens import SfuClaims, create_admin_token, verify_admin_token
+from switchboard.server.sfu.moderation import add_moderation_route
 from switchboard.server.sfu.server import SfuConfig, SfuServer
 
 log = logging.getLogger("switchboard.sfu.process")
@@ -129,6 +130,20 @@ async def _serve(settings: dict[str, Any], stop: asyncio.Event) -> None:
         return web.Response(status=204)
 
     app.router.add_post(p.INTERNAL_END_CALL_PATH, end_call)
+    add_moderation_route(app, sfu.moderate, config.api_secret)
+
+    async def recording(request: web.Request) -> web.Response:
+        try:
+            _require_admin(request, config.api_secret)
+            command = p.RecordingCommand.model_validate_json(await request.read())
+            report = await sfu.recording(command)
+        except SwitchboardError as exc:
+            return web.json_response({"code": exc.code, "message": exc.message}, status=exc.status)
+        except ValueError as exc:
+            return web.json_response({"code": "invalid_request", "message": str(exc)}, status=400)
+        return web.json_response(text=report.model_dump_json())
+
+    app.router.add_post(p.INTERNAL_RECORDING_PATH, recording)
     runner = web.AppRunner(app, handle_signals=False, shutdown_timeout=1.0)
     await runner.setup()
     try:
@@ -211,6 +226,36 @@ class SfuProcess:
         ) as resp:
             if resp.status >= 400:
                 raise RuntimeError(f"the SFU refused end_call for {cid}: HTTP {resp.status}")
+
+    async def moderate(self, command: p.ModerationCommand) -> None:
+        """Tell the SFU what a moderator did (``server/sfu/moderation.py``)."""
+        if self._http is None:
+            return
+        base = self.url.replace("ws://", "http://", 1).removesuffix("/sfu")
+        async with self._http.post(
+            base + p.INTERNAL_MODERATE_PATH, data=command.model_dump_json(), headers=self._auth.headers()
+        ) as resp:
+            if resp.status >= 400:
+                raise RuntimeError(
+                    f"the SFU refused a moderation command for {command.cid}: HTTP {resp.status}"
+                )
+
+    async def recording(self, command: p.RecordingCommand) -> p.RecordingsReport:
+        """Start, stop or list a call's recordings on the SFU; its SwitchboardError when refused."""
+        if self._http is None:
+            raise CallStateError("the SFU process is not running", code="sfu_unavailable")
+        base = self.url.replace("ws://", "http://", 1).removesuffix("/sfu")
+        async with self._http.post(
+            base + p.INTERNAL_RECORDING_PATH, data=command.model_dump_json(), headers=self._auth.headers()
+        ) as resp:
+            body = await resp.text()
+            if resp.status >= 400:
+                try:
+                    error = json.loads(body)
+                    raise error_for(resp.status, error.get("code"), str(error.get("message")))
+                except ValueError:
+                    raise RuntimeError(f"the SFU refused a recording command: HTTP {resp.status}") from None
+            return p.RecordingsReport.model_validate_json(body)
 
     async def stop(self) -> None:
         """Close the child's stdin (it shuts down cleanly), then SIGTERM / SIGKILL if it lingers."""

@@ -66,6 +66,18 @@ class Room:
 
     def track_published(self, publisher: Participant, track: PublishedTrack) -> None:
         # (a track it replaces was closed by the publisher first, which idled its down-tracks for reuse)
+        if track.kind == "audio":
+            from switchboard.server.sfu.speakers import detector_for
+
+            detector_for(self).track_published(track)  # audio levels and dominant speaker
+        from switchboard.server.sfu.quality import monitor_for
+
+        monitor_for(self).start()  # connection quality per session
+        from switchboard.server.sfu.recording import recorder_of
+
+        recorder = recorder_of(self)
+        if recorder is not None:
+            recorder.track_published(track)  # a recording running: this track is recorded too
         for other in self.others(publisher):
             other.subscribe(track)
         publisher.spawn(
@@ -131,5 +143,10 @@ class Room:
             timer.cancel()
 
     async def end(self) -> None:
+        from switchboard.server.sfu.quality import close_monitor
+        from switchboard.server.sfu.speakers import close_detector
+
+        close_detector(self)
+        close_monitor(self)
         await self.broadcast(p.CallEnded(), exclude=None)
         await asyncio.gather(*(self.remove(q, reason="call_ended") for q in list(self.participants.values())))

@@ -13,8 +13,10 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import tempfile
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
+from pathlib import Path
 
 from aiohttp import WSMessage, WSMsgType, web
 from pydantic import ValidationError
@@ -23,7 +25,10 @@ from switchboard.errors import AuthenticationError, CallStateError, RateLimitedE
 from switchboard.protocol import sfu as p
 from switchboard.protocol.tokens import SfuClaims, verify_admin_token, verify_sfu_token
 from switchboard.server.sfu.limits import SocketGuard
+from switchboard.server.sfu.messages import MessageRelay
+from switchboard.server.sfu.moderation import moderate
 from switchboard.server.sfu.participant import Participant
+from switchboard.server.sfu.recording import Recordings
 from switchboard.server.sfu.room import ParticipantHook, Room
 
 log = logging.getLogger("switchboard.sfu")
@@ -59,6 +64,8 @@ class SfuConfig:
     max_sessions_per_user: int = 128
     #: sockets that have not joined yet, all clients together (over it: close 1013)
     max_unjoined_sockets: int = 1000
+    #: where call recordings are written (None: ``switchboard-recordings`` in the system temp dir)
+    recordings_dir: str | None = None
 
 
 class SfuServer:
@@ -74,6 +81,10 @@ class SfuServer:
         self._on_participant = on_participant
         self._closing = False
         self._unjoined = 0
+        self.messages = MessageRelay()
+        self.recordings = Recordings(
+            Path(config.recordings_dir or Path(tempfile.gettempdir()) / "switchboard-recordings")
+        )
 
     def app(self) -> web.Application:
         app = web.Application()
@@ -140,9 +151,19 @@ class SfuServer:
 
     async def end_call(self, cid: str) -> None:
         """The coordinator ended the call: tell everyone and close their sessions."""
+        await self.recordings.call_ended(cid)
         room = self.rooms.pop(cid, None)
         if room is not None:
             await room.end()
+
+    async def recording(self, command: p.RecordingCommand) -> p.RecordingsReport:
+        """Start, stop or list a call's recordings (``recording.py``); CallStateError when refused."""
+        return await self.recordings.command(self.rooms, command)
+
+    async def moderate(self, command: p.ModerationCommand) -> int:
+        """A moderator's command (``moderation.py``); the number of sessions it acted on."""
+        room = self.rooms.get(command.cid)
+        return 0 if room is None else await moderate(room, command)
 
     async def close(self) -> None:
         self._closing = True
@@ -219,6 +240,8 @@ class SfuServer:
             await participant.add_ice_candidate(message)
         elif isinstance(message, p.HealthCheckRequest):
             await participant.send(p.HealthCheckResponse())
+        elif isinstance(message, p.SendMessage):
+            await self.messages.relay(participant, message)
         elif isinstance(message, p.JoinRequest):
             await participant.error("already_joined", "this socket has already joined")
 
