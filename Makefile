@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-$(shell cat pyproject.toml | cksum | cut -d' ' -f1)
 
-.PHONY: setup demo test lint lint-js bench serve clean
+.PHONY: setup demo test lint lint-js docs bench serve clean
 
 setup: $(STAMP)
 	@sh scripts/install-system-deps.sh
@@ -34,6 +34,12 @@ node_modules/.package-lock.json: package.json package-lock.json
 test: lint
 	$(BIN)/python -m pytest -q
 
+# the SDK reference, generated from the public modules' docstrings (tests/test_reference_docs.py builds it too)
+REFERENCE_MODULES := switchboard switchboard.media switchboard.server switchboard.errors
+docs: setup
+	$(BIN)/python -m pdoc -o build/reference $(REFERENCE_MODULES)
+	@echo "SDK reference: build/reference/index.html"
+
 bench: setup
 	$(BIN)/python -m benchmarks
 
@@ -41,4 +47,4 @@ serve: setup
 	$(BIN)/switchboard serve
 
 clean:
-	rm -rf $(VENV) .mypy_cache .ruff_cache .pytest_cache src/*.egg-info node_modules
+	rm -rf $(VENV) build .mypy_cache .ruff_cache .pytest_cache src/*.egg-info node_modules
