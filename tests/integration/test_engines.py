@@ -8,10 +8,10 @@ from __future__ import annotations
 
 import aiohttp
 
-from switchboard import CallConnectOptions, TrackOption, VideoClient
+from switchboard import CallConnectOptions, ClientOptions, TrackOption, User, VideoClient
 from switchboard.media.devices import CaptureSpeaker, ToneMicrophone
 from switchboard.server import EmbeddedServer
-from tests.conftest import ClientFactory, wait_heard
+from tests.conftest import TEST_ENGINE, TEST_HOST, ClientFactory, wait_heard
 
 TONES = {"ann": 440.0, "ben": 660.0, "cid": 880.0}
 AUDIO_ONLY = CallConnectOptions(camera=TrackOption.disabled())
@@ -76,3 +76,30 @@ async def test_suspending_pauses_forwarding_to_that_subscriber_only(
     stats = await sfu_stats(server)
     room = stats["rooms"]["default:pause"]  # type: ignore[index]
     assert [d["paused"] for d in room[ann_session]["downtracks"] if d["kind"] == "audio"] == [False]
+
+
+async def test_the_engine_in_its_own_process_carries_a_call() -> None:
+    async with EmbeddedServer(host=TEST_HOST, engine=TEST_ENGINE, sfu_process=True) as server:
+        assert server.sfu_pid is not None
+        clients = [
+            VideoClient(
+                server.api_key,
+                user=User.regular(user),
+                user_token=server.create_token(user),
+                options=ClientOptions(
+                    base_url=server.url, microphone=ToneMicrophone(TONES[user]), speaker=CaptureSpeaker()
+                ),
+            )
+            for user in ("ann", "ben")
+        ]
+        try:
+            for client in clients:
+                await client.connect()
+                await client.make_call("default", "apart").join(AUDIO_ONLY)
+            await wait_heard(clients[0], TONES, audible={"ben"})
+            await wait_heard(clients[1], TONES, audible={"ann"})
+            stats = await sfu_stats(server)
+            assert stats["participants"] == 2
+        finally:
+            for client in clients:
+                await client.disconnect()

@@ -19,6 +19,7 @@ from switchboard.server.coordinator.store import MemoryStore, Store
 from switchboard.server.sfu import SfuConfig, SfuServer
 from switchboard.server.sfu.process import SfuProcess
 from switchboard.server.sfu_janus import JanusConfig, JanusProcess, JanusSfuServer
+from switchboard.server.sfu_janus.node import janus_config_for
 from switchboard.web import WebOptions
 
 
@@ -172,7 +173,7 @@ class EmbeddedServer:
     async def start(self) -> None:
         if self._runner is not None:
             return
-        if self.engine == "janus":
+        if self.engine == "janus" and self._in_process_sfu:
             await self._start_janus()
         elif self._in_process_sfu:
             if self._stopped:  # a restart: a fresh SFU (media sessions do not survive), the same store
@@ -206,7 +207,14 @@ class EmbeddedServer:
 
         if self._sfu is None and self._janus_sfu is None:
             self._sfu_process = SfuProcess(
-                self.sfu_config, host=self.host, port=self._sfu_port, coordinator_url=self.url
+                self.sfu_config,
+                host=self.host,
+                port=self._sfu_port,
+                coordinator_url=self.url,
+                engine=self.engine,
+                janus=janus_config_for(self.host, self.janus_config).to_json()
+                if self.engine == "janus"
+                else None,
             )
             try:
                 self.sfu_url = self.config.sfu_url = await self._sfu_process.start()
@@ -218,14 +226,10 @@ class EmbeddedServer:
 
     async def _start_janus(self) -> None:
         """Start Janus and the Janus engine's signalling endpoint (in this event loop)."""
-        if loopback_ice_address(self.host) is not None:
-            raise RuntimeError(
-                "the janus engine needs a non-loopback host address: Janus never offers loopback"
-            )
-        config = self.janus_config or JanusConfig()
-        if config.ice_interface is None and self.host not in ("0.0.0.0", "::"):
-            # Janus's ICE on the interface carrying the server's address (an address prefix)
-            config = dataclasses.replace(config, ice_interface=self.host)
+        try:
+            config = janus_config_for(self.host, self.janus_config)
+        except ValueError as exc:
+            raise RuntimeError(str(exc)) from None
         self._janus = JanusProcess(config)
         try:
             janus_url = await self._janus.start()

@@ -113,6 +113,24 @@ class CoordinatorChannel:
 async def _serve(settings: dict[str, Any], stop: asyncio.Event) -> None:
     config = SfuConfig(**settings["sfu"])
     channel = CoordinatorChannel(str(settings["coordinator_url"]), config.api_secret)
+    if settings.get("engine", "embedded") == "janus":
+        from switchboard.server.sfu_janus.janus_process import JanusConfig
+        from switchboard.server.sfu_janus.node import serve_janus_node
+
+        try:
+            await serve_janus_node(
+                config,
+                JanusConfig(**settings.get("janus", {})),
+                host=str(settings["host"]),
+                port=int(settings["port"]),
+                stop=stop,
+                admission=channel.admit,
+                on_participant=channel.participant_changed,
+                on_listening=lambda url: print(json.dumps({"sfu_url": url}), flush=True),
+            )
+        finally:
+            await channel.close()
+        return
     sfu = SfuServer(config, admission=channel.admit, on_participant=channel.participant_changed)
     app = sfu.app()
 
@@ -164,12 +182,23 @@ async def _child_main() -> None:
 class SfuProcess:
     """Starts, talks to and stops the SFU child process (used by :class:`EmbeddedServer`)."""
 
-    def __init__(self, config: SfuConfig, *, host: str, port: int, coordinator_url: str) -> None:
+    def __init__(
+        self,
+        config: SfuConfig,
+        *,
+        host: str,
+        port: int,
+        coordinator_url: str,
+        engine: str = "embedded",
+        janus: dict[str, Any] | None = None,
+    ) -> None:
         self._settings = {
             "sfu": dataclasses.asdict(config),
             "host": host,
             "port": port,
             "coordinator_url": coordinator_url,
+            "engine": engine,
+            "janus": janus or {},
         }
         self._auth = _AdminAuth(config.api_secret)
         self._proc: asyncio.subprocess.Process | None = None

@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
 import shutil
 import socket
 import tempfile
@@ -56,6 +57,13 @@ class JanusConfig:
     binary: str = JANUS_BINARY
     #: directory holding Janus's ``plugins`` and ``transports``
     lib_dir: Path = JANUS_LIB_DIR
+
+    def __post_init__(self) -> None:
+        self.lib_dir = Path(self.lib_dir)  # also when given as a string (settings read from JSON)
+
+    def to_json(self) -> dict[str, object]:
+        """The settings as JSON-ready values (``JanusConfig(**that)`` reads them back)."""
+        return {**dataclasses.asdict(self), "lib_dir": str(self.lib_dir)}
 
 
 def _free_tcp_port(host: str) -> int:
