@@ -160,6 +160,29 @@ async def _serve(settings: dict[str, Any], stop: asyncio.Event) -> None:
         await channel.close()
 
 
+async def run_sfu_node(
+    api_secret: str,
+    *,
+    host: str,
+    port: int,
+    coordinator_url: str,
+    engine: str = "embedded",
+    janus: dict[str, Any] | None = None,
+    stop: asyncio.Event,
+) -> None:
+    """An SFU node of either engine for the coordinator at ``coordinator_url`` until ``stop`` is set
+    (``switchboard sfu``); prints ``{"sfu_url": ...}`` once it listens."""
+    settings = {
+        "sfu": dataclasses.asdict(SfuConfig(api_secret=api_secret)),
+        "host": host,
+        "port": port,
+        "coordinator_url": coordinator_url,
+        "engine": engine,
+        "janus": janus or {},
+    }
+    await _serve(settings, stop)
+
+
 async def _child_main() -> None:
     loop = asyncio.get_running_loop()
     settings = json.loads(await loop.run_in_executor(None, sys.stdin.readline))
