@@ -256,6 +256,11 @@ class EmbeddedServer:
         self.sfu_url = self.config.sfu_url = f"ws://{sfu_host}:{sfu_port}/sfu"
 
     @property
+    def janus_pid(self) -> int | None:
+        """The Janus process's id with ``engine="janus"`` in this process (None otherwise)."""
+        return self._janus.pid if self._janus is not None else None
+
+    @property
     def janus_sfu(self) -> JanusSfuServer:
         """The Janus engine's signalling endpoint (``engine="janus"``; RuntimeError otherwise)."""
         if self._janus_sfu is None:
