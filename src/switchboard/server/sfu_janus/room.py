@@ -47,6 +47,19 @@ def _sdp_media(sdp: str) -> list[tuple[str, str]]:
     return [(m.rtp.muxId, m.kind) for m in parsed.media if m.kind in ("audio", "video")]
 
 
+def janus_dtls_client(offer_sdp: str) -> str:
+    """Janus's subscriber offer, rewritten so that Janus is the DTLS client (``a=setup:active``).
+
+    Janus offers ``actpass``; an aiortc answerer then takes the DTLS client role and sends its
+    ClientHello the moment its own ICE completes, which can be before Janus's ICE agent has finished:
+    Janus drops it and the handshake waits for the first retransmission, about 1 s later (measured: 8
+    subscriber connections in 100 took 1035-1081 ms instead of 36-78 ms). With ``active`` in the
+    offer the client answers ``passive`` and Janus starts the handshake when its ICE is ready
+    (RFC 5763 §5 allows an offerer to be active).
+    """
+    return offer_sdp.replace("a=setup:actpass", "a=setup:active")
+
+
 def _allowed(grants: SfuGrants, kind: str) -> bool:
     return grants.send_audio if kind == "audio" else grants.send_video
 
@@ -331,7 +344,7 @@ class JanusParticipant:
                     user_id=owner.user_id, session_id=owner.session_id, kind=stream["type"]
                 )
         await self._apply_pauses()  # before the client can receive anything
-        offer = p.SubscriberOffer(sdp=str(jsep["sdp"]), tracks=tracks)
+        offer = p.SubscriberOffer(sdp=janus_dtls_client(str(jsep["sdp"])), tracks=tracks)
         self._last_offer = offer
         self._answer = asyncio.get_running_loop().create_future()
         await self.send(offer)
