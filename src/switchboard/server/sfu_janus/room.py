@@ -377,7 +377,7 @@ class JanusParticipant:
     async def close(self) -> None:
         self.closed = True
         for handle in (self.subscriber, self.publisher):
-            if handle is not None:
+            if handle is not None and not handle.connection.closed.is_set():
                 await handle.detach()
         self.subscriber = self.publisher = None
         for task in list(self._tasks):

@@ -55,11 +55,28 @@ class JanusSfuServer:
         self._unjoined = 0
         self._room_ids = itertools.count(1)
         self._room_lock = asyncio.Lock()
+        self._watch: asyncio.Future[None] | None = None
 
     async def start(self) -> None:
         self.janus = JanusConnection(self.janus_url)
         await self.janus.connect()
         self._control = await self.janus.attach()
+        self._watch = asyncio.ensure_future(self._watch_janus(self.janus))
+
+    async def _watch_janus(self, janus: JanusConnection) -> None:
+        """Janus went away (crashed, killed): every session ends at once, new joins are refused."""
+        await janus.closed.wait()
+        if self._closing or self.janus is not janus:
+            return
+        log.error("lost the connection to janus at %s: ending every session", self.janus_url)
+        self.janus = None
+        rooms, self.rooms = list(self.rooms.values()), {}
+        for room in rooms:
+            room.janus = None
+        await asyncio.gather(
+            *(r.remove(q, reason="server_shutdown") for r in rooms for q in list(r.participants.values())),
+            return_exceptions=True,
+        )
 
     def app(self) -> web.Application:
         app = web.Application()
@@ -141,6 +158,8 @@ class JanusSfuServer:
         if self.janus is not None:
             await self.janus.close()
             self.janus = None
+        if self._watch is not None:
+            self._watch.cancel()
 
     # ---------------------------------------------------------------- signalling
 
