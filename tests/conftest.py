@@ -97,6 +97,23 @@ async def wait_heard(
     raise AssertionError(f"{client.user.id} hears {rounded}; expected audible={sorted(audible)}")
 
 
+async def hears_throughout(client: VideoClient, name: str, tone: float, *, duration: float) -> None:
+    """For ``duration`` seconds from now, every 100 ms of ``client``'s playout carries ``tone`` audibly.
+
+    Only audibility is asserted: a glitch elsewhere in the window (a late packet on a loaded machine)
+    spreads a little energy over every frequency, but it is not silence.
+    """
+    speaker = client.capture_speaker
+    start = speaker.total_samples
+    await asyncio.sleep(duration)
+    step = 4800
+    for begin in range(start, speaker.total_samples - step + 1, step):
+        level = named_levels(speaker.samples_range(begin, begin + step), {name: tone})[name]
+        assert level > AUDIBLE_DBFS, (
+            f"{client.user.id} hears {name} at {level:.1f} dBFS at +{(begin - start) / 48000:.1f}s"
+        )
+
+
 async def stays_heard(
     client: VideoClient, tones: dict[str, float], *, audible: set[str], duration: float = 0.6
 ) -> None:

@@ -159,10 +159,22 @@ def announce(coordinator_url: str, sfu_url: str, keys: KeyPair) -> None:
     print("Logging requests to stderr. Ctrl-C stops.", flush=True)
 
 
+TURN_SECRET_ENV = "SWITCHBOARD_TURN_SECRET"
+
+
 async def _serve(
-    host: str, port: int, sfu_port: int, cors_origins: list[str] | None = None, dev_tokens: bool = False
+    host: str,
+    port: int,
+    sfu_port: int,
+    cors_origins: list[str] | None = None,
+    dev_tokens: bool = False,
+    *,
+    public_url: str | None = None,
+    public_sfu_url: str | None = None,
+    stun_urls: list[str] | None = None,
+    turn_urls: list[str] | None = None,
 ) -> None:
-    from switchboard.server import EmbeddedServer
+    from switchboard.server import EmbeddedServer, IceServerSettings
 
     stop = asyncio.Event()  # Ctrl-C / SIGTERM from here on, even during start-up: a clean stop
     loop = asyncio.get_running_loop()
@@ -176,22 +188,36 @@ async def _serve(
             "or drop --dev-tokens"
         )
     # the SFU in its own process: no client traffic on the coordinator can starve media forwarding
-    server = EmbeddedServer(
-        host=host,
-        port=port,
-        sfu_port=sfu_port,
-        api_key=keys.api_key,
-        api_secret=keys.api_secret,
-        cors_origins=cors_origins,
-        development_tokens=dev_tokens,
-        sfu_process=True,
-    )
+    try:
+        ice = IceServerSettings(
+            stun_urls=tuple(stun_urls or ()),
+            turn_urls=tuple(turn_urls or ()),
+            turn_secret=os.environ.get(TURN_SECRET_ENV) or None,
+        )
+        server = EmbeddedServer(
+            host=host,
+            port=port,
+            sfu_port=sfu_port,
+            api_key=keys.api_key,
+            api_secret=keys.api_secret,
+            cors_origins=cors_origins,
+            development_tokens=dev_tokens,
+            sfu_process=True,
+            public_url=public_url,
+            public_sfu_url=public_sfu_url,
+            ice_servers=ice,
+        )
+    except ValueError as exc:
+        detail = f" (set {TURN_SECRET_ENV})" if "turn_secret" in str(exc) else ""
+        raise CliError(f"{exc}{detail}") from None
     try:
         await server.start()
     except OSError as exc:
         await server.stop()
         raise bind_failure(host, f"ports {port} and {sfu_port}", exc) from None
     announce(server.url, server.sfu_url, keys)
+    if public_url or public_sfu_url:
+        print(f"Clients reach it at {server.public_url} (SFU {server.public_sfu_url}).", flush=True)
     try:
         await stop.wait()
     finally:
@@ -288,6 +314,31 @@ def build_parser() -> argparse.ArgumentParser:
         help="let the call page at / mint a token for any user (development key pair only)",
     )
     serve.add_argument(
+        "--public-url",
+        metavar="URL",
+        help="the coordinator's address as clients see it behind a TLS proxy (https://calls.example.com)",
+    )
+    serve.add_argument(
+        "--public-sfu-url",
+        metavar="URL",
+        help="the SFU's address handed to clients behind a TLS proxy (wss://calls.example.com/sfu)",
+    )
+    serve.add_argument(
+        "--stun-url",
+        action="append",
+        dest="stun_urls",
+        metavar="URL",
+        help="a STUN server clients get (stun:host:3478; repeatable)",
+    )
+    serve.add_argument(
+        "--turn-url",
+        action="append",
+        dest="turn_urls",
+        metavar="URL",
+        help=f"a TURN server clients get, with time-limited credentials from ${TURN_SECRET_ENV} "
+        "(turn:host:3478?transport=udp, turns:host:5349; repeatable)",
+    )
+    serve.add_argument(
         "--log-level",
         choices=("debug", "info", "warning", "error"),
         default="info",
@@ -345,7 +396,19 @@ def build_parser() -> argparse.ArgumentParser:
 def _run(args: argparse.Namespace) -> int:
     if args.command == "serve":
         configure_logging(args.log_level)
-        asyncio.run(_serve(args.host, args.port, args.sfu_port, args.cors_origins, args.dev_tokens))
+        asyncio.run(
+            _serve(
+                args.host,
+                args.port,
+                args.sfu_port,
+                args.cors_origins,
+                args.dev_tokens,
+                public_url=args.public_url,
+                public_sfu_url=args.public_sfu_url,
+                stun_urls=args.stun_urls,
+                turn_urls=args.turn_urls,
+            )
+        )
         return 0
     if args.command == "sfu":
         configure_logging(args.log_level)

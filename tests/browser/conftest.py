@@ -30,10 +30,9 @@ BROWSER_TONE_HZ = 660.0
 AUDIBLE_DBFS = -40.0
 SILENT_DBFS = -60.0
 
-#: Chromium flags for an unattended, offline, fake-device run. ``--disable-features=
-#: WebRtcHideLocalIpsWithMdns``: Chromium hides host candidates behind ``.local`` mDNS names the SFU
-#: cannot resolve (it then connects via peer-reflexive candidates, about 1 s slower); tests show the
-#: real address instead. ``--allow-loopback-in-peer-connection`` lets it gather loopback candidates.
+#: Chromium flags for an unattended, offline, fake-device run, and nothing that changes its ICE
+#: (``.local`` mDNS host candidates are the SFU's business: it resolves them or falls back to
+#: peer-reflexive ones). ``--allow-loopback-in-peer-connection`` lets it gather loopback candidates.
 CHROMIUM_FLAGS = [
     "--no-sandbox",
     "--disable-gpu",
@@ -45,7 +44,6 @@ CHROMIUM_FLAGS = [
     "--use-fake-ui-for-media-stream",
     "--use-fake-device-for-media-stream",
     "--autoplay-policy=no-user-gesture-required",
-    "--disable-features=WebRtcHideLocalIpsWithMdns",
     "--allow-loopback-in-peer-connection",
 ]
 

@@ -24,8 +24,8 @@ from switchboard.media.devices import CaptureSpeaker, ToneMicrophone
 from switchboard.protocol import sfu as p
 from switchboard.protocol.tokens import create_user_token
 from switchboard.server import EmbeddedServer
-from tests.conftest import wait_heard
-from tests.integration.test_sfu_trust import hears_throughout, raw_sfu, rest_join
+from tests.conftest import hears_throughout, wait_heard
+from tests.integration.test_sfu_trust import raw_sfu, rest_join
 
 NO_CAMERA = CallConnectOptions(camera=TrackOption.disabled())
 TONES = {"alice": 440.0, "bob": 660.0}

@@ -45,7 +45,12 @@ from switchboard.protocol import coordinator as m
 from switchboard.protocol import sfu as p
 from switchboard.protocol.tokens import verify_sfu_token
 from switchboard.server import EmbeddedServer
-from tests.conftest import AUDIBLE_DBFS, ClientFactory, named_levels, stays_heard, wait_heard
+from tests.conftest import (
+    ClientFactory,
+    hears_throughout,
+    stays_heard,
+    wait_heard,
+)
 
 NO_CAMERA = CallConnectOptions(camera=TrackOption.disabled())
 HOST_TONE, GUEST_TONE, INTRUDER_TONE = 440.0, 660.0, 1000.0
@@ -188,23 +193,6 @@ async def refused_frames(server: EmbeddedServer, cid: str, session_id: str, *, a
             return frames
         await asyncio.sleep(0.05)
     raise AssertionError(f"only {frames} frames of the refused tracks reached the SFU in 10 s")
-
-
-async def hears_throughout(client: VideoClient, name: str, tone: float, *, duration: float) -> None:
-    """For ``duration`` seconds from now, every 100 ms of ``client``'s playout carries ``tone`` audibly.
-
-    Only audibility is asserted: a glitch elsewhere in the window (a late packet on a loaded machine)
-    spreads a little energy over every frequency, but it is not silence.
-    """
-    speaker = client.capture_speaker
-    start = speaker.total_samples
-    await asyncio.sleep(duration)
-    step = 4800
-    for begin in range(start, speaker.total_samples - step + 1, step):
-        level = named_levels(speaker.samples_range(begin, begin + step), {name: tone})[name]
-        assert level > AUDIBLE_DBFS, (
-            f"{client.user.id} hears {name} at {level:.1f} dBFS at +{(begin - start) / 48000:.1f}s"
-        )
 
 
 # ---------------------------------------------------------------- send grants

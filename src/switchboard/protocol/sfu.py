@@ -106,12 +106,28 @@ class HealthCheckRequest(_Msg):
     type: Literal["health_check"] = "health_check"
 
 
+class IceCandidate(_Msg):
+    """A trickled ICE candidate (RFC 8838) for one of the session's two peer connections.
+
+    ``candidate``: the ``candidate-attribute`` of RFC 8839 section 5.1 (with or without the leading
+    ``candidate:``), as ``RTCIceCandidate.candidate`` gives it; None: end of candidates. ``sdp_mid``
+    / ``sdp_mline_index`` name the media section it belongs to (one of them is needed).
+    """
+
+    type: Literal["ice_candidate"] = "ice_candidate"
+    target: Literal["publisher", "subscriber"]
+    candidate: Annotated[str, Field(max_length=1024)] | None = None
+    sdp_mid: Annotated[str, Field(max_length=64)] | None = None
+    sdp_mline_index: Annotated[int, Field(ge=0, le=64)] | None = None
+
+
 ClientMessage = Annotated[
     JoinRequest
     | PublisherOffer
     | SubscriberAnswer
     | UpdateMuteState
     | UpdateSubscription
+    | IceCandidate
     | Leave
     | HealthCheckRequest,
     Field(discriminator="type"),

@@ -6,12 +6,14 @@ from __future__ import annotations
 import dataclasses
 import os
 from types import TracebackType
+from urllib.parse import urlsplit
 
 from aiohttp import web
 
 from switchboard.media.local_ice import loopback_ice_address
 from switchboard.protocol.tokens import SfuClaims, create_admin_token, create_user_token, generate_key_pair
 from switchboard.server.coordinator.app import COORDINATOR_KEY, create_app, http_server_options
+from switchboard.server.coordinator.ice_servers import IceServerSettings
 from switchboard.server.coordinator.internal import add_internal_routes
 from switchboard.server.coordinator.limits import CoordinatorLimits
 from switchboard.server.coordinator.service import Coordinator, CoordinatorConfig
@@ -45,6 +47,13 @@ class EmbeddedServer:
     Debian's ``janus`` package must be installed, see ``docs/janus.md``). Clients see no difference.
     Janus never offers loopback addresses, so with ``"janus"`` ``host`` must be an address of a
     non-loopback interface (``RuntimeError`` at start otherwise).
+
+    Behind a TLS proxy or NAT: ``public_url`` is the coordinator's address as clients see it
+    (``https://calls.example.com``; ``server.public_url``), ``public_sfu_url`` the SFU's
+    (``wss://calls.example.com/sfu``), handed out in every join answer instead of the address the
+    SFU listens on (``server.sfu_url``); media then uses every interface, not loopback only.
+    ``ice_servers`` adds STUN/TURN servers to the join answers (:class:`IceServerSettings`: TURN
+    with per-user, time-limited credentials). See docs/browser.md, "Behind TLS".
     """
 
     def __init__(
@@ -67,6 +76,9 @@ class EmbeddedServer:
         sfu_config: SfuConfig | None = None,
         sfu_process: bool = False,
         limits: CoordinatorLimits | None = None,
+        public_url: str | None = None,
+        public_sfu_url: str | None = None,
+        ice_servers: IceServerSettings | None = None,
         engine: str = "embedded",
         janus_config: JanusConfig | None = None,
     ) -> None:
@@ -87,7 +99,10 @@ class EmbeddedServer:
             health_check_interval=health_check_interval,
             sfu_token_ttl=sfu_token_ttl,
             limits=limits or CoordinatorLimits(),
+            ice=ice_servers or IceServerSettings(),
         )
+        self._public_url = _check_url(public_url, ("http", "https"), "public_url")
+        self._public_sfu_url = _check_url(public_sfu_url, ("ws", "wss"), "public_sfu_url")
         if sfu_config is None:
             sfu_config = SfuConfig(api_secret=api_secret, reconnect_grace=reconnect_grace)
         # media stays on loopback when the SFU listens there (the SDK applies the same rule to its URL)
@@ -95,7 +110,7 @@ class EmbeddedServer:
             sfu_config,
             api_secret=api_secret,
             ice_loopback_address=loopback_ice_address(
-                f"ws://[{host}]/sfu" if ":" in host else f"ws://{host}/sfu"
+                self._public_sfu_url or (f"ws://[{host}]/sfu" if ":" in host else f"ws://{host}/sfu")
             ),
         )
         self.engine = engine
@@ -143,6 +158,16 @@ class EmbeddedServer:
         return self._sfu_process.pid if self._sfu_process is not None else None
 
     @property
+    def public_url(self) -> str:
+        """The coordinator's address as clients see it: ``public_url`` if given, else ``url``."""
+        return self._public_url or self.url
+
+    @property
+    def public_sfu_url(self) -> str:
+        """The SFU address join answers hand out: ``public_sfu_url`` if given, else ``sfu_url``."""
+        return self._public_sfu_url or self.sfu_url
+
+    @property
     def api_key(self) -> str:
         return self.config.api_key
 
@@ -185,7 +210,8 @@ class EmbeddedServer:
             self._sfu_runner = sfu_runner
             sfu_host, sfu_port = sfu_runner.addresses[0][:2]
             self._sfu_port = sfu_port  # a restart listens where clients already connect
-            self.sfu_url = self.config.sfu_url = f"ws://{sfu_host}:{sfu_port}/sfu"
+            self.sfu_url = f"ws://{sfu_host}:{sfu_port}/sfu"
+            self.config.sfu_url = self._public_sfu_url or self.sfu_url
 
         app = create_app(self.config, self.store, web_options=self.web_options)
         coordinator = app[COORDINATOR_KEY]
@@ -217,7 +243,8 @@ class EmbeddedServer:
                 else None,
             )
             try:
-                self.sfu_url = self.config.sfu_url = await self._sfu_process.start()
+                self.sfu_url = await self._sfu_process.start()
+                self.config.sfu_url = self._public_sfu_url or self.sfu_url
                 self._sfu_port = int(self.sfu_url.rsplit(":", 1)[1].split("/", 1)[0])  # kept across restarts
             except BaseException:
                 await self.stop()
@@ -253,7 +280,8 @@ class EmbeddedServer:
         self._sfu_runner = sfu_runner
         sfu_host, sfu_port = sfu_runner.addresses[0][:2]
         self._sfu_port = sfu_port
-        self.sfu_url = self.config.sfu_url = f"ws://{sfu_host}:{sfu_port}/sfu"
+        self.sfu_url = f"ws://{sfu_host}:{sfu_port}/sfu"
+        self.config.sfu_url = self._public_sfu_url or self.sfu_url
 
     @property
     def janus_pid(self) -> int | None:
@@ -295,3 +323,13 @@ class EmbeddedServer:
         self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
     ) -> None:
         await self.stop()
+
+
+def _check_url(url: str | None, schemes: tuple[str, ...], name: str) -> str | None:
+    """``url`` without a trailing slash, or ValueError naming ``name`` when it is not a URL."""
+    if url is None:
+        return None
+    parts = urlsplit(url)
+    if parts.scheme not in schemes or not parts.hostname:
+        raise ValueError(f"{name} must be a {' or '.join(s + '://' for s in schemes)} URL, not {url!r}")
+    return url.rstrip("/")

@@ -24,7 +24,7 @@ WEB_OPTIONS_KEY = web.AppKey("web_options", WebOptions)
 STATIC = Path(str(resources.files("switchboard.web") / "static"))
 SDK_FILES = frozenset(
     {"switchboard.js", "client.js", "call.js", "session.js", "audio.js", "multicall.js", "coordinator.js",
-     "emitter.js", "errors.js"}
+     "emitter.js", "errors.js", "rings.js"}
 )  # fmt: skip
 PAGE_FILES = frozenset({"app.js", "style.css"})
 DEV_TOKEN_TTL_S = 3600.0

@@ -29,6 +29,7 @@ from switchboard.server.coordinator.call_types import (
     own_capabilities,
 )
 from switchboard.server.coordinator.events import EventHub
+from switchboard.server.coordinator.ice_servers import IceServerSettings, ice_servers_for
 from switchboard.server.coordinator.limits import CoordinatorLimits
 from switchboard.server.coordinator.sfu_sessions import SfuSessions
 from switchboard.server.coordinator.store import CallRecord, MemberRecord, Store, UserRecord
@@ -43,6 +44,8 @@ class CoordinatorConfig:
     #: where clients reach the SFU; filled in by the server that runs one.
     sfu_url: str = "ws://127.0.0.1:3031/sfu"
     ice_servers: list[m.IceServer] = field(default_factory=list)
+    #: STUN/TURN handed out with each SFU credential (TURN with per-user, time-limited credentials)
+    ice: IceServerSettings = field(default_factory=IceServerSettings)
     sfu_token_ttl: float = 300.0
     max_body_bytes: int = 64 * 1024
     rate_limit_per_second: float = 50.0
@@ -394,7 +397,9 @@ class Coordinator:
         )
         self.sfu_sessions.minted(call.cid, user_id, session_id, grants, time.time() + ttl)
         return m.Credentials(
-            server=m.SfuServer(url=self.config.sfu_url), token=token, ice_servers=self.config.ice_servers
+            server=m.SfuServer(url=self.config.sfu_url),
+            token=token,
+            ice_servers=[*self.config.ice_servers, *ice_servers_for(self.config.ice, user_id)],
         )
 
     async def refresh_sfu_token(

@@ -22,13 +22,20 @@ from aiortc import (
     RTCSessionDescription,
 )
 from aiortc.mediastreams import MediaStreamTrack
-from aiortc.sdp import SessionDescription
+from aiortc.sdp import SessionDescription, candidate_from_sdp
 
 from switchboard.media.local_ice import create_peer_connection
 from switchboard.media.rtp_hooks import EncodedFrame, EncodedTrack, ReceiverTap, tap_receiver
 from switchboard.protocol import sfu as p
 from switchboard.protocol.tokens import SfuClaims, SfuGrants
 from switchboard.server.sfu.forwarding import DownTrack, Kind, PublishedTrack
+from switchboard.server.sfu.sdp import (
+    NoForwardableCodec,
+    opus_fmtp,
+    restrict_codecs,
+    set_stream_ids,
+    wants_stereo,
+)
 
 if TYPE_CHECKING:
     from switchboard.server.sfu.room import Room
@@ -46,6 +53,8 @@ def _preferred_codecs(kind: str) -> list[object]:
 
 #: media sections a publisher offer may carry (one audio and one video track, room to renegotiate)
 MAX_PUBLISHER_MEDIA = 4
+#: trickled candidates held per peer connection until its remote description is set
+MAX_PENDING_CANDIDATES = 64
 
 
 def _drop(frame: EncodedFrame) -> None:
@@ -83,6 +92,8 @@ class Participant:
         self._renegotiate = False
         self._answer: asyncio.Future[str] | None = None
         self._tasks: set[asyncio.Task[None]] = set()
+        #: trickled candidates that arrived before the description they belong to was applied
+        self._pending_candidates: dict[str, list[p.IceCandidate]] = {"publisher": [], "subscriber": []}
         self.publisher.on("track", self._on_publisher_track)
         self.publisher.on("connectionstatechange", self._on_connection_state)
         self.subscriber.on("connectionstatechange", self._on_connection_state)
@@ -142,7 +153,12 @@ class Participant:
             )
             return
         try:
-            await self.publisher.setRemoteDescription(RTCSessionDescription(offer.sdp, "offer"))
+            sdp = restrict_codecs(offer.sdp)
+        except NoForwardableCodec as exc:
+            await self.error("unsupported_codec", f"publisher offer refused: {exc}")
+            return
+        try:
+            await self.publisher.setRemoteDescription(RTCSessionDescription(sdp, "offer"))
             answer = await self.publisher.createAnswer()
             await self.publisher.setLocalDescription(answer)
         except Exception as exc:
@@ -156,7 +172,25 @@ class Participant:
                 "permission_denied",
                 f"{self.user_id!r} may not publish {refused} in {self.room.cid}; not forwarded",
             )
-        await self.send(p.PublisherAnswer(sdp=self.publisher.localDescription.sdp))
+        self._unpublish_stopped()
+        await self._flush_candidates("publisher")
+        answer_sdp = opus_fmtp(self.publisher.localDescription.sdp, stereo=wants_stereo(offer.sdp))
+        await self.send(p.PublisherAnswer(sdp=answer_sdp))
+
+    def _unpublish_stopped(self) -> None:
+        """Unpublish the tracks whose transceiver the newest offer no longer sends on.
+
+        A publisher that removes a track (``removeTrack``, direction ``recvonly``/``inactive``, or a
+        rejected m-line) is seen by the others as that track gone (``track_unpublished``).
+        """
+        receiving = {
+            id(t.receiver)
+            for t in self.publisher.getTransceivers()
+            if t.currentDirection in ("recvonly", "sendrecv")
+        }
+        for kind in [k for k, t in self.published.items() if id(t.receiver) not in receiving]:
+            log.info("%r: publisher stopped sending %s; unpublished", self, kind)
+            self.room.track_unpublished(self, self.published.pop(kind))
 
     def _on_publisher_track(self, track: MediaStreamTrack) -> None:
         receiver = next(
@@ -216,6 +250,9 @@ class Participant:
             down = DownTrack(source.kind, transceiver, track)
             self.downtracks.append(down)
         down.bind(source, paused=self.is_paused(source.session_id, source.kind))
+        # an idle transceiver is offered inactive; sending again (with the new publisher's msid)
+        # makes a browser fire ``track`` for the reused transceiver (W3C WebRTC 1.0 §4.4.1.6)
+        down.transceiver.direction = "sendonly"
         self.request_negotiation()
 
     def unsubscribe(self, source: PublishedTrack) -> None:
@@ -223,6 +260,7 @@ class Participant:
         for down in self.downtracks:
             if down.source is source:
                 down.unbind()
+                down.transceiver.direction = "inactive"
                 changed = True
         if changed:
             self.request_negotiation()
@@ -270,7 +308,7 @@ class Participant:
                     if d.source is not None and d.mid is not None
                 }
                 self._answer = asyncio.get_running_loop().create_future()
-                await self.send(p.SubscriberOffer(sdp=self.subscriber.localDescription.sdp, tracks=tracks))
+                await self.send(p.SubscriberOffer(sdp=self._subscriber_offer_sdp(tracks), tracks=tracks))
                 try:
                     sdp = await asyncio.wait_for(self._answer, NEGOTIATION_TIMEOUT)
                 except TimeoutError:
@@ -278,15 +316,72 @@ class Participant:
                     self._renegotiate = True
                     return
                 await self.subscriber.setRemoteDescription(RTCSessionDescription(sdp, "answer"))
+                await self._flush_candidates("subscriber")
         finally:
             self._answer = None
             self._negotiating = False
+
+    def _subscriber_offer_sdp(self, tracks: dict[str, p.RemoteTrack]) -> str:
+        """The subscriber offer as sent: one stream id per publisher session (``a=msid``), stereo Opus.
+
+        Stream id = the publisher's session id, track id = ``<session id>:<kind>`` (docs/protocol.md).
+        Opus is offered with ``stereo=1;sprop-stereo=1``: the SFU forwards what each publisher encodes
+        (two channels under a stereo audio configuration policy, otherwise one) and never re-encodes.
+        """
+        streams = {mid: (t.session_id, f"{t.session_id}:{t.kind}") for mid, t in tracks.items()}
+        sdp = opus_fmtp(self.subscriber.localDescription.sdp, stereo=True)
+        return set_stream_ids(sdp, streams)
 
     async def handle_subscriber_answer(self, message: p.SubscriberAnswer) -> None:
         if self._answer is None or self._answer.done():
             await self.error("unexpected_answer", "no subscriber offer is waiting for an answer")
             return
         self._answer.set_result(message.sdp)
+
+    # ---------------------------------------------------------------- trickle ICE
+
+    async def add_ice_candidate(self, message: p.IceCandidate) -> None:
+        """Apply a candidate the client trickled (RFC 8838), or hold it until its description is set.
+
+        ``.local`` (mDNS) host candidates are resolved by aioice (multicast DNS); one that does not
+        resolve is dropped and the browser is reached through the peer-reflexive candidate its
+        connectivity checks reveal (draft-ietf-mmusic-mdns-ice-candidates section 3.3).
+        """
+        pc = self.publisher if message.target == "publisher" else self.subscriber
+        waiting = pc.remoteDescription is None or (
+            message.target == "subscriber" and self._answer is not None and not self._answer.done()
+        )
+        if waiting:
+            pending = self._pending_candidates[message.target]
+            if len(pending) >= MAX_PENDING_CANDIDATES:
+                await self.error("invalid_request", f"more than {MAX_PENDING_CANDIDATES} early candidates")
+                return
+            pending.append(message)
+            return
+        # in the background: resolving a .local name must not hold up the session's other messages
+        self.spawn(self._apply_candidate(message))
+
+    async def _flush_candidates(self, target: str) -> None:
+        pending, self._pending_candidates[target] = self._pending_candidates[target], []
+        for message in pending:
+            self.spawn(self._apply_candidate(message))
+
+    async def _apply_candidate(self, message: p.IceCandidate) -> None:
+        pc = self.publisher if message.target == "publisher" else self.subscriber
+        try:
+            if message.candidate is None or not message.candidate.strip():
+                if message.candidate is None:
+                    await pc.addIceCandidate(None)
+                return
+            candidate = candidate_from_sdp(message.candidate.strip().removeprefix("candidate:"))
+            candidate.sdpMid = message.sdp_mid
+            candidate.sdpMLineIndex = message.sdp_mline_index
+            if candidate.sdpMid is None and candidate.sdpMLineIndex is None:
+                candidate.sdpMLineIndex = 0
+            await pc.addIceCandidate(candidate)
+        except Exception as exc:  # aiortc/aioice raise assorted errors on bad or late candidates
+            log.info("%r: %s candidate not applied: %s", self, message.target, exc)
+            await self.error("invalid_candidate", f"{message.target} candidate not applied: {exc}")
 
     # ---------------------------------------------------------------- lifecycle
 

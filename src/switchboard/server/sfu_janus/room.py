@@ -60,6 +60,11 @@ def janus_dtls_client(offer_sdp: str) -> str:
     return offer_sdp.replace("a=setup:actpass", "a=setup:active")
 
 
+def _trickles(sdp: str) -> bool:
+    """Whether the client will trickle its candidates (RFC 8838): its description carries none."""
+    return "a=candidate:" not in sdp
+
+
 def _allowed(grants: SfuGrants, kind: str) -> bool:
     return grants.send_audio if kind == "audio" else grants.send_video
 
@@ -188,7 +193,8 @@ class JanusParticipant:
         request = "configure" if self._published_once else "publish"
         try:
             reply = await self.publisher.message(
-                {"request": request}, jsep={"type": "offer", "sdp": offer.sdp, "trickle": False}
+                {"request": request},
+                jsep={"type": "offer", "sdp": offer.sdp, "trickle": _trickles(offer.sdp)},
             )
         except (JanusError, ConnectionError, TimeoutError) as exc:
             await self.error("invalid_sdp", f"the media server refused the offer: {exc}")
@@ -357,7 +363,7 @@ class JanusParticipant:
             self._answer = None
         with contextlib.suppress(JanusError, ConnectionError, TimeoutError):
             await self.subscriber.message(
-                {"request": "start"}, jsep={"type": "answer", "sdp": sdp, "trickle": False}
+                {"request": "start"}, jsep={"type": "answer", "sdp": sdp, "trickle": _trickles(sdp)}
             )
 
     async def handle_subscriber_answer(self, answer: p.SubscriberAnswer) -> None:
@@ -367,6 +373,32 @@ class JanusParticipant:
             self._discard_answer = False  # the answer to a re-sent offer: Janus already has it
         else:
             await self.error("invalid_request", "no subscriber offer is waiting for an answer")
+
+    async def add_ice_candidate(self, message: p.IceCandidate) -> None:
+        """Hand a trickled candidate (RFC 8838) to Janus's handle for that connection.
+
+        Janus queues candidates that arrive before the description they belong to; a candidate for
+        a subscriber connection that does not exist yet (nothing to receive so far) is an error.
+        """
+        handle = self.publisher if message.target == "publisher" else self.subscriber
+        if handle is None:
+            await self.error("invalid_request", f"no {message.target} connection for this candidate")
+            return
+        candidate: JsonObject
+        if message.candidate is None or not message.candidate.strip():
+            candidate = {"completed": True}
+        else:
+            text = message.candidate.strip()
+            candidate = {"candidate": text if text.startswith("candidate:") else f"candidate:{text}"}
+            if message.sdp_mid is not None:
+                candidate["sdpMid"] = message.sdp_mid
+            candidate["sdpMLineIndex"] = message.sdp_mline_index or 0
+        try:
+            await handle.connection.request(
+                {"janus": "trickle", "handle_id": handle.id, "candidate": candidate}
+            )
+        except (JanusError, ConnectionError, TimeoutError) as exc:
+            await self.error("invalid_candidate", f"{message.target} candidate not applied: {exc}")
 
     def request_negotiation(self) -> None:
         """After a reconnect: re-send the current subscriber offer (the connection is untouched)."""

@@ -159,7 +159,7 @@ export class Call {
       connection_id: this.client._connectionId(),
     });
     this._applyState(response);
-    if (ring) this.client._setOutgoing(this);
+    if (ring) this.client._setOutgoing(this, response.ring_id ?? null);
     return this.state.value;
   }
 
@@ -176,8 +176,11 @@ export class Call {
    * @param {string[]} [members]
    */
   async ring(members) {
-    await this.client._api().request("POST", this._path("/ring"), { video: false, member_ids: members ?? null });
-    this.client._setOutgoing(this);
+    const answer = await this.client._api().request("POST", this._path("/ring"), {
+      video: false,
+      member_ids: members ?? null,
+    });
+    this.client._setOutgoing(this, answer.ring_id ?? null);
   }
 
   /** Accept the ring. Does not join: call join() next. */
@@ -191,7 +194,7 @@ export class Call {
    * @param {string} [reason] one of RejectReason (default "decline")
    */
   async reject(reason = RejectReason.DECLINE) {
-    const outgoing = this.client.state.outgoingCall.value === this;
+    const outgoing = this.client._rings.has(this, true) && !this.client._rings.has(this, false);
     await this.client._api().request("POST", this._path("/reject"), { reason: outgoing ? RejectReason.CANCEL : reason });
     this.client._ringEnded(this, outgoing ? "cancelled" : "rejected", outgoing);
   }
@@ -298,6 +301,10 @@ export class Call {
       onChange: () => this._syncParticipants(),
       onEnded: (reason) => void this._onEnded(reason),
       onConnection: (state) => void this._mediaConnection(state),
+      refreshCredentials: async (sessionId) => {
+        const fresh = await this.client._api().request("POST", this._path("/sfu_token"), { session_id: sessionId });
+        return fresh.credentials;
+      },
     });
     this._media = session;
     this._update({ localParticipant: { userId: this.client.user.id, sessionId: response.session_id } });
@@ -439,6 +446,17 @@ export class Call {
       return;
     }
     await media.setTrack("video", enabled ? this._camera : null, !enabled);
+  }
+
+  /**
+   * Remove the camera from this call altogether (the others see the video track unpublished, not
+   * just muted); `setCameraEnabled(true)` publishes it again.
+   */
+  async removeCamera() {
+    this._cameraIntent = false;
+    this._camera?.stop();
+    this._camera = null;
+    await this._media?.unpublish("video");
   }
 
   /** @param {boolean} enabled */

@@ -12,6 +12,7 @@ import { CoordinatorApi, EventsConnection } from "./coordinator.js";
 import { Emitter, Observable } from "./emitter.js";
 import { CallStateError, InvalidRequestError } from "./errors.js";
 import { ActiveCalls, MultiCallAudioPolicy } from "./multicall.js";
+import { RingBook } from "./rings.js";
 
 /**
  * @typedef {object} ClientOptions
@@ -48,11 +49,17 @@ export class VideoClient {
     this.state = {
       /** @type {Observable<Call[]>} joined (or joining) calls, in join order */
       activeCalls: new Observable(/** @type {Call[]} */ ([])),
-      /** @type {Observable<Call|null>} the call ringing this user */
+      /** @type {Observable<Call[]>} every call ringing this user, oldest first (the server's view) */
+      ringingCalls: new Observable(/** @type {Call[]} */ ([])),
+      /** @type {Observable<Call|null>} the newest call ringing this user */
       incomingCall: new Observable(/** @type {Call|null} */ (null)),
-      /** @type {Observable<Call|null>} the call this user is ringing */
+      /** @type {Observable<Call|null>} the newest call this user is ringing */
       outgoingCall: new Observable(/** @type {Call|null} */ (null)),
     };
+    /** @type {RingBook<Call>} */
+    this._rings = new RingBook((incoming, outgoing) => this._publishRings(incoming, outgoing));
+    /** @type {any[] | null} ring events held back while the rings are reloaded */
+    this._heldRingEvents = null;
     this._events = new Emitter();
     /** @type {Map<string, Call>} */
     this._calls = new Map();
@@ -71,10 +78,65 @@ export class VideoClient {
       this.options.baseUrl,
       { api_key: this.apiKey, token: this.token, user: { id: this.user.id, name: this.user.name ?? null } },
       (event) => this._onEvent(event),
+      (info) => {
+        if (info.reconnected) void this._resync(info.replayComplete);
+      },
     );
     await socket.connect();
     this._socket = socket;
     this._coordinator = new CoordinatorApi(this.options.baseUrl, this.apiKey, this.token);
+    await this._reloadRings();
+  }
+
+  /**
+   * The events socket came back: reload the rings (always) and, when the server could not replay
+   * every missed event, each call this client knows.
+   * @param {boolean} replayComplete
+   */
+  async _resync(replayComplete) {
+    if (!replayComplete) {
+      await Promise.all([...this._calls.values()].map((call) => call.get().catch(() => null)));
+    }
+    await this._reloadRings();
+  }
+
+  /**
+   * Take the server's list of pending rings (`GET /api/v1/rings`) as the truth, then apply the ring
+   * events that arrived meanwhile and are newer than it.
+   */
+  async _reloadRings() {
+    if (!this._coordinator || this._heldRingEvents !== null) return;
+    this._heldRingEvents = [];
+    try {
+      const answer = await this._api().request("GET", "/rings");
+      /** @type {import("./rings.js").PendingRing<Call>[]} */
+      const rings = answer.rings.map((/** @type {any} */ r) => {
+        const [type, ...rest] = String(r.cid).split(":");
+        return { ringId: r.ring_id, call: this.makeCall(type, rest.join(":")), outgoing: r.outgoing === true };
+      });
+      const { added, removed } = this._rings.replace(rings, answer.last_event_id ?? 0, answer.epoch ?? null);
+      for (const ring of added) this._showRinging(ring.call, ring.outgoing);
+      for (const ring of removed) this._stopRinging(ring.call, null);
+    } catch (err) {
+      console.warn(`switchboard: cannot reload the rings: ${err}`);
+    } finally {
+      const held = this._heldRingEvents ?? [];
+      this._heldRingEvents = null;
+      for (const event of held) this._onEvent(event);
+    }
+  }
+
+  /**
+   * @param {Call[]} incoming
+   * @param {Call[]} outgoing
+   */
+  _publishRings(incoming, outgoing) {
+    const same = (/** @type {Call[]} */ a, /** @type {Call[]} */ b) => a.length === b.length && a.every((c, i) => c === b[i]);
+    if (!same(incoming, this.state.ringingCalls.value)) this.state.ringingCalls._set(incoming);
+    const newestIn = incoming.at(-1) ?? null;
+    if (newestIn !== this.state.incomingCall.value) this.state.incomingCall._set(newestIn);
+    const newestOut = outgoing.at(-1) ?? null;
+    if (newestOut !== this.state.outgoingCall.value) this.state.outgoingCall._set(newestOut);
   }
 
   /** Leave every call and close the connection. */
@@ -132,50 +194,78 @@ export class VideoClient {
 
   /** @param {any} event */
   _onEvent(event) {
+    const ringEvent = event.type === "call.ring" || event.type === "call.ring_ended";
+    if (ringEvent && this._heldRingEvents !== null) {
+      this._heldRingEvents.push(event); // applied once the snapshot is in
+      return;
+    }
     if (event.cid) {
       const [type, ...rest] = event.cid.split(":");
       const call = this.makeCall(type, rest.join(":"));
       call._handleEvent(event);
-      if (event.type === "call.ring") this._incomingRing(call);
-      else if (event.type === "call.ring_ended" && event.user_id === this.user.id) {
-        this._ringEnded(call, event.outcome, event.outgoing);
+      const stale = ringEvent && this._rings.isStale(event.id, this._socket?.epoch ?? null);
+      if (event.type === "call.ring" && !stale) this._incomingRing(call, event.ring_id ?? null);
+      else if (event.type === "call.ring_ended" && event.user_id === this.user.id && !stale) {
+        this._ringEnded(call, event.outcome, event.outgoing === true, event.ring_id ?? null);
       } else if (event.type === "call.ended") {
-        for (const obs of [this.state.incomingCall, this.state.outgoingCall]) if (obs.value === call) obs._set(null);
+        for (const ring of this._rings.endCall(call)) this._stopRinging(ring.call, null);
         void call._onEnded("call_ended");
       }
     }
     this._events.emit(event);
   }
 
-  /** @param {Call} call */
-  _incomingRing(call) {
+  /**
+   * @param {Call} call
+   * @param {string|null} ringId
+   */
+  _incomingRing(call, ringId) {
     if (this.options.rejectCallWhenBusy && this.state.activeCalls.value.length) {
       void call.reject(RejectReason.BUSY).catch(() => {});
       return;
     }
-    call._update({ ringOutcome: null });
-    if (call.state.value.status === CallStatus.IDLE) call._update({ status: CallStatus.INCOMING });
-    this.state.incomingCall._set(call);
+    if (this._rings.add({ ringId: ringId ?? `${call.cid}:incoming`, call, outgoing: false })) {
+      this._showRinging(call, false);
+    }
   }
 
-  /** @param {Call} call */
-  _setOutgoing(call) {
-    call._update({ ringOutcome: null });
-    if (call.state.value.status === CallStatus.IDLE) call._update({ status: CallStatus.OUTGOING });
-    this.state.outgoingCall._set(call);
+  /**
+   * This user rang `call` (the coordinator answered `ring_id`).
+   * @param {Call} call
+   * @param {string|null} ringId
+   */
+  _setOutgoing(call, ringId) {
+    if (this._rings.add({ ringId: ringId ?? `${call.cid}:outgoing`, call, outgoing: true })) {
+      this._showRinging(call, true);
+    }
   }
 
   /**
    * @param {Call} call
    * @param {string} outcome
    * @param {boolean} outgoing
+   * @param {string|null} [ringId]
    */
-  _ringEnded(call, outcome, outgoing) {
-    const obs = outgoing ? this.state.outgoingCall : this.state.incomingCall;
-    if (obs.value === call) obs._set(null);
-    if (call.state.value.status === CallStatus.INCOMING || call.state.value.status === CallStatus.OUTGOING) {
+  _ringEnded(call, outcome, outgoing, ringId = null) {
+    this._rings.end(ringId, call, outgoing);
+    this._stopRinging(call, outcome);
+  }
+
+  /** @param {Call} call @param {boolean} outgoing */
+  _showRinging(call, outgoing) {
+    call._update({ ringOutcome: null });
+    if (call.state.value.status === CallStatus.IDLE) {
+      call._update({ status: outgoing ? CallStatus.OUTGOING : CallStatus.INCOMING });
+    }
+  }
+
+  /** @param {Call} call @param {string|null} outcome */
+  _stopRinging(call, outcome) {
+    const status = call.state.value.status;
+    const ringing = this._rings.has(call, false) || this._rings.has(call, true);
+    if (!ringing && (status === CallStatus.INCOMING || status === CallStatus.OUTGOING)) {
       call._update({ status: CallStatus.IDLE });
     }
-    call._update({ ringOutcome: outcome });
+    if (outcome !== null) call._update({ ringOutcome: outcome });
   }
 }

@@ -79,11 +79,16 @@ export class EventsConnection {
    * @param {string} baseUrl
    * @param {{api_key: string, token: string, user: {id: string, name?: string|null}}} auth
    * @param {(event: any) => void} onEvent
+   * @param {(info: {reconnected: boolean, replayComplete: boolean, epoch: string|null}) => void} [onConnected]
+   *   after every successful authentication (replayComplete false: events may have been missed)
    */
-  constructor(baseUrl, auth, onEvent) {
+  constructor(baseUrl, auth, onEvent, onConnected) {
     this.url = eventsUrl(baseUrl);
     this.auth = auth;
     this.onEvent = onEvent;
+    this.onConnected = onConnected;
+    /** @type {string | null} the server's event epoch (event ids are compared only within one) */
+    this.epoch = null;
     /** @type {string | null} */
     this.connectionId = null;
     this.lastEventId = /** @type {number | null} */ (null);
@@ -119,6 +124,7 @@ export class EventsConnection {
             type: "auth",
             ...this.auth,
             ...(this.lastEventId !== null ? { last_event_id: this.lastEventId } : {}),
+            ...(this.epoch !== null ? { epoch: this.epoch } : {}),
             ...(this.connectionId !== null ? { previous_connection_id: this.connectionId } : {}),
           }),
         );
@@ -130,9 +136,13 @@ export class EventsConnection {
           if (event.type === "connection.ok") {
             settled = true;
             clearTimeout(timer);
+            const reconnected = this.connectionId !== null;
             this.connectionId = event.connection_id;
+            if ((event.epoch ?? null) !== this.epoch) this.lastEventId = null; // ids started over
+            this.epoch = event.epoch ?? null;
             this._pinger = setInterval(() => this._send({ type: "health.check" }), HEALTH_CHECK_MS);
             resolve();
+            this.onConnected?.({ reconnected, replayComplete: event.replay_complete === true, epoch: this.epoch });
           } else if (event.type === "error") {
             fail(new AuthenticationError(event.message, event.code, 401));
           }

@@ -6,14 +6,14 @@
  * The page offers the publisher connection (its microphone as Opus, its camera as VP8); the SFU
  * offers the subscriber connection with everyone else's tracks and renegotiates it as they come and
  * go. The `tracks` map of each `subscriber_offer` says which participant each transceiver `mid`
- * carries. ICE is not trickled: each description is sent once gathering has completed.
+ * carries. ICE is trickled (RFC 8838): each description is sent at once and the page's candidates
+ * follow as `ice_candidate` messages; the SFU's descriptions carry all of its candidates.
  * @module session
  */
 
 import { AuthenticationError, CallStateError, NetworkError, errorForSfuCode } from "./errors.js";
 
 const JOIN_TIMEOUT_MS = 20_000;
-const GATHER_TIMEOUT_MS = 3_000;
 const HEALTH_CHECK_MS = 10_000;
 const RECONNECT_WINDOW_MS = 4_000;
 
@@ -37,37 +37,15 @@ function preferForwardable(transceiver, kind) {
 }
 
 /**
- * Ask for stereo Opus in our answer (RFC 7587 `stereo=1`), so a stereo publisher plays in stereo.
+ * Ask for stereo Opus in our answer (RFC 7587 `stereo=1`) in every audio section, so a stereo
+ * publisher plays in stereo (a mono one still plays on both channels).
  * @param {string} sdp
  */
 export function withOpusStereo(sdp) {
-  const match = sdp.match(/a=rtpmap:(\d+) opus\/48000/i);
-  if (!match) return sdp;
-  const pt = match[1];
-  return sdp.replace(new RegExp(`a=fmtp:${pt} ([^\\r\\n]*)`), (line, params) =>
-    /stereo=/.test(params) ? line : `a=fmtp:${pt} ${params};stereo=1`,
+  const pts = new Set([...sdp.matchAll(/a=rtpmap:(\d+) opus\/48000/gi)].map((m) => m[1]));
+  return sdp.replace(/a=fmtp:(\d+) ([^\r\n]*)/g, (line, pt, params) =>
+    !pts.has(pt) || /(^|;)\s*stereo=/.test(params) ? line : `a=fmtp:${pt} ${params};stereo=1`,
   );
-}
-
-/**
- * Resolve once ICE gathering is complete (or after 3 s: what was gathered by then is used).
- * @param {RTCPeerConnection} pc
- */
-function gathered(pc) {
-  if (pc.iceGatheringState === "complete") return Promise.resolve();
-  return new Promise((resolve) => {
-    const done = () => {
-      if (pc.iceGatheringState !== "complete") return;
-      pc.removeEventListener("icegatheringstatechange", done);
-      clearTimeout(timer);
-      resolve(undefined);
-    };
-    const timer = setTimeout(() => {
-      pc.removeEventListener("icegatheringstatechange", done);
-      resolve(undefined);
-    }, GATHER_TIMEOUT_MS);
-    pc.addEventListener("icegatheringstatechange", done);
-  });
 }
 
 export class CallSession {
@@ -75,7 +53,8 @@ export class CallSession {
    * @param {{server: {url: string}, token: string, ice_servers: {urls: string[], username?: string|null, credential?: string|null}[]}} credentials
    *   the `credentials` of the coordinator's join answer
    * @param {import("./audio.js").CallAudio} audio
-   * @param {{onChange: () => void, onEnded: (reason: string) => void, onConnection: (state: "reconnecting"|"connected") => void}} hooks
+   * @param {{onChange: () => void, onEnded: (reason: string) => void, onConnection: (state: "reconnecting"|"connected") => void, refreshCredentials?: (sessionId: string) => Promise<any>}} hooks
+   *   refreshCredentials: a fresh SFU token for this session (`POST .../sfu_token`), used on resume
    */
   constructor(credentials, audio, hooks) {
     this.credentials = credentials;
@@ -97,6 +76,8 @@ export class CallSession {
     this.participants = new Map();
     /** @type {Record<string, RemoteTrack>} mid -> owner, from the newest subscriber offer */
     this.midOwner = {};
+    /** @type {{mid: string, kind: string, streamId: string|null}[]} every `track` event, in order */
+    this.trackEvents = [];
     /** @type {Map<string, MediaStreamTrack>} mid -> remote track */
     this.remoteTracks = new Map();
     /** @type {Partial<Record<"audio"|"video", RTCRtpTransceiver>>} */
@@ -118,6 +99,10 @@ export class CallSession {
     /** @type {ReturnType<typeof setInterval> | undefined} */
     this._pinger = undefined;
     this.subscriber.addEventListener("track", (e) => this._onTrack(e));
+    /** @type {Record<"publisher"|"subscriber", RTCIceCandidate[] | null>} candidates held until their description was sent (null: sent) */
+    this._heldCandidates = { publisher: [], subscriber: [] };
+    this.publisher.addEventListener("icecandidate", (e) => this._trickle("publisher", e.candidate));
+    this.subscriber.addEventListener("icecandidate", (e) => this._trickle("subscriber", e.candidate));
   }
 
   // ------------------------------------------------------------- signalling
@@ -177,6 +162,55 @@ export class CallSession {
     return ws;
   }
 
+  /**
+   * Take a fresh SFU token for this session before resuming (the first one may have expired: SFU
+   * tokens live minutes, a call hours). A coordinator that cannot be reached leaves the old token;
+   * one that refuses (session ended, call ended, permission gone) ends the resume.
+   */
+  async _refreshToken() {
+    const refresh = this.hooks.refreshCredentials;
+    if (!refresh || this.sessionId === null) return;
+    try {
+      this.credentials = await refresh(this.sessionId);
+    } catch (err) {
+      if (!(err instanceof NetworkError)) throw new CallStateError(`cannot resume the SFU session: ${err}`);
+    }
+  }
+
+  /**
+   * Send one of our ICE candidates to the SFU (null: gathering is complete), once the description
+   * it belongs to has been sent.
+   * @param {"publisher"|"subscriber"} target
+   * @param {RTCIceCandidate|null} candidate
+   */
+  _trickle(target, candidate) {
+    if (candidate !== null && !candidate.candidate) return; // an empty candidate: end of one generation
+    const held = this._heldCandidates[target];
+    if (held !== null) {
+      held.push(/** @type {RTCIceCandidate} */ (candidate));
+      return;
+    }
+    try {
+      this._send({
+        type: "ice_candidate",
+        target,
+        candidate: candidate?.candidate ?? null,
+        sdp_mid: candidate?.sdpMid ?? null,
+        sdp_mline_index: candidate?.sdpMLineIndex ?? null,
+      });
+    } catch {}
+  }
+
+  /**
+   * The description of `target` was sent: send the candidates held for it.
+   * @param {"publisher"|"subscriber"} target
+   */
+  _releaseCandidates(target) {
+    const held = this._heldCandidates[target] ?? [];
+    this._heldCandidates[target] = null;
+    for (const candidate of held) this._trickle(target, candidate);
+  }
+
   _startPinger() {
     clearInterval(this._pinger);
     this._pinger = setInterval(() => {
@@ -223,6 +257,13 @@ export class CallSession {
           delay = Math.min(delay * 2, 1000);
           continue;
         }
+        try {
+          await this._refreshToken();
+        } catch (err) {
+          console.warn(`switchboard: ${err}`);
+          ws.close();
+          break;
+        }
         const joined = this._expect("join_response", "the SFU did not resume the session");
         try {
           this._send({ type: "join", token: this.credentials.token, reconnect: true });
@@ -253,7 +294,7 @@ export class CallSession {
       case "error": {
         this.errors.push(message);
         console.warn(`switchboard: SFU error ${message.code}: ${message.message}`);
-        if (message.fatal || ["permission_denied", "invalid_sdp"].includes(message.code)) {
+        if (message.fatal || ["permission_denied", "invalid_sdp", "unsupported_codec"].includes(message.code)) {
           const err = errorForSfuCode(message.code, message.message);
           for (const p of this._pending.values()) p.reject(err);
           this._pending.clear();
@@ -334,8 +375,8 @@ export class CallSession {
     await this.subscriber.setRemoteDescription({ type: "offer", sdp: offer.sdp });
     const answer = await this.subscriber.createAnswer();
     await this.subscriber.setLocalDescription({ type: "answer", sdp: withOpusStereo(answer.sdp ?? "") });
-    await gathered(this.subscriber);
     this._send({ type: "subscriber_answer", sdp: this.subscriber.localDescription?.sdp });
+    this._releaseCandidates("subscriber");
     this._bindTracks();
   }
 
@@ -343,6 +384,9 @@ export class CallSession {
   _onTrack(event) {
     const mid = event.transceiver.mid;
     if (mid === null) return;
+    // the SFU gives each publisher session its own stream (msid stream id = its session id), so
+    // this fires again when a transceiver is reused for someone else
+    this.trackEvents.push({ mid, kind: event.track.kind, streamId: event.streams[0]?.id ?? null });
     this.remoteTracks.set(mid, event.track);
     if (event.track.kind === "audio") this.audio.addRemote(mid, event.track);
     this._bindTracks();
@@ -394,14 +438,44 @@ export class CallSession {
       added = true;
     }
     if (!added) return;
+    await this._offerPublisher();
+  }
+
+  /**
+   * Stop publishing `kind` altogether (not just muted): the transceiver stops sending and the SFU,
+   * seeing the renegotiated offer, unpublishes the track for everyone (`track_unpublished`).
+   * A later `publish` adds a new transceiver.
+   * @param {"audio"|"video"} kind
+   */
+  unpublish(kind) {
+    const run = this._publishing.then(() => this._unpublish(kind));
+    this._publishing = run.catch(() => {});
+    return run;
+  }
+
+  /** @param {"audio"|"video"} kind */
+  async _unpublish(kind) {
+    const t = this.transceivers[kind];
+    if (!t) return;
+    const track = t.sender.track;
+    this.publisher.removeTrack(t.sender);
+    delete this.transceivers[kind];
+    delete this.published[kind];
+    if (kind === "video") track?.stop();
+    await this._offerPublisher();
+  }
+
+  /** Offer the publisher connection as it is now and apply the SFU's answer. */
+  async _offerPublisher() {
     const offer = await this.publisher.createOffer();
     await this.publisher.setLocalDescription(offer);
-    await gathered(this.publisher);
+
     /** @type {Record<string, string>} */
     const tracks = {};
     for (const [kind, t] of Object.entries(this.transceivers)) if (t?.mid) tracks[t.mid] = kind;
     const answered = this._expect("publisher_answer", "the SFU did not answer the publisher offer");
     this._send({ type: "publisher_offer", sdp: this.publisher.localDescription?.sdp, tracks });
+    this._releaseCandidates("publisher");
     const answer = await answered;
     await this.publisher.setRemoteDescription({ type: "answer", sdp: answer.sdp });
     await this._connected(this.publisher);
