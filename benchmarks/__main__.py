@@ -23,7 +23,7 @@ from typing import cast
 from rich.console import Console
 from rich.table import Table
 
-from benchmarks import browser, coordinators, held, join, loss, sfu, switch
+from benchmarks import browser, coordinators, engines, held, join, loss, sfu, switch
 from benchmarks.common import (
     RESULTS_PATH,
     BenchResult,
@@ -82,6 +82,12 @@ async def _sfu(log_dir: Path, plan: Plan) -> BenchResult:
     return await sfu.run(log_dir, frames=400, bursts=20, ramp_budget_s=budget)
 
 
+async def _engines(log_dir: Path, plan: Plan) -> BenchResult:
+    if plan.quick:
+        return await engines.run(log_dir, frames=100, budget_s=15.0, levels=(1, 2))
+    return await engines.run(log_dir, frames=300, budget_s=75.0)
+
+
 async def _browser(log_dir: Path, plan: Plan) -> BenchResult:
     return await browser.run(log_dir, bursts=3 if plan.quick else 20)
 
@@ -94,6 +100,7 @@ BENCHMARKS: dict[str, Runner] = {
     "browser": _browser,
     "coordinators": _coordinators,
     "sfu": _sfu,
+    "engines": _engines,
 }
 
 #: headline keys, reported (as failed when budgeted) even if their benchmark crashed
@@ -129,6 +136,10 @@ HEADLINE: dict[str, list[tuple[str, str, Budget | None]]] = {
         ("sfu_audio_downtracks_per_core", "tracks/core", None),
         ("mouth_to_ear_ms_p50", "ms", None),
         ("mouth_to_ear_ms_p95", "ms", None),
+    ],
+    "engines": [
+        ("embedded_audio_downtracks_per_core", "tracks/core", None),
+        ("janus_audio_downtracks_per_core", "tracks/core", None),
     ],
 }
 
@@ -253,7 +264,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument(
         "--only",
         default=",".join(BENCHMARKS),
-        help="comma-separated: join,switch,held,loss,browser,coordinators,sfu",
+        help="comma-separated: join,switch,held,loss,browser,coordinators,sfu,engines",
     )
     parser.add_argument("--output", type=Path, default=RESULTS_PATH, help="where to write the JSON results")
     parser.add_argument("--strict", action="store_true", help="exit 1 when a budget is missed")

@@ -288,6 +288,12 @@ class ServerInfo:
     api_secret: str
     sfu_url: str
     pid: int
+    #: other processes doing the server's media work (Janus with the janus engine)
+    media_pids: tuple[int, ...] = ()
+
+    def cpu_seconds(self) -> float:
+        """CPU time of the server process and its media processes."""
+        return sum(proc_cpu_seconds(pid) for pid in (self.pid, *self.media_pids))
 
     @property
     def stats_url(self) -> str:
@@ -320,11 +326,20 @@ class ServerInfo:
 
     @classmethod
     def from_json(cls, data: Json) -> ServerInfo:
-        return cls(data["url"], data["api_key"], data["api_secret"], data["sfu_url"], int(data["pid"]))
+        return cls(
+            data["url"],
+            data["api_key"],
+            data["api_secret"],
+            data["sfu_url"],
+            int(data["pid"]),
+            tuple(int(pid) for pid in data.get("media_pids", ())),
+        )
 
 
-async def start_server(log_dir: Path, name: str = "server") -> tuple[Child, ServerInfo]:
-    child = await Child.start(name, "benchmarks.server", {}, log_dir)
+async def start_server(
+    log_dir: Path, name: str = "server", config: Json | None = None
+) -> tuple[Child, ServerInfo]:
+    child = await Child.start(name, "benchmarks.server", config or {}, log_dir)
     try:
         info = ServerInfo.from_json(await child.read(timeout=30))
     except BaseException:

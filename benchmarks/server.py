@@ -3,7 +3,8 @@
 Prints one JSON line (``url``, ``api_key``, ``api_secret``, ``sfu_url``, ``pid``) once it listens, and
 shuts down cleanly when its stdin closes. The per-user REST rate limit is raised so that load
 generators joining hundreds of sessions as one process are not throttled. ``{"sfu_process": true}``
-runs the SFU in its own process, as ``switchboard serve`` does.
+runs the SFU in its own process, as ``switchboard serve`` does; ``{"engine": "janus", "host": ...}``
+uses Janus as the media engine (``media_pids`` then names the Janus process).
 """
 
 from __future__ import annotations
@@ -20,6 +21,7 @@ async def main(config: Json) -> None:
         rate_limit_per_second=100_000.0,
         rate_limit_burst=100_000,
         sfu_process=bool(config.get("sfu_process", False)),
+        engine=str(config.get("engine", "embedded")),
     )
     await server.start()
     try:
@@ -30,6 +32,7 @@ async def main(config: Json) -> None:
                 "api_secret": server.api_secret,
                 "sfu_url": server.sfu_url,
                 "pid": os.getpid(),
+                "media_pids": [server.janus_pid] if server.janus_pid is not None else [],
             }
         )
         async for _ in commands():

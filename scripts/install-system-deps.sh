@@ -7,12 +7,13 @@
 #   iproute2, nftables              private network namespaces and the lossy path (loss, stats tests)
 #   redis-server                    coordinators on Redis (state, events fan-out, ring-deadline leases)
 #   chromium, fonts-liberation      the browser tests and the call page's screenshots
+#   janus                           the Janus media engine (switchboard sfu --engine janus)
 #   nodejs, npm                     the browser client's type check (make lint-js), only when npm is absent
 # Run as root (CI does); otherwise it says what is missing and leaves installing to you.
 set -eu
 
 PACKAGES="pulseaudio pulseaudio-utils libportaudio2 libasound2-plugins iproute2 nftables redis-server"
-PACKAGES="$PACKAGES chromium fonts-liberation"
+PACKAGES="$PACKAGES chromium fonts-liberation janus"
 # a Node.js from elsewhere (with its own npm) is fine: Debian's is only installed when there is none
 command -v npm >/dev/null 2>&1 || PACKAGES="$PACKAGES nodejs npm"
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import os
 from collections.abc import AsyncIterator, Awaitable, Callable
 
 import numpy as np
@@ -16,9 +17,16 @@ from switchboard.server import EmbeddedServer
 ClientFactory = Callable[..., Awaitable[VideoClient]]
 
 
+#: the media engine the ``server`` fixture runs and the address it listens on; the janus engine needs
+#: a non-loopback address, so ``tests/test_janus_engine.py`` sets both and runs test files inside a
+#: private network namespace
+TEST_ENGINE = os.environ.get("SWITCHBOARD_TEST_ENGINE", "embedded")
+TEST_HOST = os.environ.get("SWITCHBOARD_TEST_HOST", "127.0.0.1")
+
+
 @pytest.fixture
 async def server() -> AsyncIterator[EmbeddedServer]:
-    async with EmbeddedServer() as srv:
+    async with EmbeddedServer(host=TEST_HOST, engine=TEST_ENGINE) as srv:
         yield srv
 
 

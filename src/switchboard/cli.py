@@ -1,4 +1,4 @@
-"""The ``switchboard`` command: ``serve``, ``token``, ``demo``, ``devices`` and ``coordinator``.
+"""The ``switchboard`` command: ``serve``, ``sfu``, ``coordinator``, ``token``, ``demo`` and ``devices``.
 
 Every error is one readable line on stderr and a non-zero exit: 2 for a bad command line (argparse's
 convention), 1 for anything else, 130 for Ctrl-C.
@@ -225,6 +225,43 @@ async def _serve(
         await server.stop()
 
 
+# ---------------------------------------------------------------- sfu
+
+
+async def _sfu_node(engine: str, host: str, port: int, coordinator: str, event_loops: int) -> None:
+    """An SFU node for a coordinator elsewhere (prints ``{"sfu_url": ...}`` once it listens)."""
+    from switchboard.server.sfu.process import run_sfu_node
+    from switchboard.server.sfu_janus.janus_process import JanusConfig
+    from switchboard.server.sfu_janus.node import janus_config_for
+
+    keys = resolve_key_pair(create=False)
+    janus = None
+    if engine == "janus":
+        try:
+            janus = janus_config_for(host, JanusConfig(event_loops=event_loops)).to_json()
+        except ValueError as exc:
+            raise CliError(f"{exc}; give --host an address of a non-loopback interface") from None
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        with contextlib.suppress(NotImplementedError):
+            loop.add_signal_handler(sig, stop.set)
+    try:
+        await run_sfu_node(
+            keys.api_secret,
+            host=host,
+            port=port,
+            coordinator_url=coordinator,
+            engine=engine,
+            janus=janus,
+            stop=stop,
+        )
+    except OSError as exc:
+        raise bind_failure(host, f"port {port}", exc) from None
+    except RuntimeError as exc:
+        raise CliError(str(exc).splitlines()[0]) from None
+
+
 # ---------------------------------------------------------------- the command line
 
 
@@ -321,6 +358,27 @@ def build_parser() -> argparse.ArgumentParser:
         "--ttl", type=_ttl, default=None, help="seconds until it expires (default: it never expires)"
     )
 
+    sfu = sub.add_parser(
+        "sfu",
+        help="run an SFU node for a coordinator",
+        description=(
+            "Run an SFU node (media) that admits the SFU tokens of the coordinator at --coordinator. "
+            "--engine janus starts a Janus gateway (Debian's janus package) behind the same signalling; "
+            f"it needs --host on a non-loopback interface. The API secret comes from {SECRET_ENV} "
+            "(or the development pair)."
+        ),
+    )
+    sfu.add_argument("--engine", choices=("embedded", "janus"), default="embedded", help="media engine")
+    sfu.add_argument("--host", default=DEFAULT_HOST, help=f"address to listen on (default {DEFAULT_HOST})")
+    sfu.add_argument("--port", type=_port, default=DEFAULT_PORT + 1, help="signalling port (0: any free)")
+    sfu.add_argument("--coordinator", required=True, metavar="URL", help="the coordinator's base URL")
+    sfu.add_argument(
+        "--janus-event-loops", type=int, default=2, metavar="N", help="Janus media event loops (default 2)"
+    )
+    sfu.add_argument(
+        "--log-level", choices=("debug", "info", "warning", "error"), default="warning", help="stderr logging"
+    )
+
     demo = sub.add_parser(
         "demo",
         help="both multicall use cases, end to end, on an embedded server",
@@ -391,6 +449,10 @@ def _run(args: argparse.Namespace) -> int:
             return run_coordinator_command(args)
         except CoordinatorCommandError as exc:
             raise CliError(str(exc)) from None
+    if args.command == "sfu":
+        configure_logging(args.log_level)
+        asyncio.run(_sfu_node(args.engine, args.host, args.port, args.coordinator, args.janus_event_loops))
+        return 0
     if args.command == "token":
         keys = resolve_key_pair(create=False)
         print(create_user_token(keys.api_secret, args.user_id, args.ttl))

@@ -20,6 +20,8 @@ from switchboard.server.coordinator.service import Coordinator, CoordinatorConfi
 from switchboard.server.coordinator.store import MemoryStore, Store
 from switchboard.server.sfu import SfuConfig, SfuServer
 from switchboard.server.sfu.process import SfuProcess
+from switchboard.server.sfu_janus import JanusConfig, JanusProcess, JanusSfuServer
+from switchboard.server.sfu_janus.node import janus_config_for
 from switchboard.web import WebOptions
 
 
@@ -39,6 +41,12 @@ class EmbeddedServer:
     client traffic on the coordinator can delay media forwarding (``docs/architecture.md``).
     ``sfu_token_ttl`` (seconds) is the lifetime of the SFU tokens ``join`` mints; ``sfu_config``
     sets the SFU's limits (:class:`SfuConfig`; its ``api_secret`` is replaced by the server's).
+
+    ``engine`` picks the media engine behind the SFU signalling: ``"embedded"`` (aiortc, this
+    package) or ``"janus"`` (a Janus gateway this server starts with ``janus_config`` and stops;
+    Debian's ``janus`` package must be installed, see ``docs/janus.md``). Clients see no difference.
+    Janus never offers loopback addresses, so with ``"janus"`` ``host`` must be an address of a
+    non-loopback interface (``RuntimeError`` at start otherwise).
 
     Behind a TLS proxy or NAT: ``public_url`` is the coordinator's address as clients see it
     (``https://calls.example.com``; ``server.public_url``), ``public_sfu_url`` the SFU's
@@ -71,7 +79,11 @@ class EmbeddedServer:
         public_url: str | None = None,
         public_sfu_url: str | None = None,
         ice_servers: IceServerSettings | None = None,
+        engine: str = "embedded",
+        janus_config: JanusConfig | None = None,
     ) -> None:
+        if engine not in ("embedded", "janus"):
+            raise ValueError(f"engine must be 'embedded' or 'janus', not {engine!r}")
         if (api_key is None) != (api_secret is None):
             raise ValueError("give both api_key and api_secret, or neither")
         if api_key is None or api_secret is None:
@@ -101,8 +113,14 @@ class EmbeddedServer:
                 self._public_sfu_url or (f"ws://[{host}]/sfu" if ":" in host else f"ws://{host}/sfu")
             ),
         )
+        self.engine = engine
+        self.janus_config = janus_config
+        self._janus: JanusProcess | None = None
+        self._janus_sfu: JanusSfuServer | None = None
         self._in_process_sfu = not sfu_process
-        self._sfu: SfuServer | None = self._new_sfu() if self._in_process_sfu else None
+        self._sfu: SfuServer | None = (
+            self._new_sfu() if self._in_process_sfu and engine == "embedded" else None
+        )
         self._sfu_process: SfuProcess | None = None
         self._sfu_port = sfu_port
         self.store: Store = store if store is not None else MemoryStore()
@@ -180,7 +198,9 @@ class EmbeddedServer:
     async def start(self) -> None:
         if self._runner is not None:
             return
-        if self._in_process_sfu:
+        if self.engine == "janus" and self._in_process_sfu:
+            await self._start_janus()
+        elif self._in_process_sfu:
             if self._stopped:  # a restart: a fresh SFU (media sessions do not survive), the same store
                 self._sfu = self._new_sfu()
             assert self._sfu is not None
@@ -199,6 +219,8 @@ class EmbeddedServer:
             coordinator.call_ended_hooks.append(self._sfu.end_call)
             coordinator.moderation.sfu_hooks.append(self._sfu.moderate)
             coordinator.recordings.sfu = self._sfu.recording
+        elif self._janus_sfu is not None:
+            coordinator.call_ended_hooks.append(self._janus_sfu.end_call)
         else:
             add_internal_routes(app, coordinator)
         runner = web.AppRunner(
@@ -211,9 +233,16 @@ class EmbeddedServer:
         self._port = port
         self.url = f"http://{host}:{port}"
 
-        if self._sfu is None:
+        if self._sfu is None and self._janus_sfu is None:
             self._sfu_process = SfuProcess(
-                self.sfu_config, host=self.host, port=self._sfu_port, coordinator_url=self.url
+                self.sfu_config,
+                host=self.host,
+                port=self._sfu_port,
+                coordinator_url=self.url,
+                engine=self.engine,
+                janus=janus_config_for(self.host, self.janus_config).to_json()
+                if self.engine == "janus"
+                else None,
             )
             try:
                 self.sfu_url = await self._sfu_process.start()
@@ -226,6 +255,50 @@ class EmbeddedServer:
             coordinator.moderation.sfu_hooks.append(self._sfu_process.moderate)
             coordinator.recordings.sfu = self._sfu_process.recording
 
+    async def _start_janus(self) -> None:
+        """Start Janus and the Janus engine's signalling endpoint (in this event loop)."""
+        try:
+            config = janus_config_for(self.host, self.janus_config)
+        except ValueError as exc:
+            raise RuntimeError(str(exc)) from None
+        self._janus = JanusProcess(config)
+        try:
+            janus_url = await self._janus.start()
+            sfu = self._janus_sfu = JanusSfuServer(
+                self.sfu_config,
+                janus_url,
+                admission=self._admit_sfu_session,
+                on_participant=self._participant_changed,
+            )
+            await sfu.start()
+            sfu_runner = web.AppRunner(sfu.app(), handle_signals=False, shutdown_timeout=1.0)
+            await sfu_runner.setup()
+            await web.TCPSite(sfu_runner, self.host, self._sfu_port).start()
+        except BaseException:
+            if self._janus_sfu is not None:
+                await self._janus_sfu.close()
+                self._janus_sfu = None
+            await self._janus.stop()
+            self._janus = None
+            raise
+        self._sfu_runner = sfu_runner
+        sfu_host, sfu_port = sfu_runner.addresses[0][:2]
+        self._sfu_port = sfu_port
+        self.sfu_url = f"ws://{sfu_host}:{sfu_port}/sfu"
+        self.config.sfu_url = self._public_sfu_url or self.sfu_url
+
+    @property
+    def janus_pid(self) -> int | None:
+        """The Janus process's id with ``engine="janus"`` in this process (None otherwise)."""
+        return self._janus.pid if self._janus is not None else None
+
+    @property
+    def janus_sfu(self) -> JanusSfuServer:
+        """The Janus engine's signalling endpoint (``engine="janus"``; RuntimeError otherwise)."""
+        if self._janus_sfu is None:
+            raise RuntimeError("no janus engine is running")
+        return self._janus_sfu
+
     async def stop(self) -> None:
         """Close every socket and peer connection (within about 2 s; the SFU process within 5 s)."""
         self._stopped = True
@@ -234,6 +307,13 @@ class EmbeddedServer:
         if sfu_runner is not None and self._sfu is not None:
             await self._sfu.close()
             await sfu_runner.cleanup()
+        if sfu_runner is not None and self._janus_sfu is not None:
+            await self._janus_sfu.close()
+            await sfu_runner.cleanup()
+            self._janus_sfu = None
+        if self._janus is not None:
+            await self._janus.stop()
+            self._janus = None
         if self._sfu_process is not None:
             await self._sfu_process.stop()  # first: it reports its sessions leaving to the coordinator
         if runner is not None:

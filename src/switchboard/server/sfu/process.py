@@ -114,6 +114,24 @@ class CoordinatorChannel:
 async def _serve(settings: dict[str, Any], stop: asyncio.Event) -> None:
     config = SfuConfig(**settings["sfu"])
     channel = CoordinatorChannel(str(settings["coordinator_url"]), config.api_secret)
+    if settings.get("engine", "embedded") == "janus":
+        from switchboard.server.sfu_janus.janus_process import JanusConfig
+        from switchboard.server.sfu_janus.node import serve_janus_node
+
+        try:
+            await serve_janus_node(
+                config,
+                JanusConfig(**settings.get("janus", {})),
+                host=str(settings["host"]),
+                port=int(settings["port"]),
+                stop=stop,
+                admission=channel.admit,
+                on_participant=channel.participant_changed,
+                on_listening=lambda url: print(json.dumps({"sfu_url": url}), flush=True),
+            )
+        finally:
+            await channel.close()
+        return
     sfu = SfuServer(config, admission=channel.admit, on_participant=channel.participant_changed)
     app = sfu.app()
 
@@ -157,6 +175,29 @@ async def _serve(settings: dict[str, Any], stop: asyncio.Event) -> None:
         await channel.close()
 
 
+async def run_sfu_node(
+    api_secret: str,
+    *,
+    host: str,
+    port: int,
+    coordinator_url: str,
+    engine: str = "embedded",
+    janus: dict[str, Any] | None = None,
+    stop: asyncio.Event,
+) -> None:
+    """An SFU node of either engine for the coordinator at ``coordinator_url`` until ``stop`` is set
+    (``switchboard sfu``); prints ``{"sfu_url": ...}`` once it listens."""
+    settings = {
+        "sfu": dataclasses.asdict(SfuConfig(api_secret=api_secret)),
+        "host": host,
+        "port": port,
+        "coordinator_url": coordinator_url,
+        "engine": engine,
+        "janus": janus or {},
+    }
+    await _serve(settings, stop)
+
+
 async def _child_main() -> None:
     loop = asyncio.get_running_loop()
     settings = json.loads(await loop.run_in_executor(None, sys.stdin.readline))
@@ -179,12 +220,23 @@ async def _child_main() -> None:
 class SfuProcess:
     """Starts, talks to and stops the SFU child process (used by :class:`EmbeddedServer`)."""
 
-    def __init__(self, config: SfuConfig, *, host: str, port: int, coordinator_url: str) -> None:
+    def __init__(
+        self,
+        config: SfuConfig,
+        *,
+        host: str,
+        port: int,
+        coordinator_url: str,
+        engine: str = "embedded",
+        janus: dict[str, Any] | None = None,
+    ) -> None:
         self._settings = {
             "sfu": dataclasses.asdict(config),
             "host": host,
             "port": port,
             "coordinator_url": coordinator_url,
+            "engine": engine,
+            "janus": janus or {},
         }
         self._auth = _AdminAuth(config.api_secret)
         self._proc: asyncio.subprocess.Process | None = None
