@@ -7,6 +7,7 @@ STAMP := $(VENV)/.installed-$(shell cat pyproject.toml | cksum | cut -d' ' -f1)
 .PHONY: setup demo test lint lint-js bench serve clean
 
 setup: $(STAMP)
+	@sh scripts/install-system-deps.sh
 
 $(STAMP): pyproject.toml
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)

@@ -14,7 +14,7 @@ from pathlib import Path
 
 from benchmarks.common import Child, Json, ServerInfo, ToneSource, commands, emit, make_client, run_child
 from switchboard import CallConnectOptions, TrackOption, VideoClient
-from switchboard.media.devices import CaptureSpeaker
+from switchboard.media import CaptureSpeaker
 
 MIC_ON = CallConnectOptions(microphone=TrackOption.enabled(), camera=TrackOption.disabled())
 

@@ -35,7 +35,7 @@ from benchmarks.common import (
     start_server,
 )
 from switchboard import CallConnectOptions, TrackOption, VideoClient
-from switchboard.media.devices import CaptureSpeaker
+from switchboard.media import CaptureSpeaker
 
 PY_HZ = 700.0
 BROWSER_HZ = 900.0

@@ -10,7 +10,7 @@ import os
 import platform
 import sys
 import time
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
@@ -20,8 +20,9 @@ import aiohttp
 import numpy as np
 
 from switchboard import ClientOptions, MultiCallAudioPolicy, User, VideoClient
+from switchboard.media import CaptureSpeaker, Microphone
 from switchboard.media.analysis import frame_tone_levels
-from switchboard.media.devices import CaptureSpeaker, FloatArray, Microphone
+from switchboard.media.audio_format import FloatArray
 from switchboard.protocol.tokens import create_user_token
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
@@ -166,12 +167,16 @@ class Child:
         self.log_path = log_path
 
     @classmethod
-    async def start(cls, name: str, module: str, config: Json, log_dir: Path) -> Child:
+    async def start(
+        cls, name: str, module: str, config: Json, log_dir: Path, prefix: Sequence[str] = ()
+    ) -> Child:
+        """``prefix`` goes before the interpreter (e.g. ``ip netns exec NAME`` to run it in a namespace)."""
         log_path = log_dir / f"{name}.log"
         env = dict(os.environ)
         env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(REPO_ROOT), env.get("PYTHONPATH", "")]))
         with log_path.open("wb") as log:
             proc = await asyncio.create_subprocess_exec(
+                *prefix,
                 sys.executable,
                 "-m",
                 module,

@@ -28,8 +28,8 @@ import aiohttp
 
 from benchmarks.common import Child, ServerInfo
 from switchboard import CallConnectOptions, ClientOptions, TrackOption, User, VideoClient
+from switchboard.media import CaptureSpeaker, ToneMicrophone
 from switchboard.media.analysis import tone_levels_dbfs
-from switchboard.media.devices import CaptureSpeaker, ToneMicrophone
 from switchboard.protocol import coordinator as m
 
 TONES = {"alice": 440.0, "bob": 660.0}

@@ -19,8 +19,8 @@ import aiohttp
 
 from benchmarks.common import Json, ServerInfo, emit, make_client, run_child, self_cpu_seconds, wait_audible
 from switchboard import Call, CallConnectOptions, MultiCallAudioPolicy, TrackOption
+from switchboard.media import CaptureSpeaker, ToneMicrophone
 from switchboard.media.analysis import tone_level_dbfs
-from switchboard.media.devices import CaptureSpeaker, ToneMicrophone
 
 MIC_ON = CallConnectOptions(microphone=TrackOption.enabled(), camera=TrackOption.disabled())
 ME_HZ = 1000.0

@@ -41,8 +41,10 @@ from benchmarks.common import (
 )
 from benchmarks.p2p_peer import ToneTrack
 from switchboard import Call, CallConnectOptions, CallState, TrackOption
-from switchboard.media.devices import CaptureSpeaker, PlayoutBuffer, ToneMicrophone
+from switchboard.media import CaptureSpeaker, ToneMicrophone
+from switchboard.media.jitter_buffer import OpusJitterBuffer
 from switchboard.media.local_ice import IPV4_LOOPBACK, create_peer_connection
+from switchboard.media.playout import PlayoutBuffer
 
 REMOTE_HZ = 600.0
 LOCAL_HZ = 1000.0
@@ -66,7 +68,7 @@ class _Marks:
             self.marks[name] = (asyncio.get_running_loop().time() - self.t0) * 1000.0
 
 
-def _mark_first_push(buffer: PlayoutBuffer, mark: Callable[[str], None]) -> None:
+def _mark_first_decoded(buffer: PlayoutBuffer, mark: Callable[[str], None]) -> None:
     """Instrument one playout buffer (instance attribute): mark its first decoded frame."""
     push = buffer.push
 
@@ -74,6 +76,18 @@ def _mark_first_push(buffer: PlayoutBuffer, mark: Callable[[str], None]) -> None
         mark("first_decoded_frame")
         buffer.push = push  # type: ignore[method-assign]
         push(frame)
+
+    buffer.push = first_push  # type: ignore[method-assign]
+
+
+def _mark_first_packet(buffer: OpusJitterBuffer, mark: Callable[[str], None]) -> None:
+    """Instrument one jitter buffer (instance attribute): mark its first Opus packet."""
+    push = buffer.push
+
+    def first_push(timestamp: int, packet: bytes) -> None:
+        mark("first_audio_packet")
+        buffer.push = push  # type: ignore[method-assign]
+        push(timestamp, packet)
 
     buffer.push = first_push  # type: ignore[method-assign]
 
@@ -111,7 +125,7 @@ def _instrument_sdk(call: Call, mark: _Marks) -> Callable[[], None]:
                 )
                 for remote in adm.remotes.values() if adm is not None else ():
                     if getattr(remote, "receiver", None) is receiver:
-                        _mark_first_push(remote.buffer, mark)
+                        _mark_first_packet(remote.buffer, mark)
             except Exception:
                 logging.getLogger("benchmarks.join").exception("join instrumentation failed")
 
@@ -166,7 +180,7 @@ async def p2p_join_once(peer: Child, speaker: CaptureSpeaker, watch: ToneWatch) 
         def on_track(track: MediaStreamTrack) -> None:
             mark("remote_track")
             buffer = PlayoutBuffer(name="p2p")
-            _mark_first_push(buffer, mark)
+            _mark_first_decoded(buffer, mark)
             removers.append(speaker.add_source(buffer))
             tasks.append(loop.create_task(_play(track, buffer)))
 

@@ -30,7 +30,7 @@ from aiortc import RTCRtpSender, RTCSessionDescription
 from aiortc.mediastreams import MediaStreamTrack
 
 from benchmarks.common import Json, ServerInfo, commands, emit, run_child
-from switchboard.media.devices import ToneMicrophone
+from switchboard.media import ToneMicrophone
 from switchboard.media.local_ice import create_peer_connection, loopback_ice_address
 from switchboard.media.rtp_hooks import (
     OPUS_CODEC,

@@ -17,7 +17,8 @@ from aiortc import RTCPeerConnection, RTCSessionDescription
 from aiortc.mediastreams import MediaStreamError, MediaStreamTrack
 
 from benchmarks.common import Json, commands, emit, run_child
-from switchboard.media.devices import FRAME_SAMPLES, SAMPLE_RATE, ToneMicrophone
+from switchboard.media import ToneMicrophone
+from switchboard.media.audio_format import FRAME_SAMPLES, SAMPLE_RATE
 from switchboard.media.local_ice import IPV4_LOOPBACK, create_peer_connection
 
 TIME_BASE = fractions.Fraction(1, SAMPLE_RATE)

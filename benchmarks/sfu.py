@@ -58,7 +58,7 @@ from benchmarks.common import (
 )
 from switchboard import CallConnectOptions, TrackOption, VideoClient
 from switchboard.errors import SwitchboardError
-from switchboard.media.devices import CaptureSpeaker
+from switchboard.media import CaptureSpeaker
 
 PROBE_HZ = 700.0
 MIC_ON = CallConnectOptions(microphone=TrackOption.enabled(), camera=TrackOption.disabled())
@@ -81,7 +81,7 @@ log = logging.getLogger("benchmarks.sfu")
 
 def _playout_depth_ms(client: VideoClient) -> float:
     depths = [
-        remote.buffer.buffered_ms
+        remote.buffer.buffered_samples * 1000.0 / 48000
         for call in client.state.active_calls.value
         if call.audio_device_module is not None
         for remote in call.audio_device_module.remotes.values()

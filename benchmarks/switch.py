@@ -44,8 +44,9 @@ from benchmarks.common import (
     wait_audible,
 )
 from switchboard import Call, CallConnectOptions, MultiCallAudioPolicy, TrackOption, VideoClient
+from switchboard.media import CaptureSpeaker, ToneMicrophone
 from switchboard.media.analysis import frame_tone_levels
-from switchboard.media.devices import FRAME_SAMPLES, CaptureSpeaker, FloatArray, ToneMicrophone
+from switchboard.media.audio_format import FRAME_SAMPLES, FloatArray
 
 # Two tones per room, the rooms in separate bands (20 ms frames resolve 50 Hz bins).
 ROOM_TONES = {"a": (400.0, 1000.0), "b": (1700.0, 2600.0)}

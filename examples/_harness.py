@@ -13,13 +13,15 @@ from typing import Any
 
 from switchboard import ClientOptions, User, VideoClient
 from switchboard.dev_keys import load_dev_key_pair
-from switchboard.errors import NetworkError
+from switchboard.errors import DeviceError, NetworkError
+from switchboard.media import CaptureSpeaker, DeviceMicrophone, DeviceSpeaker, Microphone, Speaker
 from switchboard.media.analysis import tone_levels_dbfs
-from switchboard.media.devices import CaptureSpeaker, Microphone
 from switchboard.protocol.tokens import create_user_token
 from switchboard.server import EmbeddedServer
 
 Connect = Callable[..., Awaitable[VideoClient]]
+#: the person the story is about; ``--devices`` gives them the real default microphone and speaker
+ME = "me"
 Story = Callable[[Connect], Awaitable[bool]]
 
 
@@ -61,13 +63,14 @@ async def server(args: argparse.Namespace) -> AsyncIterator[Connect]:
         clients: list[VideoClient] = []
 
         async def connect(user_id: str, microphone: Microphone, **options: Any) -> VideoClient:
+            speaker: Speaker = CaptureSpeaker()
+            if args.devices and user_id == ME:  # you talk and listen through your own devices
+                microphone, speaker = DeviceMicrophone(), DeviceSpeaker()
             client = VideoClient(
                 api_key,
                 user=User.regular(user_id, name=user_id.title()),
                 user_token=create_user_token(secret, user_id),  # your backend mints these
-                options=ClientOptions(
-                    base_url=base_url, microphone=microphone, speaker=CaptureSpeaker(), **options
-                ),
+                options=ClientOptions(base_url=base_url, microphone=microphone, speaker=speaker, **options),
             )
             await client.connect()
             clients.append(client)
@@ -85,6 +88,9 @@ def run_example(doc: str, story: Story, ok_message: str) -> None:
     parser = argparse.ArgumentParser(description=doc.split("\n\n")[0])
     parser.add_argument("--embedded", action="store_true", help="run the server inside this process")
     parser.add_argument("--base-url", default="http://127.0.0.1:3030", help="a running `switchboard serve`")
+    parser.add_argument(
+        "--devices", action="store_true", help="be 'me' with your default microphone and speaker"
+    )
     args = parser.parse_args()
 
     async def run() -> int:
@@ -97,3 +103,5 @@ def run_example(doc: str, story: Story, ok_message: str) -> None:
         sys.exit(asyncio.run(run()))
     except NetworkError as exc:
         sys.exit(f"{exc}\nIs `switchboard serve` running? (or pass --embedded)")
+    except DeviceError as exc:
+        sys.exit(f"--devices: {exc}\n(`switchboard devices` lists what PortAudio sees)")

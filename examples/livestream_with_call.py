@@ -26,7 +26,7 @@ from switchboard import (
     MemberRequest,
     TrackOption,
 )
-from switchboard.media.devices import ToneMicrophone
+from switchboard.media import ToneMicrophone
 
 MIC_ON = CallConnectOptions(microphone=TrackOption.enabled(), camera=TrackOption.disabled())
 VOICES = {"Carol": 500.0, "Erin": 800.0}  # the tone each bot speaks

@@ -24,7 +24,7 @@ from switchboard import (
     MultiCallAudioPolicy,
     TrackOption,
 )
-from switchboard.media.devices import ToneMicrophone
+from switchboard.media import ToneMicrophone
 
 MIC_ON = CallConnectOptions(microphone=TrackOption.enabled(), camera=TrackOption.disabled())
 BACKGROUND = CallConnectOptions(microphone=TrackOption.disabled(), camera=TrackOption.disabled())

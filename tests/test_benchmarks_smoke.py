@@ -12,7 +12,9 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from switchboard.media.devices import CaptureSpeaker, FloatArray, SpeakerSource, ToneMicrophone
+from switchboard.media import CaptureSpeaker, ToneMicrophone
+from switchboard.media.audio_format import FloatArray
+from switchboard.media.playout import SpeakerSource
 
 
 class _Script(SpeakerSource):
@@ -38,6 +40,9 @@ MODULES = [
     "benchmarks.held",
     "benchmarks.held_client",
     "benchmarks.sfu",
+    "benchmarks.lossy_path",
+    "benchmarks.loss",
+    "benchmarks.loss_peer",
     "benchmarks.browser",
     "benchmarks.rings",
     "benchmarks.flood",

@@ -1,4 +1,4 @@
-"""The ``switchboard`` command: ``serve``, ``token`` and ``demo``.
+"""The ``switchboard`` command: ``serve``, ``token``, ``demo`` and ``devices``.
 
 Every error is one readable line on stderr and a non-zero exit: 2 for a bad command line (argparse's
 convention), 1 for anything else, 130 for Ctrl-C.
@@ -332,7 +332,36 @@ def build_parser() -> argparse.ArgumentParser:
     )
     demo.add_argument("--json", dest="json_path", default=None, help="write the measurements here (JSON)")
     demo.add_argument("--plot", dest="plot_path", default=None, help="write a plot of the levels here (PNG)")
+    sub.add_parser(
+        "devices",
+        help="list the audio devices DeviceMicrophone / DeviceSpeaker can use",
+        description=(
+            "The audio devices PortAudio sees (index, input and output channels, default sample rate, "
+            "which are the defaults, name): what DeviceMicrophone(device=...) and DeviceSpeaker(device=...) "
+            "accept."
+        ),
+    )
     return parser
+
+
+def _devices() -> int:
+    """Print the audio devices PortAudio sees (``CliError`` when PortAudio is missing)."""
+    from switchboard.errors import DeviceError
+    from switchboard.media import list_audio_devices
+
+    try:
+        devices = list_audio_devices()
+    except DeviceError as exc:
+        raise CliError(str(exc)) from exc
+    if not devices:
+        print("no audio devices found")
+        return 0
+    print(f"{'index':>5}  {'in':>3}  {'out':>3}  {'rate':>6}  default  name")
+    for d in devices:
+        default = "/".join(n for n, on in (("in", d.is_default_input), ("out", d.is_default_output)) if on)
+        channels = f"{d.index:>5}  {d.input_channels:>3}  {d.output_channels:>3}"
+        print(f"{channels}  {d.default_sample_rate:>6.0f}  {default:<7}  {d.name}")
+    return 0
 
 
 def _run(args: argparse.Namespace) -> int:
@@ -356,6 +385,8 @@ def _run(args: argparse.Namespace) -> int:
         keys = resolve_key_pair(create=False)
         print(create_user_token(keys.api_secret, args.user_id, args.ttl))
         return 0
+    if args.command == "devices":
+        return _devices()
     for option, path in (("--json", args.json_path), ("--plot", args.plot_path)):
         if path is not None:
             require_writable(path, option)

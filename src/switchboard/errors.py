@@ -86,6 +86,13 @@ class NetworkError(SwitchboardError):
     status = 503
 
 
+class DeviceError(SwitchboardError):
+    """An audio device cannot be used: not found, PortAudio missing, or it refused the stream."""
+
+    code = "device_error"
+    status = 500
+
+
 _BY_STATUS: dict[int, type[SwitchboardError]] = {
     400: InvalidRequestError,
     401: AuthenticationError,
@@ -106,6 +113,7 @@ def error_for(status: int, code: str | None, message: str) -> SwitchboardError:
 __all__ = [
     "AuthenticationError",
     "CallStateError",
+    "DeviceError",
     "InvalidRequestError",
     "NetworkError",
     "NotFoundError",

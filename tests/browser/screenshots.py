@@ -13,7 +13,7 @@ from pathlib import Path
 from playwright.async_api import ViewportSize, async_playwright
 
 from switchboard import CallConnectOptions, ClientOptions, MemberRequest, TrackOption, User, VideoClient
-from switchboard.media.devices import ToneMicrophone
+from switchboard.media import ToneMicrophone
 from switchboard.server import EmbeddedServer
 from tests.browser.conftest import BROWSER_TONE_HZ, CHROMIUM_FLAGS, chromium_or_fail, write_tone_wav
 

@@ -22,8 +22,8 @@ from switchboard import (
     User,
     VideoClient,
 )
+from switchboard.media import CaptureSpeaker, Microphone, ToneMicrophone
 from switchboard.media.analysis import tone_level_dbfs
-from switchboard.media.devices import CaptureSpeaker, Microphone, ToneMicrophone
 from switchboard.media.rtp_hooks import opus_toc
 from switchboard.server import EmbeddedServer
 from tests.conftest import ClientFactory

@@ -15,7 +15,7 @@ import aiohttp
 import pytest
 
 from switchboard import CallConnectOptions, TrackOption
-from switchboard.media.devices import CaptureSpeaker, ToneMicrophone
+from switchboard.media import CaptureSpeaker, ToneMicrophone
 from switchboard.protocol.close_codes import EventsCloseCode
 from switchboard.server import EmbeddedServer
 from switchboard.server.coordinator.limits import CoordinatorLimits

@@ -24,7 +24,7 @@ from switchboard import (
     VideoClient,
 )
 from switchboard.errors import CallStateError, InvalidRequestError, SwitchboardError
-from switchboard.media.devices import CaptureSpeaker, ToneMicrophone
+from switchboard.media import CaptureSpeaker, ToneMicrophone
 from switchboard.sdk.multicall import PolicyIgnoredWarning
 from switchboard.server import EmbeddedServer
 from tests.conftest import ClientFactory, wait_heard

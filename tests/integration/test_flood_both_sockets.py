@@ -13,7 +13,7 @@ import json
 import sys
 
 from switchboard import CallConnectOptions, TrackOption
-from switchboard.media.devices import CaptureSpeaker, ToneMicrophone
+from switchboard.media import CaptureSpeaker, ToneMicrophone
 from switchboard.protocol import sfu as p
 from switchboard.protocol.close_codes import EventsCloseCode
 from switchboard.server import EmbeddedServer

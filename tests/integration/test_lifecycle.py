@@ -13,7 +13,7 @@ import pytest
 
 from switchboard import CallConnectOptions, CallStatus, MemberRequest, MultiCallAudioPolicy, TrackOption
 from switchboard.errors import CallStateError
-from switchboard.media.devices import CaptureSpeaker, ToneMicrophone
+from switchboard.media import CaptureSpeaker, ToneMicrophone
 from switchboard.server import EmbeddedServer
 from tests.conftest import ClientFactory, wait_heard
 

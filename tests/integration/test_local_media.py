@@ -13,7 +13,7 @@ import pytest
 from aiortc import RTCPeerConnection
 
 from switchboard import CallConnectOptions, TrackOption, VideoClient
-from switchboard.media.devices import CaptureSpeaker, ToneMicrophone
+from switchboard.media import CaptureSpeaker, ToneMicrophone
 from switchboard.media.rtp_hooks import ice_candidate_pairs
 from switchboard.server import EmbeddedServer
 from tests.conftest import ClientFactory, wait_heard

@@ -18,7 +18,8 @@ from aiortc.mediastreams import AudioStreamTrack
 
 from switchboard import CallConnectOptions, CallStatus, CallType, MemberRequest, TrackOption
 from switchboard.errors import AuthenticationError, PermissionDeniedError
-from switchboard.media.devices import CaptureSpeaker, SyntheticCamera, ToneMicrophone
+from switchboard.media import CaptureSpeaker, ToneMicrophone
+from switchboard.media.camera import SyntheticCamera
 from switchboard.media.local_ice import create_peer_connection, loopback_ice_address
 from switchboard.protocol import sfu as p
 from switchboard.protocol.tokens import SfuGrants, create_sfu_token
@@ -271,7 +272,7 @@ async def test_garbage_on_the_sfu_socket_gets_errors_and_others_keep_talking(
 CHILD = """
 import asyncio, sys
 from switchboard import ClientOptions, User, VideoClient, CallConnectOptions, TrackOption
-from switchboard.media.devices import ToneMicrophone
+from switchboard.media import ToneMicrophone
 async def main():
     url, key, token = sys.argv[1:4]
     client = VideoClient(key, user=User.regular("carol"), user_token=token,

@@ -26,7 +26,7 @@ from switchboard import (
     VideoClient,
 )
 from switchboard.errors import CallStateError
-from switchboard.media.devices import CaptureSpeaker, ToneMicrophone
+from switchboard.media import CaptureSpeaker, ToneMicrophone
 from switchboard.sdk.multicall import PolicyIgnoredWarning
 from switchboard.server import EmbeddedServer
 from tests.conftest import ClientFactory, stays_heard, wait_heard

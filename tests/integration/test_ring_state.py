@@ -28,7 +28,7 @@ from switchboard import (
     VideoClient,
 )
 from switchboard.errors import CallStateError
-from switchboard.media.devices import CaptureSpeaker, ToneMicrophone
+from switchboard.media import CaptureSpeaker, ToneMicrophone
 from switchboard.protocol import coordinator as m
 from switchboard.server import EmbeddedServer
 from tests.conftest import ClientFactory, wait_heard

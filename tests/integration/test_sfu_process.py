@@ -20,7 +20,7 @@ import aiohttp
 import pytest
 
 from switchboard import CallConnectOptions, CallStatus, ClientOptions, TrackOption, User, VideoClient
-from switchboard.media.devices import CaptureSpeaker, ToneMicrophone
+from switchboard.media import CaptureSpeaker, ToneMicrophone
 from switchboard.protocol import sfu as p
 from switchboard.protocol.tokens import create_user_token
 from switchboard.server import EmbeddedServer

@@ -40,7 +40,7 @@ from switchboard import (
     VideoClient,
 )
 from switchboard.errors import CallStateError, InvalidRequestError, NotFoundError, PermissionDeniedError
-from switchboard.media.devices import CaptureSpeaker, ToneMicrophone
+from switchboard.media import CaptureSpeaker, ToneMicrophone
 from switchboard.protocol import coordinator as m
 from switchboard.protocol import sfu as p
 from switchboard.protocol.tokens import verify_sfu_token

@@ -13,21 +13,12 @@ import numpy.typing as npt
 import pytest
 from aiortc.mediastreams import MediaStreamError
 
+from switchboard.media import CaptureSpeaker, FileMicrophone, Microphone, SilentMicrophone, ToneMicrophone
 from switchboard.media.analysis import dominant_tones, level_dbfs, tone_level_dbfs
-from switchboard.media.devices import (
-    FRAME_SAMPLES,
-    SAMPLE_RATE,
-    CameraTrack,
-    CaptureSpeaker,
-    FileMicrophone,
-    Microphone,
-    MicrophoneTrack,
-    PlayoutBuffer,
-    SilentMicrophone,
-    SpeakerSource,
-    SyntheticCamera,
-    ToneMicrophone,
-)
+from switchboard.media.audio_format import FRAME_SAMPLES, SAMPLE_RATE
+from switchboard.media.camera import SyntheticCamera
+from switchboard.media.playout import PlayoutBuffer, SpeakerSource
+from switchboard.media.tracks import CameraTrack, MicrophoneTrack
 
 SR = SAMPLE_RATE
 

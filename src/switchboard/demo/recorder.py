@@ -22,8 +22,9 @@ from typing import Protocol
 import numpy as np
 
 from switchboard import Call, CallStatus, MultiCallAudioPolicy, VideoClient
+from switchboard.media import CaptureSpeaker
 from switchboard.media.analysis import SILENCE_DBFS, tone_levels_dbfs
-from switchboard.media.devices import CaptureSpeaker, FloatArray
+from switchboard.media.audio_format import FloatArray
 
 SETTLE_S = 0.3
 FOCUSED_MIN_DBFS = -40.0

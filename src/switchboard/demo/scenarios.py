@@ -17,7 +17,7 @@ from switchboard import (
     VideoClient,
 )
 from switchboard.demo.recorder import Narrator, Scenario, Voice
-from switchboard.media.devices import CaptureSpeaker, Microphone, SilentMicrophone, ToneMicrophone
+from switchboard.media import CaptureSpeaker, Microphone, SilentMicrophone, ToneMicrophone
 from switchboard.server import EmbeddedServer
 
 #: my own voice; each bot has its own (tones on the 50 Hz grid of a 20 ms frame, >= 250 Hz apart)

@@ -32,6 +32,7 @@ __all__ = [
     "frame_levels",
     "frame_tone_levels",
     "level_dbfs",
+    "share_of_frames_at_level",
     "tone_level_dbfs",
     "tone_levels_dbfs",
 ]
@@ -235,3 +236,22 @@ def first_frame_with_tone(
     levels = frame_tone_levels(samples, hz, frame, bandwidth_hz, sample_rate)
     hits = np.flatnonzero(levels >= threshold_dbfs)
     return int(hits[0]) if hits.size else None
+
+
+def share_of_frames_at_level(
+    samples: npt.ArrayLike,
+    hz: float,
+    level_dbfs: float,
+    tolerance_db: float = 3.0,
+    frame: int = FRAME_SAMPLES,
+) -> float:
+    """Share (0..1) of whole ``frame``-sample frames whose level at ``hz`` is within ``tolerance_db`` of
+    ``level_dbfs`` (an RMS level, see :func:`tone_level_dbfs`); 0.0 for input shorter than a frame.
+
+    The measure of audio under loss (SPEC §5): a frame lost and not concealed reads as silence, a
+    badly concealed one as too quiet, and both count against the share.
+    """
+    levels = frame_tone_levels(samples, hz, frame)
+    if levels.size == 0:
+        return 0.0
+    return float(np.mean(np.abs(levels - level_dbfs) <= tolerance_db))

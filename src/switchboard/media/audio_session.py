@@ -14,46 +14,34 @@ the microphone is neither encoded nor sent. Resuming restores exactly what suspe
 
 from __future__ import annotations
 
+import itertools
 import logging
+import math
 from collections.abc import Callable
 from dataclasses import dataclass
 
-import av
 import numpy as np
+import numpy.typing as npt
 from aiortc import RTCRtpReceiver
 
 from switchboard.media.audio_config import AudioConfigurationPolicy
-from switchboard.media.devices import (
-    CaptureSpeaker,
-    FloatArray,
-    Microphone,
-    PlayoutBuffer,
-    SilentMicrophone,
-    Speaker,
-)
+from switchboard.media.audio_format import FloatArray
+from switchboard.media.devices import DeviceFailure, DeviceMicrophone, DeviceSpeaker
+from switchboard.media.jitter_buffer import OpusJitterBuffer
+from switchboard.media.microphones import Microphone, SilentMicrophone
+from switchboard.media.opus import DTX_MAX_BYTES, OpusEncoder
 from switchboard.media.rtp_hooks import (
+    OPUS_CODEC,
     EncodedFrame,
     EncodedTrack,
     OpusEncoderSettings,
-    OpusFrameEncoder,
     ReceiverTap,
     tap_receiver,
 )
+from switchboard.media.speakers import CaptureSpeaker, Speaker
 from switchboard.media.voice_processing import VoiceProcessor
 
 log = logging.getLogger("switchboard.media")
-
-#: remote audio buffered beyond 60 ms is trimmed back to 40 ms (two packets of jitter allowance)
-LATENCY_HIGH_WATER = 48000 * 60 // 1000
-LATENCY_TARGET = 48000 * 40 // 1000
-
-
-def _opus_decoder() -> av.AudioCodecContext:
-    decoder = av.CodecContext.create("libopus", "r")
-    assert isinstance(decoder, av.AudioCodecContext)
-    decoder.sample_rate = 48000
-    decoder.layout = "stereo"
-    return decoder
 
 
 class AudioSession:
@@ -62,16 +50,27 @@ class AudioSession:
         self.speaker: Speaker = speaker if speaker is not None else CaptureSpeaker()
         self._modules: list[AudioDeviceModule] = []
         self.frames_read = 0
+        #: called (on the loop thread) when the microphone or speaker fails; it goes on as silence
+        self.on_device_error: list[Callable[[DeviceFailure], None]] = []
+        for device in (self.microphone, self.speaker):
+            if isinstance(device, DeviceMicrophone | DeviceSpeaker):
+                device.on_error.append(self._device_failed)
+
+    def _device_failed(self, failure: DeviceFailure) -> None:
+        for hook in list(self.on_device_error):
+            hook(failure)
 
     async def start(self) -> None:
         if self._tick not in self.speaker.on_tick:
             self.speaker.on_tick.append(self._tick)
+        self.microphone.start()
         await self.speaker.start()
 
     async def stop(self) -> None:
         if self._tick in self.speaker.on_tick:
             self.speaker.on_tick.remove(self._tick)
         await self.speaker.stop()
+        self.microphone.stop()
 
     def create_module(self, policy: AudioConfigurationPolicy, name: str) -> AudioDeviceModule:
         module = AudioDeviceModule(self, policy, name)
@@ -100,19 +99,31 @@ class AudioSession:
                 module._capture(own[id(mic)] if mic is not None else pcm)
 
 
+#: capture streams get their own ids, apart from the ones rtp_hooks hands out
+_capture_streams = itertools.count(1 << 30)
+
+
+def _audio_level_dbov(pcm: npt.NDArray[np.int16]) -> int:
+    """RFC 6465 appendix A level of int16 PCM in dBov (-127..0), for the RFC 6464 header extension."""
+    if pcm.size == 0:
+        return -127
+    rms = float(np.sqrt(np.mean(np.square(pcm.astype(np.float64) / 32767.0))))
+    return -127 if rms <= 0.0 else round(min(max(20.0 * math.log10(rms), -127.0), 0.0))
+
+
 @dataclass(eq=False)
 class RemoteAudio:
     """One remote audio track as played by one ADM: tapped encoded, decoded here, mixed by the speaker.
 
     The receiver is tapped (no aiortc decoder thread, no aiortc jitter buffer: that buffer holds four
-    frames, adding 80 ms and replaying them as stale audio after a pause); each Opus packet is decoded
-    with libopus on arrival and queued in a :class:`PlayoutBuffer`, which absorbs the jitter.
+    frames, adding 80 ms and replaying them as stale audio after a pause); each Opus packet goes into
+    an :class:`OpusJitterBuffer`, decoded when the speaker pulls it, with lost frames rebuilt from
+    in-band FEC or concealed (when the policy's ``loss_concealment`` is on).
     """
 
     key: str
     receiver: RTCRtpReceiver
-    buffer: PlayoutBuffer
-    decoder: av.AudioCodecContext
+    buffer: OpusJitterBuffer
     tap: ReceiverTap | None = None
     remove_from_speaker: Callable[[], None] | None = None
     frames: int = 0
@@ -125,7 +136,9 @@ class AudioDeviceModule:
         self.policy = policy
         self.name = name
         self.capture_track = EncodedTrack("audio")
-        self._encoder: OpusFrameEncoder | None = None
+        self._encoder: OpusEncoder | None = None
+        self._capture_samples = 0  # RTP timestamp of the next captured frame (48 kHz samples)
+        self._stream_id = next(_capture_streams)
         self.microphone_enabled = False
         #: this call's own microphone (TrackOption.provided); None: the session's
         self.microphone: Microphone | None = None
@@ -134,6 +147,8 @@ class AudioDeviceModule:
         self.closed = False
         self.remotes: dict[str, RemoteAudio] = {}
         self.frames_encoded = 0
+        #: frames libopus coded as DTX silence (not sent: discontinuous transmission, RFC 6716 2.1.9)
+        self.frames_dtx = 0
         #: WebRTC voice processing, created on first capture when the policy and microphone call for it
         self.voice_processor: VoiceProcessor | None = None
 
@@ -153,6 +168,8 @@ class AudioDeviceModule:
             channels=self.policy.capture_channels,
             bitrate=self.policy.opus_bitrate,
             application=self.policy.opus_application,
+            fec=self.policy.opus_fec,
+            expected_loss_percent=self.policy.opus_expected_loss_percent,
         )
 
     @property
@@ -173,7 +190,15 @@ class AudioDeviceModule:
 
     def _capture(self, pcm: FloatArray) -> None:
         if self._encoder is None:
-            self._encoder = OpusFrameEncoder(self.opus_settings)
+            settings = self.opus_settings
+            self._encoder = OpusEncoder(
+                settings.channels,
+                settings.bitrate,
+                settings.application,
+                fec=settings.fec,
+                expected_loss_percent=settings.expected_loss_percent,
+                dtx=self.policy.opus_dtx,
+            )
         channels = self.policy.capture_channels
         if pcm.shape[0] != channels:
             pcm = (
@@ -184,18 +209,37 @@ class AudioDeviceModule:
         samples = np.clip(pcm * 32767.0, -32768, 32767).astype(np.int16)
         if self.voice_processing_active:
             if self.voice_processor is None:
-                self.voice_processor = VoiceProcessor(channels)
+                self.voice_processor = VoiceProcessor(
+                    channels, auto_gain_control=self.policy.auto_gain_control
+                )
             samples = self.voice_processor.process_capture(samples)
-        self.capture_track.push(self._encoder.encode(samples))
+        packet = self._encoder.encode(samples)
+        timestamp = self._capture_samples
+        self._capture_samples += samples.shape[1]
         self.frames_encoded += 1
+        if len(packet) <= DTX_MAX_BYTES:
+            self.frames_dtx += 1  # silence under DTX: nothing to send, the far end conceals
+            return
+        self.capture_track.push(
+            EncodedFrame(
+                codec=OPUS_CODEC,
+                data=packet,
+                timestamp=timestamp,
+                keyframe=True,
+                audio_level=_audio_level_dbov(samples),
+                stream_id=self._stream_id,
+            )
+        )
 
     # ---------------------------------------------------------------- playout
 
     def add_remote(self, key: str, receiver: RTCRtpReceiver) -> RemoteAudio:
         """Play a remote audio track. Call from the peer connection's ``track`` event (before media flows)."""
         self.remove_remote(key)
-        buffer = PlayoutBuffer(name=f"{self.name}/{key}", channels=self.policy.playout_channels)
-        remote = RemoteAudio(key, receiver, buffer, _opus_decoder())
+        buffer = OpusJitterBuffer(
+            self.policy.playout_channels, conceal=self.policy.loss_concealment, name=f"{self.name}/{key}"
+        )
+        remote = RemoteAudio(key, receiver, buffer)
         remote.tap = tap_receiver(
             receiver, lambda frame: self._on_frame(remote, frame), audio_passthrough=True
         )
@@ -207,15 +251,7 @@ class AudioDeviceModule:
         if remote.remove_from_speaker is None:  # suspended (or not started): no decode at all
             remote.dropped_while_suspended += 1
             return
-        try:
-            decoded = remote.decoder.decode(av.Packet(frame.data))
-        except av.FFmpegError as exc:
-            log.debug("%s: undecodable Opus packet: %s", remote.key, exc)
-            return
-        for audio in decoded:
-            remote.buffer.push(audio)
-        if remote.buffer.buffered_samples > LATENCY_HIGH_WATER:
-            remote.buffer.trim_to(LATENCY_TARGET)  # a burst arrived: do not keep its latency
+        remote.buffer.push(frame.timestamp, frame.data)
         remote.frames += 1
 
     def remove_remote(self, key: str) -> None:
@@ -233,13 +269,12 @@ class AudioDeviceModule:
         playing = self.started and not self.suspended and not self.closed
         if playing:
             if remote.remove_from_speaker is None:
-                remote.buffer.clear()
-                remote.decoder = _opus_decoder()  # no state from before the pause: no click on resume
+                remote.buffer.reset()  # no packet or decoder state from before the pause: no click
                 remote.remove_from_speaker = self.session.speaker.add_source(remote.buffer)
         elif remote.remove_from_speaker is not None:
             remote.remove_from_speaker()  # out of the mix from the next tick
             remote.remove_from_speaker = None
-            remote.buffer.clear()
+            remote.buffer.reset()
 
     # ---------------------------------------------------------------- lifecycle
 

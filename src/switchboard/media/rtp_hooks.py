@@ -22,6 +22,8 @@ What is provided
 * :class:`OpusEncoderSettings`, :class:`OpusFrameEncoder` -- libopus (via PyAV) with per-call
   channels / bitrate / application, producing :class:`EncodedFrame` objects.
 * :func:`opus_toc` / :class:`OpusToc` -- RFC 6716 section 3.1 TOC byte parser.
+* :func:`negotiate_opus_inband_fec` -- ``useinbandfec=1`` on the Opus line of every SDP offer and
+  answer (aiortc's module-level codec table), applied at import.
 * :func:`restrict_ice_host_addresses` / :func:`ice_candidate_pairs` -- ICE on chosen host
   addresses only (local media on loopback; aioice 0.13.0, see the last section of this module).
 
@@ -89,7 +91,8 @@ Receiver (``RTCRtpReceiver._handle_rtp_packet``):
     loss stall, late/duplicate packets dropped (``audio_passthrough=False`` keeps aiortc's).
     The receiver sends PLI itself on jitter buffer overflow/reset and decode errors.
 
-Opus: aiortc negotiates ``opus/48000/2`` with no ``fmtp`` (so no ``stereo=1``). aiortc's decoder
+Opus: aiortc negotiates ``opus/48000/2`` with no ``fmtp`` (so no ``stereo=1``); this module adds
+    ``minptime=10;useinbandfec=1`` (:func:`negotiate_opus_inband_fec`). aiortc's decoder
     always outputs stereo s16 48 kHz, and a mono Opus stream decodes fine to (duplicated) stereo.
     Browsers only render stereo if the SDP they receive has ``stereo=1``.
 
@@ -117,6 +120,7 @@ import aiortc
 import av
 import numpy as np
 import numpy.typing as npt
+from aiortc import codecs as aiortc_codecs
 from aiortc.jitterbuffer import JitterFrame
 from aiortc.mediastreams import MediaStreamError, MediaStreamTrack
 from aiortc.rtcrtpparameters import RTCRtpCodecParameters, RTCRtpReceiveParameters
@@ -128,6 +132,7 @@ from av.packet import Packet
 
 __all__ = [
     "OPUS_CODEC",
+    "OPUS_FMTP",
     "SUPPORTED_AIORTC_VERSION",
     "VP8_CODEC",
     "EncodedFrame",
@@ -143,6 +148,7 @@ __all__ = [
     "forward_audio_level",
     "is_decoding",
     "is_keyframe",
+    "negotiate_opus_inband_fec",
     "on_keyframe_request",
     "opus_toc",
     "request_keyframe",
@@ -992,6 +998,33 @@ class EncodedTrack(MediaStreamTrack):
 
 
 # ---------------------------------------------------------------------------------------------
+# Opus in-band FEC in the SDP (aiortc's codec table)
+# ---------------------------------------------------------------------------------------------
+
+#: Opus format parameters every switchboard peer connection offers and answers (RFC 7587 section 6.1):
+#: ``useinbandfec=1`` says this end decodes in-band FEC, so the far end should send it.
+OPUS_FMTP: Final[dict[str, int | str | None]] = {"minptime": 10, "useinbandfec": 1}
+
+
+def negotiate_opus_inband_fec() -> None:
+    """Make every aiortc peer connection in this process put :data:`OPUS_FMTP` on its Opus line.
+
+    aiortc 1.16.0 builds offers (``RTCRtpSender.getCapabilities``) and answers
+    (``find_common_codecs``) from the Opus entry of its module-level ``aiortc.codecs.CODECS`` table,
+    whose ``parameters`` are empty; filling them in is the one change needed, on both the SDK's and
+    the SFU's connections. Idempotent; done when this module is imported.
+    """
+    for codec in aiortc_codecs.CODECS["audio"]:
+        if codec.mimeType.lower() == "audio/opus":
+            codec.parameters = {**codec.parameters, **OPUS_FMTP}
+            return
+    raise RuntimeError(f"aiortc {aiortc.__version__} has no Opus entry in aiortc.codecs.CODECS")
+
+
+negotiate_opus_inband_fec()
+
+
+# ---------------------------------------------------------------------------------------------
 # Opus
 # ---------------------------------------------------------------------------------------------
 
@@ -1003,11 +1036,17 @@ OPUS_FRAME_SAMPLES: Final = 960  # 20 ms at 48 kHz
 @dataclass(frozen=True, slots=True)
 class OpusEncoderSettings:
     """libopus settings: ``channels`` 1 or 2, ``bitrate`` in b/s (6000..510000), ``application``
-    (``voip`` speech-tuned, ``audio`` music, ``lowdelay`` CELT only)."""
+    (``voip`` speech-tuned, ``audio`` music, ``lowdelay`` CELT only), ``fec`` (in-band FEC: each
+    packet carries a low-bitrate copy of the previous frame, RFC 6716 section 2.1.7; libopus only
+    adds it in SILK and hybrid modes, so it steers music away from CELT) and
+    ``expected_loss_percent`` (0..100, libopus's ``OPUS_SET_PACKET_LOSS_PERC``: how much FEC to
+    spend; fixed for the encoder's life)."""
 
     channels: int = 1
     bitrate: int = 32000
     application: OpusApplication = "voip"
+    fec: bool = False
+    expected_loss_percent: int = 10
 
     def __post_init__(self) -> None:
         if self.channels not in (1, 2):
@@ -1016,6 +1055,8 @@ class OpusEncoderSettings:
             raise ValueError("bitrate must be within 6000..510000 b/s")
         if self.application not in ("voip", "audio", "lowdelay"):
             raise ValueError("application must be 'voip', 'audio' or 'lowdelay'")
+        if not 0 <= self.expected_loss_percent <= 100:
+            raise ValueError("expected_loss_percent must be within 0..100")
 
 
 def _audio_level_dbov(pcm: npt.NDArray[np.int16]) -> int:
@@ -1060,7 +1101,10 @@ class OpusFrameEncoder:
         context.format = "s16"
         context.bit_rate = settings.bitrate
         context.time_base = fractions.Fraction(1, OPUS_SAMPLE_RATE)
-        context.options = {"application": settings.application, "frame_duration": "20"}
+        options = {"application": settings.application, "frame_duration": "20"}
+        if settings.fec:
+            options |= {"fec": "1", "packet_loss": str(settings.expected_loss_percent)}
+        context.options = options
         return context
 
     def reconfigure(self, settings: OpusEncoderSettings) -> None:

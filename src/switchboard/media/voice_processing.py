@@ -1,5 +1,6 @@
 """Voice processing: WebRTC's audio processing module (echo cancellation, noise suppression,
 automatic gain control, high-pass filter), from the libwebrtc that the ``livekit`` package bundles.
+The audio device module turns gain control on only when its policy's ``auto_gain_control`` says so.
 
 An :class:`~switchboard.media.audio_session.AudioDeviceModule` whose policy asks for voice
 processing runs its microphone through a :class:`VoiceProcessor` before encoding, and feeds it what

@@ -18,13 +18,13 @@ from switchboard.errors import (
     RateLimitedError,
     SwitchboardError,
 )
+from switchboard.media import CaptureSpeaker, Microphone, Speaker
 from switchboard.media.audio_config import AudioConfigurationPolicy
 from switchboard.media.audio_session import AudioSession
-from switchboard.media.devices import CaptureSpeaker, Microphone, Speaker
 from switchboard.protocol import coordinator as m
 from switchboard.sdk.call import Call
 from switchboard.sdk.coordinator import CoordinatorApi, EventsConnection
-from switchboard.sdk.emitter import EventEmitter
+from switchboard.sdk.emitter import EventEmitter, local_event
 from switchboard.sdk.multicall import ActiveCalls, warn_if_policy_ignored
 from switchboard.sdk.observable import Observable
 from switchboard.sdk.rings import PendingRing, RingBook
@@ -142,6 +142,9 @@ class VideoClient:
         self._api: CoordinatorApi | None = None
         self._socket: EventsConnection | None = None
         self.audio_session = AudioSession(self.options.microphone, self.options.speaker)
+        self.audio_session.on_device_error.append(
+            lambda failure: self._events.emit(local_event("client.device_error", None, **failure.as_data()))
+        )
         self._active = ActiveCalls(self)
         self._rings = RingBook(self.state.ringing_calls, self.state.incoming_call, self.state.outgoing_call)
         self._tasks: set[asyncio.Task[None]] = set()

@@ -33,8 +33,8 @@ from switchboard.errors import (
     SwitchboardError,
 )
 from switchboard.media.audio_session import AudioDeviceModule
-from switchboard.media.devices import CameraTrack
 from switchboard.media.local_ice import create_peer_connection, loopback_ice_address
+from switchboard.media.tracks import CameraTrack
 from switchboard.protocol import coordinator as m
 from switchboard.protocol import sfu as p
 
