@@ -14,6 +14,7 @@ from typing import TYPE_CHECKING, Any
 from switchboard.errors import CallStateError, InvalidRequestError, PermissionDeniedError
 from switchboard.media.audio_config import AudioConfigurationPolicy
 from switchboard.media.audio_session import AudioDeviceModule
+from switchboard.media.playout_shaping import check_gain_db, check_pan
 from switchboard.protocol import coordinator as m
 from switchboard.sdk.emitter import EventEmitter, local_event
 from switchboard.sdk.observable import Observable
@@ -25,6 +26,7 @@ from switchboard.sdk.types import (
     CallType,
     MemberRequest,
     RejectReason,
+    SuspendMode,
     TrackOption,
     as_member_requests,
 )
@@ -71,6 +73,8 @@ class CallState:
     id: str
     status: CallStatus = CallStatus.IDLE
     is_audio_suspended: bool = False
+    #: the suspension in force (SPEC §2.8): SILENT or DUCKED; None when not suspended
+    suspend_mode: SuspendMode | None = None
     participants: tuple[Participant, ...] = ()
     local_participant: Participant | None = None
     members: tuple[Member, ...] = ()
@@ -126,6 +130,9 @@ class Call:
         self._mic_intent = False
         self._camera_intent = False
         self._suspended = False
+        self._suspend_mode: SuspendMode | None = None
+        self._playout_gain_db = 0.0
+        self._playout_pan = 0.0
 
     def __repr__(self) -> str:
         return f"Call({self.cid!r}, status={self.state.value.status.value})"
@@ -414,7 +421,8 @@ class Call:
             adm.microphone = options.microphone.track
         adm.microphone_enabled = self._mic_intent
         if self._suspended:
-            adm.suspend()
+            adm.suspend(self._duck_gain_db())
+        adm.set_playout(gain_db=self._playout_gain_db, pan=self._playout_pan)
         self._adm = adm
         session = CallSession(
             response.credentials,
@@ -427,7 +435,7 @@ class Call:
         )
         self._media = session
         self._update(session_id=response.session_id)
-        await session.connect(audio_paused=self._suspended)
+        await session.connect(audio_paused=self._forwarding_paused)
         if self._suspended:  # suspended while the socket was connecting: tell the SFU now
             await session.set_audio_forwarding(paused=True)
         adm.start()
@@ -493,7 +501,8 @@ class Call:
     def _reset_suspension(self) -> None:
         """Leaving resets suspension (SPEC §2.4.3)."""
         self._suspended = False
-        self._update(is_audio_suspended=False)
+        self._suspend_mode = None
+        self._update(is_audio_suspended=False, suspend_mode=None)
 
     async def _fresh_sfu_credentials(self, session_id: str) -> m.Credentials:
         """A new SFU token for the joined session, for a resume after the first one expired."""
@@ -516,7 +525,7 @@ class Call:
         media = self._media
         if media is None:
             return
-        await media.set_audio_forwarding(paused=self._suspended)
+        await media.set_audio_forwarding(paused=self._forwarding_paused)
         if "audio" in media.published:
             await media.set_muted("audio", not self._effective_mic)
         if "video" in media.published:
@@ -592,55 +601,110 @@ class Call:
 
     # ---------------------------------------------------------------- media: suspend and resume
 
-    async def suspend_audio(self) -> None:
-        """Stop this call's remote audio reaching the speaker and the microphone reaching the call.
+    async def suspend_audio(self, mode: SuspendMode | None = None) -> None:
+        """Stop the microphone reaching the call and, unless ducked, its remote audio reaching the speaker.
 
-        Idempotent; holds at any moment after ``join()`` starts (media that appears later starts
-        suspended, SPEC §2.4.1). Emits ``call.audio_suspended``. Video is untouched.
+        ``mode`` (SPEC §2.8): ``SuspendMode.SILENT`` plays nothing of the call (the SFU stops
+        forwarding its audio to this client); ``SuspendMode.DUCKED`` keeps decoding and playing it at
+        ``ClientOptions.duck_gain_db``. None: ``ClientOptions.suspend_mode``. Suspending a suspended
+        call in the other mode switches the mode. Idempotent; holds at any moment after ``join()``
+        starts (media that appears later starts suspended, SPEC §2.4.1). Emits
+        ``call.audio_suspended`` with ``reason`` and ``mode``. Video is untouched.
 
         Raises CallStateError when the call is neither joining nor joined: a suspension set before
         ``join()`` would silently make the call join unheard. To join a call suspended, start
         ``join()`` first (the suspension then holds while it connects), or let the
-        ``SUSPEND_INCOMING`` policy do it.
+        ``SUSPEND_INCOMING`` policy do it. InvalidRequestError when ``mode`` is not a SuspendMode.
         """
+        if mode is not None:
+            require_instance(mode, SuspendMode, "suspend_audio mode")
         status = self.state.value.status
         if status not in (CallStatus.JOINING, CallStatus.JOINED, CallStatus.RECONNECTING):
             raise CallStateError(
                 f"cannot suspend audio of {self.cid}: it is {status.value}, not joined; call suspend_audio() "
                 "once join() has started (a suspension then holds while the call connects)"
             )
-        await self._suspend(reason="suspend")
+        await self._suspend(reason="suspend", mode=mode)
 
     async def resume_audio(self) -> None:
         """Restore exactly what suspension took away. Idempotent; emits ``call.audio_resumed``."""
         await self._resume(reason="resume")
 
-    async def _suspend(self, *, reason: str) -> None:
-        if self._suspended:
+    @property
+    def suspend_mode(self) -> SuspendMode | None:
+        """The suspension in force (None when not suspended)."""
+        return self._suspend_mode
+
+    @property
+    def _forwarding_paused(self) -> bool:
+        """The SFU stops forwarding the call's audio to us only in a SILENT suspension."""
+        return self._suspended and self._suspend_mode is not SuspendMode.DUCKED
+
+    def _duck_gain_db(self) -> float | None:
+        return self._client.options.duck_gain_db if self._suspend_mode is SuspendMode.DUCKED else None
+
+    async def _suspend(self, *, reason: str, mode: SuspendMode | None = None) -> None:
+        mode = mode if mode is not None else self._client.options.suspend_mode
+        if self._suspended and self._suspend_mode is mode:
             return
         self._suspended = True
+        self._suspend_mode = mode
         if self._adm is not None:
-            self._adm.suspend()
-        self._update(is_audio_suspended=True)
+            self._adm.suspend(self._duck_gain_db())
+        self._update(is_audio_suspended=True, suspend_mode=mode)
         if self._media is not None:
-            await self._media.set_audio_forwarding(paused=True)
+            await self._media.set_audio_forwarding(paused=self._forwarding_paused)
             await self._apply_microphone()
-        self._emit(local_event("call.audio_suspended", self.cid, reason=reason))
+        self._emit(local_event("call.audio_suspended", self.cid, reason=reason, mode=mode.value))
         self._client._active.check_contention()
 
     async def _resume(self, *, reason: str) -> None:
         if not self._suspended:
             return
+        mode = self._suspend_mode
         self._suspended = False
+        self._suspend_mode = None
         if self._media is not None:
             await self._media.set_audio_forwarding(paused=False)
         if self._adm is not None:
             self._adm.resume()
-        self._update(is_audio_suspended=False)
+        self._update(is_audio_suspended=False, suspend_mode=None)
         if self._media is not None:
             await self._apply_microphone()
-        self._emit(local_event("call.audio_resumed", self.cid, reason=reason))
+        self._emit(
+            local_event("call.audio_resumed", self.cid, reason=reason, mode=mode.value if mode else None)
+        )
         self._client._active.check_contention()
+
+    # ---------------------------------------------------------------- media: per-call playout
+
+    async def set_playout_gain(self, db: float) -> None:
+        """Play this call's remote audio ``db`` dB louder (> 0) or quieter (< 0) at this client (SPEC §2.8).
+
+        Applies from the next 20 ms tick, adds to the duck gain while ducked, and holds across
+        rejoins of this Call object. ``db`` within -120..+24, else InvalidRequestError.
+        """
+        self._playout_gain_db = check_gain_db(db, "playout gain")
+        if self._adm is not None:
+            self._adm.set_playout(gain_db=self._playout_gain_db)
+
+    async def set_playout_pan(self, pan: float) -> None:
+        """Place this call's audio from -1 (left) through 0 (centre) to +1 (right) (SPEC §2.8).
+
+        Constant-power pan, unity at the centre (see :mod:`switchboard.media.playout_shaping`);
+        audible as such on a stereo speaker. ``pan`` outside -1..+1: InvalidRequestError.
+        """
+        self._playout_pan = check_pan(pan)
+        if self._adm is not None:
+            self._adm.set_playout(pan=self._playout_pan)
+
+    @property
+    def playout_gain_db(self) -> float:
+        return self._playout_gain_db
+
+    @property
+    def playout_pan(self) -> float:
+        return self._playout_pan
 
     # ---------------------------------------------------------------- participants
 

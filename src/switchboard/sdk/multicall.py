@@ -29,7 +29,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 from switchboard.errors import CallStateError
-from switchboard.sdk.types import CallStatus, MultiCallAudioPolicy
+from switchboard.sdk.types import CallStatus, MultiCallAudioPolicy, SuspendMode
 
 if TYPE_CHECKING:
     from switchboard.sdk.call import Call
@@ -104,7 +104,7 @@ class ActiveCalls:
                 if previous is None:
                     return None
                 handover = Handover(previous, previous.state.value.is_audio_suspended)
-                await previous._suspend(reason="handover")
+                await previous._suspend(reason="handover", mode=SuspendMode.SILENT)
                 return handover
             self._set([*calls, call])
             if self._policy is MultiCallAudioPolicy.SUSPEND_EXISTING:
