@@ -11,7 +11,15 @@ from typing import Any
 
 import pytest
 
-from switchboard import Call, CallStatus, MemberRequest, MultiCallAudioPolicy, SuspendMode, VideoClient
+from switchboard import (
+    Call,
+    CallPreferences,
+    CallStatus,
+    MemberRequest,
+    MultiCallAudioPolicy,
+    SuspendMode,
+    VideoClient,
+)
 from switchboard.errors import InvalidRequestError
 from switchboard.media import CaptureSpeaker, ToneMicrophone
 from switchboard.media.analysis import tone_levels_dbfs
@@ -160,3 +168,93 @@ def test_suspend_options_are_checked() -> None:
         ClientOptions(duck_gain_db=6.0)
     with pytest.raises(InvalidRequestError):
         ClientOptions(suspend_mode="ducked")  # type: ignore[arg-type]
+
+
+# ---------------------------------------------------------------- RESTORE_PREVIOUS and priority
+
+
+def suspended(r: Rooms) -> dict[str, bool]:
+    return {name: call.state.value.is_audio_suspended for name, call in r.calls.items()}
+
+
+async def test_restore_previous_returns_focus_after_a_side_call_following_a_manual_switch(
+    make_client: ClientFactory,
+) -> None:
+    r = await setup_rooms(make_client, "ABC", **multi(MultiCallAudioPolicy.RESTORE_PREVIOUS))
+    a, b, c = r.calls["A"], r.calls["B"], r.calls["C"]
+    await a.join(MIC_ON)
+    await b.join(MIC_ON)  # newest wins
+    assert suspended(r) == {"A": True, "B": False, "C": False}
+    await r.me.switch_focus(b, a)  # back to A by hand
+    await r.hears("A")
+    await c.join(MIC_ON)  # the side call
+    assert suspended(r) == {"A": True, "B": True, "C": False}
+    await r.hears("C")
+    await c.leave()  # focus goes back to A, where it was (SUSPEND_EXISTING would pick B, the newest)
+    assert suspended(r) == {"A": False, "B": True, "C": False}
+    await r.hears("A")
+    await r.room_hears_me("A", True)
+    await r.room_hears_me("B", False)
+    await a.leave()  # A had taken focus from B through switch_focus: B gets it back
+    assert not b.state.value.is_audio_suspended
+    await r.hears("B")
+
+
+@pytest.mark.parametrize(
+    ("steps", "focused"),
+    [
+        # join A, B, C; the side call C leaves: B (which had focus before C) gets it back
+        (["join A", "join B", "join C", "leave C"], "B"),
+        # a call without focus leaves: focus stays where it is
+        (["join A", "join B", "join C", "leave B"], "C"),
+        (["join A", "join B", "join C", "leave B", "leave C"], "A"),
+        # switch back and forth, then leave: the call switched away from gets focus back
+        (["join A", "join B", "switch B A", "switch A B", "leave B"], "A"),
+        (["join A", "join B", "switch B A", "join C", "switch C B", "leave B"], "C"),
+        # the call C took focus from has left in between: the most recently focused remaining call
+        (["join A", "join B", "join C", "leave B", "switch C A", "leave A"], "C"),
+    ],
+)
+async def test_restore_previous_in_every_order(
+    make_client: ClientFactory, steps: list[str], focused: str
+) -> None:
+    r = await setup_rooms(make_client, "ABC", **multi(MultiCallAudioPolicy.RESTORE_PREVIOUS))
+    for step in steps:
+        verb, *names = step.split()
+        calls = [r.calls[n] for n in names]
+        if verb == "join":
+            await calls[0].join(MIC_ON)
+        elif verb == "leave":
+            await calls[0].leave()
+        else:
+            await r.me.switch_focus(calls[0], calls[1])
+    active = {n for n, c in r.calls.items() if c in r.me.state.active_calls.value}
+    assert {n for n in active if not r.calls[n].state.value.is_audio_suspended} == {focused}, steps
+    await r.hears(focused)
+
+
+@pytest.mark.parametrize(
+    "policy", [MultiCallAudioPolicy.SUSPEND_EXISTING, MultiCallAudioPolicy.RESTORE_PREVIOUS]
+)
+async def test_a_lower_priority_join_does_not_take_focus(
+    make_client: ClientFactory, policy: MultiCallAudioPolicy
+) -> None:
+    r = await setup_rooms(make_client, "AB", **multi(policy))
+    a = r.me.make_call("default", "roomA", preferences=CallPreferences(priority=10))
+    b = r.me.make_call("default", "roomB", preferences=CallPreferences(priority=0))
+    await a.join(MIC_ON)
+    await r.hears("A")
+    await b.join(MIC_ON)  # lower priority: joins suspended
+    assert b.state.value.is_audio_suspended and not a.state.value.is_audio_suspended
+    await r.hears("A")
+    await r.room_hears_me("A", True)
+    await r.room_hears_me("B", False)
+    await a.leave()  # the only call left gets focus
+    assert not b.state.value.is_audio_suspended
+    await r.hears("B")
+    await r.room_hears_me("B", True)
+
+    # an equal or higher priority join still takes focus
+    await a.join(MIC_ON)
+    assert b.state.value.is_audio_suspended and not a.state.value.is_audio_suspended
+    await r.hears("A")
