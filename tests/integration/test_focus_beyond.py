@@ -7,6 +7,7 @@ FFT from what my (stereo, where pan matters) speaker played, and from what the b
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Callable
 from typing import Any
 
 import pytest
@@ -24,7 +25,7 @@ from switchboard.errors import InvalidRequestError
 from switchboard.media import CaptureSpeaker, ToneMicrophone
 from switchboard.media.analysis import tone_levels_dbfs
 from switchboard.sdk.emitter import LocalEvent
-from tests.conftest import ClientFactory, wait_heard
+from tests.conftest import ClientFactory, stays_heard, wait_heard
 from tests.integration.test_multicall import (
     ME_TONE,
     MIC_ON,
@@ -258,3 +259,73 @@ async def test_a_lower_priority_join_does_not_take_focus(
     await a.join(MIC_ON)
     assert b.state.value.is_audio_suspended and not a.state.value.is_audio_suspended
     await r.hears("A")
+
+
+# ---------------------------------------------------------------- whisper (microphone audience)
+
+WHISPER_TONES = {"sup": 1000.0, "agent": 440.0, "customer": 660.0, "observer": 550.0}
+
+
+async def whisper_room(make_client: ClientFactory, names: list[str]) -> dict[str, tuple[VideoClient, Call]]:
+    room: dict[str, tuple[VideoClient, Call]] = {}
+    for name in names:
+        client = await make_client(
+            name, microphone=ToneMicrophone(WHISPER_TONES[name]), speaker=CaptureSpeaker()
+        )
+        call = client.make_call("default", "support")
+        if not room:
+            await call.get_or_create()
+        await call.join(MIC_ON)
+        room[name] = (client, call)
+    return room
+
+
+def sees(call: Call, user_id: str) -> tuple[str, ...] | None:
+    return next(p.audience for p in call.state.value.participants if p.user_id == user_id)
+
+
+async def test_whisper_is_heard_only_by_its_audience(make_client: ClientFactory) -> None:
+    room = await whisper_room(make_client, ["sup", "agent", "customer"])
+    sup_tone = {"sup": WHISPER_TONES["sup"]}
+    for name in ("agent", "customer"):
+        await wait_heard(room[name][0], sup_tone, audible={"sup"})
+
+    sup_call = room["sup"][1]
+    await sup_call.set_microphone_audience(["agent"])
+    await wait_heard(room["customer"][0], sup_tone, audible=set())  # below -60 dBFS
+    await stays_heard(room["agent"][0], sup_tone, audible={"sup"})
+    await stays_heard(room["customer"][0], sup_tone, audible=set())
+    # everyone sees who the supervisor whispers to
+    agent_call, customer_call = room["agent"][1], room["customer"][1]
+    await wait_for(lambda: sees(agent_call, "sup") == ("agent",) and sees(customer_call, "sup") == ("agent",))
+    sup_participant = next(p for p in agent_call.state.value.participants if p.user_id == "sup")
+    assert sup_participant.is_whispering_to("agent") and not sup_participant.is_whispering_to("customer")
+    assert sup_call.state.value.local_participant is not None
+    assert sup_call.state.value.local_participant.audience == ("agent",)
+
+    # someone joining during the whisper does not hear it either; the agent still does
+    observer = await make_client(
+        "observer", microphone=ToneMicrophone(WHISPER_TONES["observer"]), speaker=CaptureSpeaker()
+    )
+    observer_call = observer.make_call("default", "support")
+    await observer_call.join(MIC_ON)
+    await wait_heard(observer, {"agent": WHISPER_TONES["agent"]}, audible={"agent"})
+    await stays_heard(observer, sup_tone, audible=set())
+    assert sees(observer_call, "sup") == ("agent",)
+
+    await sup_call.set_microphone_audience(None)  # barge in: everyone hears the supervisor
+    for name in ("agent", "customer"):
+        await wait_heard(room[name][0], sup_tone, audible={"sup"})
+    await wait_heard(observer, sup_tone, audible={"sup"})
+    await wait_for(lambda: sees(customer_call, "sup") is None)
+
+    with pytest.raises(InvalidRequestError):
+        await sup_call.set_microphone_audience("agent")
+
+
+async def wait_for(predicate: Callable[[], bool], timeout: float = 5.0) -> None:  # noqa: ASYNC109
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + timeout
+    while not predicate():
+        assert loop.time() < deadline, "condition not reached"
+        await asyncio.sleep(0.05)

@@ -16,6 +16,7 @@ from switchboard.media.audio_config import AudioConfigurationPolicy
 from switchboard.media.audio_session import AudioDeviceModule
 from switchboard.media.playout_shaping import check_gain_db, check_pan
 from switchboard.protocol import coordinator as m
+from switchboard.protocol.sfu import MAX_AUDIENCE
 from switchboard.sdk.emitter import EventEmitter, local_event
 from switchboard.sdk.observable import Observable
 from switchboard.sdk.session import CallSession
@@ -62,6 +63,12 @@ class Participant:
     audio_enabled: bool = False
     video_enabled: bool = False
     tracks: tuple[TrackInfo, ...] = ()
+    #: who hears this participant's microphone (SPEC §2.8): user ids, or None for everyone
+    audience: tuple[str, ...] | None = None
+
+    def is_whispering_to(self, user_id: str) -> bool:
+        """This participant's microphone goes to a chosen audience that includes ``user_id``."""
+        return self.audience is not None and user_id in self.audience
 
 
 @dataclass(frozen=True)
@@ -133,6 +140,8 @@ class Call:
         self._suspend_mode: SuspendMode | None = None
         self._playout_gain_db = 0.0
         self._playout_pan = 0.0
+        #: who hears this client's microphone in this call (SPEC §2.8); None: everyone
+        self._audience: tuple[str, ...] | None = None
 
     def __repr__(self) -> str:
         return f"Call({self.cid!r}, status={self.state.value.status.value})"
@@ -436,8 +445,10 @@ class Call:
         self._media = session
         self._update(session_id=response.session_id)
         await session.connect(audio_paused=self._forwarding_paused)
-        if self._suspended:  # suspended while the socket was connecting: tell the SFU now
+        if self._forwarding_paused:  # suspended while the socket was connecting: tell the SFU now
             await session.set_audio_forwarding(paused=True)
+        if self._audience is not None:
+            await session.set_audience(self._audience)
         adm.start()
         camera_track = (
             options.camera.track
@@ -526,6 +537,7 @@ class Call:
         if media is None:
             return
         await media.set_audio_forwarding(paused=self._forwarding_paused)
+        await media.set_audience(self._audience)
         if "audio" in media.published:
             await media.set_muted("audio", not self._effective_mic)
         if "video" in media.published:
@@ -698,6 +710,37 @@ class Call:
         if self._adm is not None:
             self._adm.set_playout(pan=self._playout_pan)
 
+    # ---------------------------------------------------------------- media: microphone audience
+
+    async def set_microphone_audience(self, user_ids: Sequence[str] | None) -> None:
+        """Forward this client's microphone in this call only to ``user_ids``' sessions (SPEC §2.8).
+
+        A whisper is an audience of one; ``None`` restores everyone (barge in: audience None and focus).
+        The SFU enforces it: it stops forwarding the audio to every other session, so nobody else can
+        hear it, whatever their client does. Everyone in the call sees it in
+        ``Participant.audience`` of this client's participant (so a user can tell who whispers to
+        them). Holds for the rest of this Call object's life, rejoins included. An empty list: nobody
+        hears the microphone. Raises InvalidRequestError for anything but a list of user ids
+        (at most 64).
+        """
+        if user_ids is None:
+            audience = None
+        else:
+            audience = tuple(dict.fromkeys(require_identifiers(user_ids, "microphone audience")))
+            if len(audience) > MAX_AUDIENCE:
+                raise InvalidRequestError(
+                    f"a microphone audience names at most {MAX_AUDIENCE} users, got {len(audience)}"
+                )
+        self._audience = audience
+        if self._media is not None:
+            await self._media.set_audience(audience)
+        self._sync_participants()
+
+    @property
+    def microphone_audience(self) -> tuple[str, ...] | None:
+        """Who hears this client's microphone in this call (None: everyone)."""
+        return self._audience
+
     @property
     def playout_gain_db(self) -> float:
         return self._playout_gain_db
@@ -721,6 +764,7 @@ class Call:
                 tracks=tuple(
                     TrackInfo(kind, f"{rp.session_id}:{kind}", muted) for kind, muted in rp.tracks.items()
                 ),
+                audience=rp.audience,
             )
             for rp in media.participants.values()
         )
@@ -735,5 +779,6 @@ class Call:
                 TrackInfo(kind, f"{media.session_id}:{kind}", muted)
                 for kind, muted in media.published.items()
             ),
+            audience=self._audience,
         )
         self._update(participants=(local, *remote), local_participant=local)
