@@ -329,3 +329,33 @@ async def wait_for(predicate: Callable[[], bool], timeout: float = 5.0) -> None:
     while not predicate():
         assert loop.time() < deadline, "condition not reached"
         await asyncio.sleep(0.05)
+
+
+# ---------------------------------------------------------------- hold audio
+
+HOLD_TONE = {"hold": 880.0}
+
+
+async def test_hold_audio_is_heard_by_the_others_only_while_suspended(make_client: ClientFactory) -> None:
+    r = await setup_rooms(make_client, "A", **multi(MultiCallAudioPolicy.MANUAL))
+    a = r.calls["A"]
+    bot = r.bots["A"]
+    both = {**ME_TONE, **HOLD_TONE}
+    await a.join(MIC_ON)
+    await wait_heard(bot, both, audible={"me"})
+
+    hold = ToneMicrophone(HOLD_TONE["hold"])
+    await a.suspend_audio(hold_audio=hold)
+    await wait_heard(bot, both, audible={"hold"})  # the hold source, not my microphone
+    await stays_heard(bot, both, audible={"hold"})
+    await r.hears()  # suspended SILENT: I hear nothing of the room
+
+    await a.resume_audio()
+    await wait_heard(bot, both, audible={"me"})  # hold stopped, my microphone back
+    await stays_heard(bot, both, audible={"me"})
+
+    await a.suspend_audio()  # a plain suspension after it: silence, not the old hold source
+    await wait_heard(bot, both, audible=set())
+
+    with pytest.raises(InvalidRequestError):
+        await a.suspend_audio(hold_audio="music.wav")  # type: ignore[arg-type]

@@ -98,6 +98,11 @@ class AudioSession:
                 own[id(mic)] = mic.read_frame()  # a call's own microphone runs in real time too
             if module.capturing:
                 module._capture(own[id(mic)] if mic is not None else pcm)
+            elif module.holding and module.hold is not None:
+                hold = module.hold
+                if id(hold) not in own:
+                    own[id(hold)] = hold.read_frame()
+                module._capture(own[id(hold)], hold=True)
 
 
 #: capture streams get their own ids, apart from the ones rtp_hooks hands out
@@ -144,6 +149,8 @@ class AudioDeviceModule:
         self.microphone_enabled = False
         #: this call's own microphone (TrackOption.provided); None: the session's
         self.microphone: Microphone | None = None
+        #: while suspended: the source the others hear instead of silence (SPEC §2.8 hold audio)
+        self.hold: Microphone | None = None
         self.suspended = False
         #: while suspended DUCKED: the gain (dB) the call's remote audio keeps playing at; None = silent
         self.duck_gain_db: float | None = None
@@ -195,7 +202,12 @@ class AudioDeviceModule:
         """Effective microphone: the user wants it on, the call is not suspended, the ADM is started."""
         return self.started and self.microphone_enabled and not self.suspended and not self.closed
 
-    def _capture(self, pcm: FloatArray) -> None:
+    @property
+    def holding(self) -> bool:
+        """Suspended with a hold source: the hold source is encoded in place of the microphone."""
+        return self.started and self.suspended and self.hold is not None and not self.closed
+
+    def _capture(self, pcm: FloatArray, *, hold: bool = False) -> None:
         if self._encoder is None:
             settings = self.opus_settings
             self._encoder = OpusEncoder(
@@ -214,7 +226,7 @@ class AudioDeviceModule:
                 else pcm.mean(axis=0, keepdims=True)
             )
         samples = np.clip(pcm * 32767.0, -32768, 32767).astype(np.int16)
-        if self.voice_processing_active:
+        if self.voice_processing_active and not hold:  # hold audio is no voice: never processed
             if self.voice_processor is None:
                 self.voice_processor = VoiceProcessor(
                     channels, auto_gain_control=self.policy.auto_gain_control

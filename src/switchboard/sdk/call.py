@@ -14,6 +14,7 @@ from typing import TYPE_CHECKING, Any
 from switchboard.errors import CallStateError, InvalidRequestError, PermissionDeniedError
 from switchboard.media.audio_config import AudioConfigurationPolicy
 from switchboard.media.audio_session import AudioDeviceModule
+from switchboard.media.microphones import Microphone
 from switchboard.media.playout_shaping import check_gain_db, check_pan
 from switchboard.protocol import coordinator as m
 from switchboard.protocol.sfu import MAX_AUDIENCE
@@ -142,6 +143,8 @@ class Call:
         self._playout_pan = 0.0
         #: who hears this client's microphone in this call (SPEC §2.8); None: everyone
         self._audience: tuple[str, ...] | None = None
+        #: what the others hear while this call is suspended (SPEC §2.8); None: silence
+        self._hold: Microphone | None = None
 
     def __repr__(self) -> str:
         return f"Call({self.cid!r}, status={self.state.value.status.value})"
@@ -429,6 +432,7 @@ class Call:
         if options.microphone is not None and options.microphone.state == "provided":
             adm.microphone = options.microphone.track
         adm.microphone_enabled = self._mic_intent
+        adm.hold = self._hold
         if self._suspended:
             adm.suspend(self._duck_gain_db())
         adm.set_playout(gain_db=self._playout_gain_db, pan=self._playout_pan)
@@ -513,6 +517,7 @@ class Call:
         """Leaving resets suspension (SPEC §2.4.3)."""
         self._suspended = False
         self._suspend_mode = None
+        self._set_hold(None)
         self._update(is_audio_suspended=False, suspend_mode=None)
 
     async def _fresh_sfu_credentials(self, session_id: str) -> m.Credentials:
@@ -613,7 +618,9 @@ class Call:
 
     # ---------------------------------------------------------------- media: suspend and resume
 
-    async def suspend_audio(self, mode: SuspendMode | None = None) -> None:
+    async def suspend_audio(
+        self, mode: SuspendMode | None = None, *, hold_audio: Microphone | None = None
+    ) -> None:
         """Stop the microphone reaching the call and, unless ducked, its remote audio reaching the speaker.
 
         ``mode`` (SPEC §2.8): ``SuspendMode.SILENT`` plays nothing of the call (the SFU stops
@@ -623,6 +630,11 @@ class Call:
         starts (media that appears later starts suspended, SPEC §2.4.1). Emits
         ``call.audio_suspended`` with ``reason`` and ``mode``. Video is untouched.
 
+        ``hold_audio`` (any :class:`~switchboard.media.Microphone`, e.g. a ``FileMicrophone``): while
+        suspended, the others in the call hear it instead of silence (encoded and sent like the
+        microphone, without voice processing); ``resume_audio()`` stops it. The participant still
+        shows its microphone off.
+
         Raises CallStateError when the call is neither joining nor joined: a suspension set before
         ``join()`` would silently make the call join unheard. To join a call suspended, start
         ``join()`` first (the suspension then holds while it connects), or let the
@@ -630,17 +642,33 @@ class Call:
         """
         if mode is not None:
             require_instance(mode, SuspendMode, "suspend_audio mode")
+        if hold_audio is not None and not isinstance(hold_audio, Microphone):
+            raise InvalidRequestError(
+                f"suspend_audio hold_audio must be a Microphone (e.g. FileMicrophone), not {hold_audio!r}"
+            )
         status = self.state.value.status
         if status not in (CallStatus.JOINING, CallStatus.JOINED, CallStatus.RECONNECTING):
             raise CallStateError(
                 f"cannot suspend audio of {self.cid}: it is {status.value}, not joined; call suspend_audio() "
                 "once join() has started (a suspension then holds while the call connects)"
             )
-        await self._suspend(reason="suspend", mode=mode)
+        await self._suspend(reason="suspend", mode=mode, hold=hold_audio)
 
     async def resume_audio(self) -> None:
         """Restore exactly what suspension took away. Idempotent; emits ``call.audio_resumed``."""
         await self._resume(reason="resume")
+
+    def _set_hold(self, hold: Microphone | None) -> None:
+        """Start ``hold`` as this call's hold source (stopping the previous one); None: no hold audio."""
+        if hold is self._hold:
+            return
+        if self._hold is not None:
+            self._hold.stop()
+        self._hold = hold
+        if hold is not None:
+            hold.start()
+        if self._adm is not None:
+            self._adm.hold = hold
 
     @property
     def suspend_mode(self) -> SuspendMode | None:
@@ -655,12 +683,15 @@ class Call:
     def _duck_gain_db(self) -> float | None:
         return self._client.options.duck_gain_db if self._suspend_mode is SuspendMode.DUCKED else None
 
-    async def _suspend(self, *, reason: str, mode: SuspendMode | None = None) -> None:
+    async def _suspend(
+        self, *, reason: str, mode: SuspendMode | None = None, hold: Microphone | None = None
+    ) -> None:
         mode = mode if mode is not None else self._client.options.suspend_mode
-        if self._suspended and self._suspend_mode is mode:
+        if self._suspended and self._suspend_mode is mode and self._hold is hold:
             return
         self._suspended = True
         self._suspend_mode = mode
+        self._set_hold(hold)
         if self._adm is not None:
             self._adm.suspend(self._duck_gain_db())
         self._update(is_audio_suspended=True, suspend_mode=mode)
@@ -676,6 +707,7 @@ class Call:
         mode = self._suspend_mode
         self._suspended = False
         self._suspend_mode = None
+        self._set_hold(None)
         if self._media is not None:
             await self._media.set_audio_forwarding(paused=False)
         if self._adm is not None:
