@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from switchboard import CallConnectOptions, TrackOption
-from switchboard.media.devices import ToneMicrophone
+from switchboard.media import ToneMicrophone
 from switchboard.server import EmbeddedServer
 from tests.browser.conftest import BROWSER_TONE_HZ, PageFactory, wait_page_hears
 from tests.conftest import ClientFactory, wait_heard

@@ -15,7 +15,7 @@ import numpy.typing as npt
 from playwright.async_api import Page
 
 from switchboard import AudioConfigurationPolicy, CallConnectOptions, TrackOption
-from switchboard.media.devices import Microphone, ToneMicrophone
+from switchboard.media import Microphone, ToneMicrophone
 from tests.browser.conftest import AUDIBLE_DBFS, PageFactory
 from tests.conftest import ClientFactory
 

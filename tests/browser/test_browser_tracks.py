@@ -8,7 +8,7 @@ from collections.abc import Callable
 from playwright.async_api import Page
 
 from switchboard import CallConnectOptions, TrackOption, VideoClient
-from switchboard.media.devices import ToneMicrophone
+from switchboard.media import ToneMicrophone
 from tests.browser.conftest import PageFactory, wait_page_hears
 from tests.conftest import ClientFactory
 
