@@ -254,7 +254,9 @@ def main(argv: list[str] | None = None) -> int:
         "--quick", action="store_true", help="a short run (smoke test; numbers not meaningful)"
     )
     parser.add_argument(
-        "--only", default=",".join(BENCHMARKS), help="comma-separated: join,switch,held,loss,browser,sfu"
+        "--only",
+        default=",".join(BENCHMARKS),
+        help="comma-separated: join,switch,held,ducked,whisper,loss,browser,sfu",
     )
     parser.add_argument("--output", type=Path, default=RESULTS_PATH, help="where to write the JSON results")
     parser.add_argument("--strict", action="store_true", help="exit 1 when a budget is missed")
