@@ -1,7 +1,7 @@
 """``python -m benchmarks`` (``make bench``): run every benchmark, print a table, write bench-results.json.
 
 Options: ``--quick`` (a shortened run, for smoke tests: the numbers are not meaningful), ``--only
-join,switch,held,loss,sfu``, ``--output PATH``, ``--strict`` (exit 1 when a budget is missed).
+join,switch,held,ducked,whisper,loss,sfu``, ``--output PATH``, ``--strict`` (exit 1 when a budget is missed).
 """
 
 from __future__ import annotations
@@ -23,7 +23,7 @@ from typing import cast
 from rich.console import Console
 from rich.table import Table
 
-from benchmarks import browser, coordinators, engines, held, join, loss, sfu, switch
+from benchmarks import browser, coordinators, engines, held, join, loss, sfu, switch, whisper
 from benchmarks.common import (
     RESULTS_PATH,
     BenchResult,
@@ -65,6 +65,16 @@ async def _held(log_dir: Path, plan: Plan) -> BenchResult:
     return await held.run(log_dir, runs=3, suspended=20, window_s=30.0, settle_s=3.0)
 
 
+async def _ducked(log_dir: Path, plan: Plan) -> BenchResult:
+    if plan.quick:
+        return await held.run(log_dir, runs=1, suspended=5, window_s=3.0, settle_s=1.0, mode="ducked")
+    return await held.run(log_dir, runs=3, suspended=20, window_s=30.0, settle_s=3.0, mode="ducked")
+
+
+async def _whisper(log_dir: Path, plan: Plan) -> BenchResult:
+    return await whisper.run(log_dir, rounds=3 if plan.quick else 10)
+
+
 async def _loss(log_dir: Path, plan: Plan) -> BenchResult:
     if plan.quick:
         return await loss.run(log_dir, seconds=3.0, losses=(loss.TARGET_LOSS,))
@@ -96,6 +106,8 @@ BENCHMARKS: dict[str, Runner] = {
     "join": _join,
     "switch": _switch,
     "held": _held,
+    "ducked": _ducked,
+    "whisper": _whisper,
     "loss": _loss,
     "browser": _browser,
     "coordinators": _coordinators,
@@ -117,6 +129,8 @@ HEADLINE: dict[str, list[tuple[str, str, Budget | None]]] = {
         ("switch_audible_ms_p95", "ms", Budget("<=", 100.0)),
     ],
     "held": [("held_calls_cpu_ratio", "x", Budget("<=", 2.0))],
+    "ducked": [("ducked_calls_cpu_ratio", "x", None)],
+    "whisper": [("whisper_on_ms_p50", "ms", None), ("whisper_off_ms_p50", "ms", None)],
     "loss": [("loss_10pct_fec_plc_on_share", "share", Budget(">=", 0.98))],
     "browser": [
         ("browser_to_python_m2e_ms_p50", "ms", None),
@@ -264,7 +278,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument(
         "--only",
         default=",".join(BENCHMARKS),
-        help="comma-separated: join,switch,held,loss,browser,coordinators,sfu,engines",
+        help="comma-separated: join,switch,held,ducked,whisper,loss,browser,coordinators,sfu,engines",
     )
     parser.add_argument("--output", type=Path, default=RESULTS_PATH, help="where to write the JSON results")
     parser.add_argument("--strict", action="store_true", help="exit 1 when a budget is missed")

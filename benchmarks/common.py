@@ -19,7 +19,7 @@ from typing import Any, Literal
 import aiohttp
 import numpy as np
 
-from switchboard import ClientOptions, MultiCallAudioPolicy, User, VideoClient
+from switchboard import ClientOptions, MultiCallAudioPolicy, SuspendMode, User, VideoClient
 from switchboard.media import CaptureSpeaker, Microphone
 from switchboard.media.analysis import frame_tone_levels
 from switchboard.media.audio_format import FloatArray
@@ -356,6 +356,7 @@ def make_client(
     speaker: CaptureSpeaker | None = None,
     multi: bool = False,
     policy: MultiCallAudioPolicy = MultiCallAudioPolicy.SUSPEND_INCOMING,
+    suspend_mode: SuspendMode = SuspendMode.SILENT,
 ) -> VideoClient:
     return VideoClient(
         server.api_key,
@@ -368,6 +369,7 @@ def make_client(
             multi_call_audio_policy=policy if multi else MultiCallAudioPolicy.SUSPEND_EXISTING,
             microphone=microphone,
             speaker=speaker,
+            suspend_mode=suspend_mode,
         ),
     )
 

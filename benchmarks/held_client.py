@@ -3,7 +3,8 @@
 Config: ``{"server": ServerInfo, "user": ..., "rooms": [...], "window_s": 30, "settle_s": 3, "hz": ...}``.
 Joins ``rooms[0]`` with the microphone on (the active call), measures its own CPU time with
 ``getrusage(RUSAGE_SELF)`` over ``window_s``; then joins every other room under ``SUSPEND_INCOMING``
-(they start suspended), waits ``settle_s`` and measures again. Prints one JSON line with both windows
+(they start suspended, in ``suspend_mode``: "silent" by default, or "ducked" so they keep
+playing at the duck gain), waits ``settle_s`` and measures again. Prints one JSON line with both windows
 and the evidence that the suspended calls cost nothing: frames decoded, frames encoded, and what the
 SFU sent to their sessions (from ``/sfu/stats``) during the window.
 """
@@ -18,7 +19,7 @@ import time
 import aiohttp
 
 from benchmarks.common import Json, ServerInfo, emit, make_client, run_child, self_cpu_seconds, wait_audible
-from switchboard import Call, CallConnectOptions, MultiCallAudioPolicy, TrackOption
+from switchboard import Call, CallConnectOptions, MultiCallAudioPolicy, SuspendMode, TrackOption
 from switchboard.media import CaptureSpeaker, ToneMicrophone
 from switchboard.media.analysis import tone_level_dbfs
 
@@ -104,6 +105,7 @@ async def main(config: Json) -> None:
         speaker=speaker,
         multi=True,
         policy=MultiCallAudioPolicy.SUSPEND_INCOMING,
+        suspend_mode=SuspendMode(str(config.get("suspend_mode", "silent"))),
     )
     await me.connect()
     try:

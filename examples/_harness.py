@@ -63,7 +63,7 @@ async def server(args: argparse.Namespace) -> AsyncIterator[Connect]:
         clients: list[VideoClient] = []
 
         async def connect(user_id: str, microphone: Microphone, **options: Any) -> VideoClient:
-            speaker: Speaker = CaptureSpeaker()
+            speaker: Speaker = options.pop("speaker", None) or CaptureSpeaker()
             if args.devices and user_id == ME:  # you talk and listen through your own devices
                 microphone, speaker = DeviceMicrophone(), DeviceSpeaker()
             client = VideoClient(

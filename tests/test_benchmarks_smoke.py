@@ -38,6 +38,7 @@ MODULES = [
     "benchmarks.join",
     "benchmarks.switch",
     "benchmarks.held",
+    "benchmarks.whisper",
     "benchmarks.held_client",
     "benchmarks.sfu",
     "benchmarks.lossy_path",

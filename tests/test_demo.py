@@ -40,6 +40,8 @@ def test_demo_report_and_plot(tmp_path: Path) -> None:
         "call.audio_resumed",
         "call.ring",
         "segments follow the policies",
+        "3 Supervisor · SuspendMode.DUCKED, pan, microphone audience",
+        "supervisor: whisper to agent1",
     ):
         assert line in out, f"missing {line!r} in:\n{out}"
 
@@ -60,6 +62,13 @@ def test_demo_report_and_plot(tmp_path: Path) -> None:
         calls = {seg["call"] for seg in s["segments"]}
         assert {seg["call"] for seg in s["segments"] if seg["focused"]} == calls
         assert any(not seg["focused"] for seg in s["segments"])
+
+    # the supervisor: the whispered agent hears the supervisor, that call's customer does not
+    checks = {(c["step"], c["what"]): c for c in data["supervisor"]["checks"]}
+    assert all(c["ok"] for c in checks.values()), checks
+    assert checks[("whisper", "supervisor at agent1")]["level_dbfs"] > -40
+    assert checks[("whisper", "supervisor at customer1")]["level_dbfs"] < -60
+    assert checks[("barge in", "supervisor at customer1")]["level_dbfs"] > -40
 
     png = plot.read_bytes()
     assert png[:8] == b"\x89PNG\r\n\x1a\n"

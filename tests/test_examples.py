@@ -34,6 +34,21 @@ EXPECTED = {
         "    livestream is_audio_suspended = False",
         "OK: the livestream paused for the 1:1 call and came back after it",
     ],
+    "supervisor.py": [
+        "me: monitor the three calls, ducked; call 1 left, call 2 centre, call 3 right",
+        "    agent1 on my left: heard",
+        "    agent1 on my right: silent",
+        "    agent3 on my right: heard",
+        "    me at agent1: silent",
+        "me: whisper to agent1",
+        "    me at agent1: heard",
+        "    me at customer1: silent",
+        "me: barge in",
+        "    me at customer1: heard",
+        "me: hand the call back",
+        "    me at customer1: silent",
+        "OK: the whisper reached the agent only, the barge-in everyone",
+    ],
 }
 
 

@@ -16,6 +16,7 @@ from switchboard.sdk.types import (
     MemberRequest,
     MultiCallAudioPolicy,
     RejectReason,
+    SuspendMode,
     TrackOption,
     User,
 )
@@ -37,6 +38,7 @@ __all__ = [
     "Observable",
     "Participant",
     "RejectReason",
+    "SuspendMode",
     "TrackOption",
     "User",
     "VideoClient",

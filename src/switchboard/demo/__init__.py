@@ -19,6 +19,7 @@ from rich.text import Text
 from switchboard.demo.recorder import Narrator, Scenario
 from switchboard.demo.report import problems, write_json, write_plot
 from switchboard.demo.scenarios import foreground_background_rooms, pause_on_incoming_call
+from switchboard.demo.supervisor import supervisor_scenario
 from switchboard.demo.view import LEGEND, LiveView, PlainView, scenario_header, segments_table
 from switchboard.server import EmbeddedServer
 
@@ -53,6 +54,9 @@ async def run_demo(json_path: str | None = None, plot_path: str | None = None) -
             console.print(Text(f"server: {server.url} (coordinator + SFU, embedded in this process)", "dim"))
             scenarios.append(await foreground_background_rooms(server, narrator))
             scenarios.append(await pause_on_incoming_call(server, narrator))
+            console.print()
+            console.print(Text("3 Supervisor · SuspendMode.DUCKED, pan, microphone audience", style="bold"))
+            supervisor = await supervisor_scenario(server, lambda line: console.print(Text(line)))
     except Exception as exc:  # the demo's message is the product here: say what broke, exit 1
         if isinstance(view, LiveView):
             view.close()
@@ -69,12 +73,12 @@ async def run_demo(json_path: str | None = None, plot_path: str | None = None) -
             console.print(segments_table(sc, title=scenario_header(sc)))
     console.print(Text(LEGEND, style="dim"))
     if json_path:
-        write_json(scenarios, json_path)
+        write_json(scenarios, json_path, {"supervisor": supervisor.to_json()})
         console.print(f"JSON report: {json_path}")
     if plot_path:
         write_plot(scenarios, plot_path)
         console.print(f"plot: {plot_path}")
-    found = problems(scenarios)
+    found = problems(scenarios) + supervisor.problems
     elapsed = time.monotonic() - started
     segments = sum(len(sc.segments) for sc in scenarios)
     if found:

@@ -36,8 +36,8 @@ def problems(scenarios: list[Scenario]) -> list[str]:
     return found
 
 
-def write_json(scenarios: list[Scenario], path: str) -> None:
-    report = {"scenarios": [sc.to_json() for sc in scenarios]}
+def write_json(scenarios: list[Scenario], path: str, extra: dict[str, object] | None = None) -> None:
+    report: dict[str, object] = {"scenarios": [sc.to_json() for sc in scenarios], **(extra or {})}
     Path(path).write_text(json.dumps(report, indent=2) + "\n")
 
 

@@ -30,6 +30,7 @@ from switchboard.media.devices import DeviceFailure, DeviceMicrophone, DeviceSpe
 from switchboard.media.jitter_buffer import OpusJitterBuffer
 from switchboard.media.microphones import Microphone, SilentMicrophone
 from switchboard.media.opus import DTX_MAX_BYTES, OpusEncoder
+from switchboard.media.playout_shaping import ShapedSource, db_to_gain
 from switchboard.media.rtp_hooks import (
     OPUS_CODEC,
     EncodedFrame,
@@ -97,6 +98,11 @@ class AudioSession:
                 own[id(mic)] = mic.read_frame()  # a call's own microphone runs in real time too
             if module.capturing:
                 module._capture(own[id(mic)] if mic is not None else pcm)
+            elif module.holding and module.hold is not None:
+                hold = module.hold
+                if id(hold) not in own:
+                    own[id(hold)] = hold.read_frame()
+                module._capture(own[id(hold)], hold=True)
 
 
 #: capture streams get their own ids, apart from the ones rtp_hooks hands out
@@ -124,6 +130,7 @@ class RemoteAudio:
     key: str
     receiver: RTCRtpReceiver
     buffer: OpusJitterBuffer
+    shaped: ShapedSource | None = None
     tap: ReceiverTap | None = None
     remove_from_speaker: Callable[[], None] | None = None
     frames: int = 0
@@ -142,7 +149,14 @@ class AudioDeviceModule:
         self.microphone_enabled = False
         #: this call's own microphone (TrackOption.provided); None: the session's
         self.microphone: Microphone | None = None
+        #: while suspended: the source the others hear instead of silence (SPEC §2.8 hold audio)
+        self.hold: Microphone | None = None
         self.suspended = False
+        #: while suspended DUCKED: the gain (dB) the call's remote audio keeps playing at; None = silent
+        self.duck_gain_db: float | None = None
+        #: this call's playout gain (dB) and pan (-1 left .. +1 right) at the speaker (SPEC §2.8)
+        self.playout_gain_db = 0.0
+        self.playout_pan = 0.0
         self.started = False
         self.closed = False
         self.remotes: dict[str, RemoteAudio] = {}
@@ -188,7 +202,12 @@ class AudioDeviceModule:
         """Effective microphone: the user wants it on, the call is not suspended, the ADM is started."""
         return self.started and self.microphone_enabled and not self.suspended and not self.closed
 
-    def _capture(self, pcm: FloatArray) -> None:
+    @property
+    def holding(self) -> bool:
+        """Suspended with a hold source: the hold source is encoded in place of the microphone."""
+        return self.started and self.suspended and self.hold is not None and not self.closed
+
+    def _capture(self, pcm: FloatArray, *, hold: bool = False) -> None:
         if self._encoder is None:
             settings = self.opus_settings
             self._encoder = OpusEncoder(
@@ -207,7 +226,7 @@ class AudioDeviceModule:
                 else pcm.mean(axis=0, keepdims=True)
             )
         samples = np.clip(pcm * 32767.0, -32768, 32767).astype(np.int16)
-        if self.voice_processing_active:
+        if self.voice_processing_active and not hold:  # hold audio is no voice: never processed
             if self.voice_processor is None:
                 self.voice_processor = VoiceProcessor(
                     channels, auto_gain_control=self.policy.auto_gain_control
@@ -239,7 +258,8 @@ class AudioDeviceModule:
         buffer = OpusJitterBuffer(
             self.policy.playout_channels, conceal=self.policy.loss_concealment, name=f"{self.name}/{key}"
         )
-        remote = RemoteAudio(key, receiver, buffer)
+        remote = RemoteAudio(key, receiver, buffer, shaped=ShapedSource(buffer))
+        self._shape(remote)
         remote.tap = tap_receiver(
             receiver, lambda frame: self._on_frame(remote, frame), audio_passthrough=True
         )
@@ -265,12 +285,36 @@ class AudioDeviceModule:
             remote.remove_from_speaker()
             remote.remove_from_speaker = None
 
+    @property
+    def playing(self) -> bool:
+        """Remote audio reaches the speaker: started, not closed, and not suspended (or suspended ducked)."""
+        return self.started and not self.closed and (not self.suspended or self.duck_gain_db is not None)
+
+    def _shape(self, remote: RemoteAudio) -> None:
+        if remote.shaped is None:
+            return
+        gain_db = self.playout_gain_db
+        if self.suspended and self.duck_gain_db is not None:
+            gain_db += self.duck_gain_db
+        remote.shaped.gain = db_to_gain(gain_db)
+        remote.shaped.pan = self.playout_pan
+
+    def set_playout(self, *, gain_db: float | None = None, pan: float | None = None) -> None:
+        """Set this call's playout gain (dB) and/or pan (-1 .. +1); takes effect from the next tick."""
+        if gain_db is not None:
+            self.playout_gain_db = gain_db
+        if pan is not None:
+            self.playout_pan = pan
+        for remote in self.remotes.values():
+            self._shape(remote)
+
     def _apply_suspension(self, remote: RemoteAudio) -> None:
-        playing = self.started and not self.suspended and not self.closed
-        if playing:
+        self._shape(remote)
+        if self.playing:
             if remote.remove_from_speaker is None:
                 remote.buffer.reset()  # no packet or decoder state from before the pause: no click
-                remote.remove_from_speaker = self.session.speaker.add_source(remote.buffer)
+                source = remote.shaped if remote.shaped is not None else remote.buffer
+                remote.remove_from_speaker = self.session.speaker.add_source(source)
         elif remote.remove_from_speaker is not None:
             remote.remove_from_speaker()  # out of the mix from the next tick
             remote.remove_from_speaker = None
@@ -283,14 +327,20 @@ class AudioDeviceModule:
         for remote in self.remotes.values():
             self._apply_suspension(remote)
 
-    def suspend(self) -> None:
-        """Release the speaker and microphone: silent from the next tick, nothing decoded or encoded."""
+    def suspend(self, duck_gain_db: float | None = None) -> None:
+        """Release the microphone, and the speaker unless ducked: from the next tick nothing is encoded.
+
+        ``duck_gain_db`` None (SILENT): nothing is decoded or played either. A number (DUCKED, SPEC
+        §2.8): the remote audio keeps playing, attenuated by that many dB on top of the playout gain.
+        """
         self.suspended = True
+        self.duck_gain_db = duck_gain_db
         for remote in self.remotes.values():
             self._apply_suspension(remote)
 
     def resume(self) -> None:
         self.suspended = False
+        self.duck_gain_db = None
         for remote in self.remotes.values():
             self._apply_suspension(remote)
 

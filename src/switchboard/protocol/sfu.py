@@ -108,6 +108,24 @@ class UpdateSubscription(_Msg):
     session_id: str | None = None
 
 
+#: most user ids a microphone audience may name (a whisper is one; a supervisor's team a few dozen)
+MAX_AUDIENCE = 64
+
+
+class UpdateAudience(_Msg):
+    """Forward this session's audio only to the sessions of ``user_ids``; None: to everyone (SPEC §2.8).
+
+    The SFU pauses forwarding of the session's audio track for every subscriber whose user is not in
+    the audience, and tells everyone in the call with :class:`AudienceChanged`.
+    """
+
+    type: Literal["update_audience"] = "update_audience"
+    kind: Literal["audio"] = "audio"
+    user_ids: (
+        Annotated[list[Annotated[str, Field(max_length=128)]], Field(max_length=MAX_AUDIENCE)] | None
+    ) = None
+
+
 class Leave(_Msg):
     type: Literal["leave"] = "leave"
     reason: str = "left"
@@ -150,6 +168,7 @@ ClientMessage = Annotated[
     | SubscriberAnswer
     | UpdateMuteState
     | UpdateSubscription
+    | UpdateAudience
     | IceCandidate
     | Leave
     | HealthCheckRequest
@@ -171,6 +190,8 @@ class ParticipantInfo(_Msg):
     user_id: str
     session_id: str
     tracks: list[TrackInfo] = Field(default_factory=list)
+    #: the users this session's audio is forwarded to; None: everyone (see UpdateAudience)
+    audience: list[str] | None = None
 
 
 class JoinResponse(_Msg):
@@ -232,6 +253,16 @@ class MuteStateChanged(_Msg):
     session_id: str
     kind: TrackKind
     muted: bool
+
+
+class AudienceChanged(_Msg):
+    """A session's audio audience changed (UpdateAudience); sent to everyone in the call."""
+
+    type: Literal["audience_changed"] = "audience_changed"
+    user_id: str
+    session_id: str
+    kind: Literal["audio"] = "audio"
+    user_ids: list[str] | None = None
 
 
 class CallEnded(_Msg):
@@ -351,6 +382,7 @@ ServerMessage = Annotated[
     | TrackPublished
     | TrackUnpublished
     | MuteStateChanged
+    | AudienceChanged
     | CallEnded
     | ErrorMessage
     | HealthCheckResponse

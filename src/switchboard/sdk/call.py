@@ -14,8 +14,11 @@ from typing import TYPE_CHECKING, Any
 from switchboard.errors import CallStateError, InvalidRequestError, PermissionDeniedError
 from switchboard.media.audio_config import AudioConfigurationPolicy
 from switchboard.media.audio_session import AudioDeviceModule
+from switchboard.media.microphones import Microphone
+from switchboard.media.playout_shaping import check_gain_db, check_pan
 from switchboard.protocol import coordinator as m
 from switchboard.protocol import sfu as p
+from switchboard.protocol.sfu import MAX_AUDIENCE
 from switchboard.sdk.emitter import EventEmitter, local_event
 from switchboard.sdk.messages import MessageBudget, ParticipantMessageEvent, json_object
 from switchboard.sdk.observable import Observable
@@ -28,6 +31,7 @@ from switchboard.sdk.types import (
     CallType,
     MemberRequest,
     RejectReason,
+    SuspendMode,
     TrackOption,
     as_member_requests,
 )
@@ -69,6 +73,12 @@ class Participant:
     is_speaking: bool = False
     #: the SFU's rating of this participant's connection: "excellent", "good", "poor" (None: not yet)
     connection_quality: str | None = None
+    #: who hears this participant's microphone (SPEC §2.8): user ids, or None for everyone
+    audience: tuple[str, ...] | None = None
+
+    def is_whispering_to(self, user_id: str) -> bool:
+        """This participant's microphone goes to a chosen audience that includes ``user_id``."""
+        return self.audience is not None and user_id in self.audience
 
 
 @dataclass(frozen=True)
@@ -80,6 +90,8 @@ class CallState:
     id: str
     status: CallStatus = CallStatus.IDLE
     is_audio_suspended: bool = False
+    #: the suspension in force (SPEC §2.8): SILENT or DUCKED; None when not suspended
+    suspend_mode: SuspendMode | None = None
     participants: tuple[Participant, ...] = ()
     local_participant: Participant | None = None
     members: tuple[Member, ...] = ()
@@ -156,6 +168,13 @@ class Call:
         self._suspended = False
         self._message_budget = MessageBudget()
         self._stats = StatsCollector()
+        self._suspend_mode: SuspendMode | None = None
+        self._playout_gain_db = 0.0
+        self._playout_pan = 0.0
+        #: who hears this client's microphone in this call (SPEC §2.8); None: everyone
+        self._audience: tuple[str, ...] | None = None
+        #: what the others hear while this call is suspended (SPEC §2.8); None: silence
+        self._hold: Microphone | None = None
 
     def __repr__(self) -> str:
         return f"Call({self.cid!r}, status={self.state.value.status.value})"
@@ -658,8 +677,10 @@ class Call:
         if options.microphone is not None and options.microphone.state == "provided":
             adm.microphone = options.microphone.track
         adm.microphone_enabled = self._mic_intent
+        adm.hold = self._hold
         if self._suspended:
-            adm.suspend()
+            adm.suspend(self._duck_gain_db())
+        adm.set_playout(gain_db=self._playout_gain_db, pan=self._playout_pan)
         self._adm = adm
         session = CallSession(
             response.credentials,
@@ -674,9 +695,11 @@ class Call:
         )
         self._media = session
         self._update(session_id=response.session_id)
-        await session.connect(audio_paused=self._suspended)
-        if self._suspended:  # suspended while the socket was connecting: tell the SFU now
+        await session.connect(audio_paused=self._forwarding_paused)
+        if self._forwarding_paused:  # suspended while the socket was connecting: tell the SFU now
             await session.set_audio_forwarding(paused=True)
+        if self._audience is not None:
+            await session.set_audience(self._audience)
         adm.start()
         camera_track = (
             options.camera.track
@@ -740,7 +763,9 @@ class Call:
     def _reset_suspension(self) -> None:
         """Leaving resets suspension (SPEC §2.4.3)."""
         self._suspended = False
-        self._update(is_audio_suspended=False)
+        self._suspend_mode = None
+        self._set_hold(None)
+        self._update(is_audio_suspended=False, suspend_mode=None)
 
     async def _fresh_sfu_credentials(self, session_id: str) -> m.Credentials:
         """A new SFU token for the joined session, for a resume after the first one expired."""
@@ -763,7 +788,8 @@ class Call:
         media = self._media
         if media is None:
             return
-        await media.set_audio_forwarding(paused=self._suspended)
+        await media.set_audio_forwarding(paused=self._forwarding_paused)
+        await media.set_audience(self._audience)
         if "audio" in media.published:
             await media.set_muted("audio", not self._effective_mic)
         if "video" in media.published:
@@ -844,55 +870,168 @@ class Call:
 
     # ---------------------------------------------------------------- media: suspend and resume
 
-    async def suspend_audio(self) -> None:
-        """Stop this call's remote audio reaching the speaker and the microphone reaching the call.
+    async def suspend_audio(
+        self, mode: SuspendMode | None = None, *, hold_audio: Microphone | None = None
+    ) -> None:
+        """Stop the microphone reaching the call and, unless ducked, its remote audio reaching the speaker.
 
-        Idempotent; holds at any moment after ``join()`` starts (media that appears later starts
-        suspended, SPEC §2.4.1). Emits ``call.audio_suspended``. Video is untouched.
+        ``mode`` (SPEC §2.8): ``SuspendMode.SILENT`` plays nothing of the call (the SFU stops
+        forwarding its audio to this client); ``SuspendMode.DUCKED`` keeps decoding and playing it at
+        ``ClientOptions.duck_gain_db``. None: ``ClientOptions.suspend_mode``. Suspending a suspended
+        call in the other mode switches the mode. Idempotent; holds at any moment after ``join()``
+        starts (media that appears later starts suspended, SPEC §2.4.1). Emits
+        ``call.audio_suspended`` with ``reason`` and ``mode``. Video is untouched.
+
+        ``hold_audio`` (any :class:`~switchboard.media.Microphone`, e.g. a ``FileMicrophone``): while
+        suspended, the others in the call hear it instead of silence (encoded and sent like the
+        microphone, without voice processing); ``resume_audio()`` stops it. The participant still
+        shows its microphone off.
 
         Raises CallStateError when the call is neither joining nor joined: a suspension set before
         ``join()`` would silently make the call join unheard. To join a call suspended, start
         ``join()`` first (the suspension then holds while it connects), or let the
-        ``SUSPEND_INCOMING`` policy do it.
+        ``SUSPEND_INCOMING`` policy do it. InvalidRequestError when ``mode`` is not a SuspendMode.
         """
+        if mode is not None:
+            require_instance(mode, SuspendMode, "suspend_audio mode")
+        if hold_audio is not None and not isinstance(hold_audio, Microphone):
+            raise InvalidRequestError(
+                f"suspend_audio hold_audio must be a Microphone (e.g. FileMicrophone), not {hold_audio!r}"
+            )
         status = self.state.value.status
         if status not in (CallStatus.JOINING, CallStatus.JOINED, CallStatus.RECONNECTING):
             raise CallStateError(
                 f"cannot suspend audio of {self.cid}: it is {status.value}, not joined; call suspend_audio() "
                 "once join() has started (a suspension then holds while the call connects)"
             )
-        await self._suspend(reason="suspend")
+        await self._suspend(reason="suspend", mode=mode, hold=hold_audio)
 
     async def resume_audio(self) -> None:
         """Restore exactly what suspension took away. Idempotent; emits ``call.audio_resumed``."""
         await self._resume(reason="resume")
 
-    async def _suspend(self, *, reason: str) -> None:
-        if self._suspended:
+    def _set_hold(self, hold: Microphone | None) -> None:
+        """Start ``hold`` as this call's hold source (stopping the previous one); None: no hold audio."""
+        if hold is self._hold:
+            return
+        if self._hold is not None:
+            self._hold.stop()
+        self._hold = hold
+        if hold is not None:
+            hold.start()
+        if self._adm is not None:
+            self._adm.hold = hold
+
+    @property
+    def suspend_mode(self) -> SuspendMode | None:
+        """The suspension in force (None when not suspended)."""
+        return self._suspend_mode
+
+    @property
+    def _forwarding_paused(self) -> bool:
+        """The SFU stops forwarding the call's audio to us only in a SILENT suspension."""
+        return self._suspended and self._suspend_mode is not SuspendMode.DUCKED
+
+    def _duck_gain_db(self) -> float | None:
+        return self._client.options.duck_gain_db if self._suspend_mode is SuspendMode.DUCKED else None
+
+    async def _suspend(
+        self, *, reason: str, mode: SuspendMode | None = None, hold: Microphone | None = None
+    ) -> None:
+        mode = mode if mode is not None else self._client.options.suspend_mode
+        if self._suspended and self._suspend_mode is mode and self._hold is hold:
             return
         self._suspended = True
+        self._suspend_mode = mode
+        self._set_hold(hold)
         if self._adm is not None:
-            self._adm.suspend()
-        self._update(is_audio_suspended=True)
+            self._adm.suspend(self._duck_gain_db())
+        self._update(is_audio_suspended=True, suspend_mode=mode)
         if self._media is not None:
-            await self._media.set_audio_forwarding(paused=True)
+            await self._media.set_audio_forwarding(paused=self._forwarding_paused)
             await self._apply_microphone()
-        self._emit(local_event("call.audio_suspended", self.cid, reason=reason))
+        self._emit(local_event("call.audio_suspended", self.cid, reason=reason, mode=mode.value))
         self._client._active.check_contention()
 
     async def _resume(self, *, reason: str) -> None:
         if not self._suspended:
             return
+        mode = self._suspend_mode
         self._suspended = False
+        self._suspend_mode = None
+        self._set_hold(None)
         if self._media is not None:
             await self._media.set_audio_forwarding(paused=False)
         if self._adm is not None:
             self._adm.resume()
-        self._update(is_audio_suspended=False)
+        self._update(is_audio_suspended=False, suspend_mode=None)
         if self._media is not None:
             await self._apply_microphone()
-        self._emit(local_event("call.audio_resumed", self.cid, reason=reason))
+        self._emit(
+            local_event("call.audio_resumed", self.cid, reason=reason, mode=mode.value if mode else None)
+        )
         self._client._active.check_contention()
+
+    # ---------------------------------------------------------------- media: per-call playout
+
+    async def set_playout_gain(self, db: float) -> None:
+        """Play this call's remote audio ``db`` dB louder (> 0) or quieter (< 0) at this client (SPEC §2.8).
+
+        Applies from the next 20 ms tick, adds to the duck gain while ducked, and holds across
+        rejoins of this Call object. ``db`` within -120..+24, else InvalidRequestError.
+        """
+        self._playout_gain_db = check_gain_db(db, "playout gain")
+        if self._adm is not None:
+            self._adm.set_playout(gain_db=self._playout_gain_db)
+
+    async def set_playout_pan(self, pan: float) -> None:
+        """Place this call's audio from -1 (left) through 0 (centre) to +1 (right) (SPEC §2.8).
+
+        Constant-power pan, unity at the centre (see :mod:`switchboard.media.playout_shaping`);
+        audible as such on a stereo speaker. ``pan`` outside -1..+1: InvalidRequestError.
+        """
+        self._playout_pan = check_pan(pan)
+        if self._adm is not None:
+            self._adm.set_playout(pan=self._playout_pan)
+
+    # ---------------------------------------------------------------- media: microphone audience
+
+    async def set_microphone_audience(self, user_ids: Sequence[str] | None) -> None:
+        """Forward this client's microphone in this call only to ``user_ids``' sessions (SPEC §2.8).
+
+        A whisper is an audience of one; ``None`` restores everyone (barge in: audience None and focus).
+        The SFU enforces it: it stops forwarding the audio to every other session, so nobody else can
+        hear it, whatever their client does. Everyone in the call sees it in
+        ``Participant.audience`` of this client's participant (so a user can tell who whispers to
+        them). Holds for the rest of this Call object's life, rejoins included. An empty list: nobody
+        hears the microphone. Raises InvalidRequestError for anything but a list of user ids
+        (at most 64).
+        """
+        if user_ids is None:
+            audience = None
+        else:
+            audience = tuple(dict.fromkeys(require_identifiers(user_ids, "microphone audience")))
+            if len(audience) > MAX_AUDIENCE:
+                raise InvalidRequestError(
+                    f"a microphone audience names at most {MAX_AUDIENCE} users, got {len(audience)}"
+                )
+        self._audience = audience
+        if self._media is not None:
+            await self._media.set_audience(audience)
+        self._sync_participants()
+
+    @property
+    def microphone_audience(self) -> tuple[str, ...] | None:
+        """Who hears this client's microphone in this call (None: everyone)."""
+        return self._audience
+
+    @property
+    def playout_gain_db(self) -> float:
+        return self._playout_gain_db
+
+    @property
+    def playout_pan(self) -> float:
+        return self._playout_pan
 
     # ---------------------------------------------------------------- participants
 
@@ -913,6 +1052,7 @@ class Call:
                 audio_level=levels[rp.session_id].level if rp.session_id in levels else 0.0,
                 is_speaking=levels[rp.session_id].speaking if rp.session_id in levels else False,
                 connection_quality=media.connection_quality.get(rp.session_id),
+                audience=rp.audience,
             )
             for rp in media.participants.values()
         )
@@ -931,6 +1071,7 @@ class Call:
             audio_level=own.level if own is not None else 0.0,
             is_speaking=own.speaking if own is not None else False,
             connection_quality=media.connection_quality.get(media.session_id or ""),
+            audience=self._audience,
         )
         everyone = (local, *remote)
         dominant = next((q for q in everyone if q.session_id == media.dominant_speaker), None)

@@ -21,6 +21,7 @@ from switchboard.errors import (
 from switchboard.media import CaptureSpeaker, Microphone, Speaker
 from switchboard.media.audio_config import AudioConfigurationPolicy
 from switchboard.media.audio_session import AudioSession
+from switchboard.media.playout_shaping import check_gain_db
 from switchboard.protocol import coordinator as m
 from switchboard.sdk.call import Call
 from switchboard.sdk.coordinator import CoordinatorApi, EventsConnection
@@ -35,6 +36,7 @@ from switchboard.sdk.types import (
     CallType,
     MultiCallAudioPolicy,
     RejectReason,
+    SuspendMode,
     User,
 )
 from switchboard.sdk.validation import (
@@ -70,9 +72,19 @@ class ClientOptions:
     #: the client's speaker (default: a virtual one that records what it plays, a CaptureSpeaker)
     speaker: Speaker | None = None
     health_check_interval: float = 10.0
+    #: how the policies' automatic suspends sound (SPEC §2.8); suspend_audio(mode=...) overrides per call
+    suspend_mode: SuspendMode = SuspendMode.SILENT
+    #: the gain (dB, <= 0) a DUCKED call's remote audio plays at
+    duck_gain_db: float = -18.0
 
     def __post_init__(self) -> None:
         require_base_url(self.base_url)
+        require_instance(self.suspend_mode, SuspendMode, "ClientOptions.suspend_mode")
+        check_gain_db(self.duck_gain_db, "ClientOptions.duck_gain_db")
+        if self.duck_gain_db > 0:
+            raise InvalidRequestError(
+                f"ClientOptions.duck_gain_db must be <= 0 dB (ducking lowers), got {self.duck_gain_db!r}"
+            )
         for flag in ("allow_multiple_active_calls", "reject_call_when_busy"):
             require_instance(getattr(self, flag), bool, f"ClientOptions.{flag}")
         require_instance(

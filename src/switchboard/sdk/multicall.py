@@ -10,7 +10,15 @@ SUSPEND_EXISTING   every other active call is suspended        the most recently
                                                                is resumed
 SUSPEND_INCOMING   N is suspended if another call is active    nothing
 MANUAL             nothing                                     nothing
+RESTORE_PREVIOUS   every other active call is suspended        if X had focus: the call(s) that had focus
+                                                               just before X took it are resumed
 =================  ==========================================  ==========================================
+
+Priority (SPEC §2.8): under SUSPEND_EXISTING and RESTORE_PREVIOUS a call N whose
+``CallPreferences.priority`` is lower than the highest priority among the unsuspended calls joins
+suspended and takes nothing from them. RESTORE_PREVIOUS keeps a focus stack: each call that gains
+focus (by joining or through ``switch_focus``) records the calls that had it before; when it leaves,
+those of them still active get focus back (if none is left, the most recently focused remaining call).
 
 Single-call mode (``allow_multiple_active_calls=False``) ignores the policy: joining B while A is
 active suspends A while B connects, leaves A (reason ``replaced``) once B is connected, and resumes A
@@ -29,7 +37,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 from switchboard.errors import CallStateError
-from switchboard.sdk.types import CallStatus, MultiCallAudioPolicy
+from switchboard.sdk.types import CallStatus, MultiCallAudioPolicy, SuspendMode
 
 if TYPE_CHECKING:
     from switchboard.sdk.call import Call
@@ -39,6 +47,8 @@ log = logging.getLogger("switchboard.multicall")
 
 #: the statuses in which a call's audio can be suspended (Call.suspend_audio refuses the others)
 _IN_CALL = (CallStatus.JOINING, CallStatus.JOINED, CallStatus.RECONNECTING)
+#: the policies under which a joining call takes focus from the others (unless its priority is lower)
+_NEWEST_WINS = (MultiCallAudioPolicy.SUSPEND_EXISTING, MultiCallAudioPolicy.RESTORE_PREVIOUS)
 
 
 class PolicyIgnoredWarning(UserWarning):
@@ -76,6 +86,10 @@ class ActiveCalls:
         #: serialises focus changes: policy actions and switch_focus never interleave
         self.focus_lock = asyncio.Lock()
         self._contended = False
+        #: RESTORE_PREVIOUS focus stack: calls in the order they last gained focus (last = newest)
+        self._focus_order: list[Call] = []
+        #: for each call that gained focus, the calls that had focus just before it
+        self._focus_before: dict[Call, tuple[Call, ...]] = {}
 
     @property
     def calls(self) -> list[Call]:
@@ -104,14 +118,22 @@ class ActiveCalls:
                 if previous is None:
                     return None
                 handover = Handover(previous, previous.state.value.is_audio_suspended)
-                await previous._suspend(reason="handover")
+                await previous._suspend(reason="handover", mode=SuspendMode.SILENT)
                 return handover
             self._set([*calls, call])
-            if self._policy is MultiCallAudioPolicy.SUSPEND_EXISTING:
-                # a call ended remotely is DISCONNECTED until removed() runs: nothing to suspend there
-                for other in calls:
-                    if other.state.value.status in _IN_CALL:
-                        await other.suspend_audio()
+            if self._policy in _NEWEST_WINS:
+                focused = [c for c in calls if not c.state.value.is_audio_suspended]
+                top = max((c.preferences.priority for c in focused), default=None)
+                if top is not None and call.preferences.priority < top:
+                    # lower priority than the focused call: join suspended, take nothing (SPEC §2.8)
+                    await call.suspend_audio()
+                    self._focus_order.insert(0, call)
+                else:
+                    # a call ended remotely is DISCONNECTED until removed() runs: nothing to suspend there
+                    for other in calls:
+                        if other.state.value.status in _IN_CALL:
+                            await other.suspend_audio()
+                    self._gained_focus(call, tuple(focused))
             elif self._policy is MultiCallAudioPolicy.SUSPEND_INCOMING and calls:
                 await call.suspend_audio()
             self.check_contention()
@@ -142,11 +164,41 @@ class ActiveCalls:
             calls = self.calls
             if call not in calls:
                 return
+            stack = self.focus_stack  # (a left call's suspension is already reset: ask the stack)
+            had_focus = bool(stack) and stack[-1] is call
             calls.remove(call)
             self._set(calls)
-            if self._multi and self._policy is MultiCallAudioPolicy.SUSPEND_EXISTING and calls:
-                await calls[-1].resume_audio()
+            before = self._focus_before.pop(call, ())
+            if call in self._focus_order:
+                self._focus_order.remove(call)
+            if self._multi and calls:
+                if self._policy is MultiCallAudioPolicy.SUSPEND_EXISTING:
+                    await calls[-1].resume_audio()
+                elif self._policy is MultiCallAudioPolicy.RESTORE_PREVIOUS and had_focus:
+                    await self._restore(before, calls)
             self.check_contention()
+
+    def _gained_focus(self, call: Call, before: tuple[Call, ...]) -> None:
+        """Push ``call`` on the focus stack, remembering who had focus before it (RESTORE_PREVIOUS)."""
+        if call in self._focus_order:
+            self._focus_order.remove(call)
+        self._focus_order.append(call)
+        self._focus_before[call] = tuple(c for c in before if c is not call)
+
+    @property
+    def focus_stack(self) -> list[Call]:
+        """Active calls in the order they last gained focus, newest last (RESTORE_PREVIOUS)."""
+        return [c for c in self._focus_order if c in self.calls]
+
+    async def _restore(self, before: tuple[Call, ...], calls: list[Call]) -> None:
+        """Give focus back to ``before`` (those still active), else to the most recently focused call."""
+        back = [c for c in before if c in calls]
+        if not back:
+            stack = [c for c in self._focus_order if c in calls]
+            back = [stack[-1]] if stack else [calls[-1]]
+        for c in back:
+            if c.state.value.status in _IN_CALL:
+                await c.resume_audio()
 
     def check_contention(self) -> None:
         """Warn once each time a second unsuspended call starts to share the mic and speaker."""
@@ -200,6 +252,7 @@ class ActiveCalls:
                     raise CallStateError(
                         f"switch_focus failed at step {index + 1} ({name}): {exc}; both calls were put back"
                     ) from exc
+            self._gained_focus(to_call, (from_call,))
             self.check_contention()
 
 

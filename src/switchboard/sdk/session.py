@@ -12,7 +12,7 @@ import asyncio
 import contextlib
 import logging
 import time
-from collections.abc import Awaitable, Callable, Coroutine
+from collections.abc import Awaitable, Callable, Coroutine, Sequence
 from dataclasses import dataclass, field
 from typing import Any, TypeVar
 
@@ -62,6 +62,8 @@ class RemoteParticipant:
     user_id: str
     session_id: str
     tracks: dict[str, bool] = field(default_factory=dict)  # kind -> muted
+    #: the users this participant's audio goes to (a whisper); None: everyone
+    audience: tuple[str, ...] | None = None
     video_frames: int = 0
     last_video_frame: av.VideoFrame | None = None
 
@@ -306,6 +308,7 @@ class CallSession:
                     self._add_participant(info)
                 else:
                     self.participants[info.session_id].tracks = {t.kind: t.muted for t in info.tracks}
+                    self.participants[info.session_id].audience = _audience(info.audience)
         elif isinstance(message, p.SubscriberOffer):
             await self._on_subscriber_offer(message)
         elif isinstance(message, p.ParticipantJoined):
@@ -324,6 +327,10 @@ class CallSession:
             part = self.participants.get(message.session_id)
             if part is not None and message.kind in part.tracks:
                 part.tracks[message.kind] = message.muted
+        elif isinstance(message, p.AudienceChanged):
+            part = self.participants.get(message.session_id)
+            if part is not None:
+                part.audience = _audience(message.user_ids)
         elif isinstance(message, p.CallEnded):
             self._on_ended("call_ended")
             return
@@ -348,7 +355,10 @@ class CallSession:
         if info.session_id == self.session_id:
             return
         self.participants[info.session_id] = RemoteParticipant(
-            info.user_id, info.session_id, {t.kind: t.muted for t in info.tracks}
+            info.user_id,
+            info.session_id,
+            {t.kind: t.muted for t in info.tracks},
+            audience=_audience(info.audience),
         )
 
     # ---------------------------------------------------------------- subscriber
@@ -472,6 +482,11 @@ class CallSession:
         with contextlib.suppress(NetworkError):
             await self._send(p.UpdateSubscription(kind="audio", paused=paused))
 
+    async def set_audience(self, user_ids: Sequence[str] | None) -> None:
+        """Ask the SFU to forward this session's audio only to ``user_ids`` (None: everyone)."""
+        with contextlib.suppress(NetworkError):
+            await self._send(p.UpdateAudience(user_ids=list(user_ids) if user_ids is not None else None))
+
     # ---------------------------------------------------------------- lifecycle
 
     def _spawn(self, coro: Coroutine[Any, Any, None]) -> None:
@@ -501,6 +516,10 @@ class CallSession:
         if self.camera is not None:
             self.camera.stop()
         await asyncio.gather(self.publisher.close(), self.subscriber.close(), return_exceptions=True)
+
+
+def _audience(user_ids: list[str] | None) -> tuple[str, ...] | None:
+    return tuple(user_ids) if user_ids is not None else None
 
 
 def _error_for(message: p.ErrorMessage) -> SwitchboardError:

@@ -150,11 +150,25 @@ class CallStatus(StrEnum):
 
 
 class MultiCallAudioPolicy(Enum):
-    """What the SDK does to calls' audio automatically when a call joins or leaves (SPEC §2.2)."""
+    """What the SDK does to calls' audio automatically when a call joins or leaves (SPEC §2.2, §2.8)."""
 
     SUSPEND_EXISTING = "suspend_existing"
     SUSPEND_INCOMING = "suspend_incoming"
     MANUAL = "manual"
+    #: like SUSPEND_EXISTING on join; on leave, focus returns to the call(s) that had it before
+    RESTORE_PREVIOUS = "restore_previous"
+
+
+class SuspendMode(StrEnum):
+    """How a suspended call sounds at this client (SPEC §2.8).
+
+    ``SILENT``: its remote audio is neither decoded nor played, and the SFU stops forwarding it.
+    ``DUCKED``: its remote audio keeps playing at ``ClientOptions.duck_gain_db`` (default -18 dB).
+    In both the microphone stops reaching the call.
+    """
+
+    SILENT = "silent"
+    DUCKED = "ducked"
 
 
 @dataclass(frozen=True)
@@ -204,9 +218,15 @@ class CallConnectOptions:
 
 @dataclass(frozen=True)
 class CallPreferences:
+    """Per-call preferences. ``priority``: under SUSPEND_EXISTING and RESTORE_PREVIOUS a call joining
+    with a lower priority than the focused call joins suspended instead of taking focus (SPEC §2.8)."""
+
     audio_configuration_policy: AudioConfigurationPolicy | None = None
+    priority: int = 0
 
     def __post_init__(self) -> None:
+        if isinstance(self.priority, bool) or not isinstance(self.priority, int):
+            raise InvalidRequestError(f"CallPreferences priority must be an int, got {self.priority!r}")
         if self.audio_configuration_policy is not None:
             require_instance(
                 self.audio_configuration_policy,

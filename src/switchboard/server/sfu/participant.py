@@ -88,6 +88,8 @@ class Participant:
         self.downtracks: list[DownTrack] = []
         #: forwarding pauses this subscriber asked for: (publisher session or None for all, kind)
         self.paused: set[tuple[str | None, Kind]] = set()
+        #: users this session's audio goes to (SPEC §2.8 whisper); None: everyone
+        self.audience: frozenset[str] | None = None
         self.disconnected_at: float | None = None
         self.closed = False
         self._negotiating = False
@@ -108,6 +110,7 @@ class Participant:
             user_id=self.user_id,
             session_id=self.session_id,
             tracks=[p.TrackInfo(kind=kind, muted=t.muted) for kind, t in self.published.items()],
+            audience=sorted(self.audience) if self.audience is not None else None,
         )
 
     def spawn(self, coro: Awaitable[None]) -> None:
@@ -248,7 +251,37 @@ class Participant:
     # ---------------------------------------------------------------- subscribing
 
     def is_paused(self, publisher_session: str, kind: Kind) -> bool:
-        return (None, kind) in self.paused or (publisher_session, kind) in self.paused
+        """Forwarding of that publisher's ``kind`` to this subscriber is off: asked by this subscriber,
+        or this subscriber's user is outside the publisher's audio audience (SPEC §2.8)."""
+        if (None, kind) in self.paused or (publisher_session, kind) in self.paused:
+            return True
+        publisher = self.room.participants.get(publisher_session)
+        return (
+            kind == "audio"
+            and publisher is not None
+            and publisher.audience is not None
+            and self.user_id not in publisher.audience
+        )
+
+    def refresh_pauses(self, publisher_session: str) -> None:
+        """Re-apply :meth:`is_paused` to the down-tracks fed by ``publisher_session``."""
+        for down in self.downtracks:
+            if down.source is not None and down.source.session_id == publisher_session:
+                down.set_paused(self.is_paused(publisher_session, down.kind))
+
+    async def update_audience(self, message: p.UpdateAudience) -> None:
+        """Forward this session's audio only to ``message.user_ids`` (None: everyone) and say so to all."""
+        self.audience = frozenset(message.user_ids) if message.user_ids is not None else None
+        for other in self.room.others(self):
+            other.refresh_pauses(self.session_id)
+        await self.room.broadcast(
+            p.AudienceChanged(
+                user_id=self.user_id,
+                session_id=self.session_id,
+                user_ids=sorted(self.audience) if self.audience is not None else None,
+            ),
+            exclude=None,
+        )
 
     def subscribe(self, source: PublishedTrack) -> None:
         """Forward ``source`` to this participant, reusing an idle transceiver when there is one."""

@@ -236,6 +236,8 @@ class SfuServer:
         elif isinstance(message, p.UpdateSubscription):
             if not participant.update_subscription(message):
                 await participant.error("unknown_session", f"no session {message.session_id!r} in this call")
+        elif isinstance(message, p.UpdateAudience):
+            await participant.update_audience(message)
         elif isinstance(message, p.IceCandidate):
             await participant.add_ice_candidate(message)
         elif isinstance(message, p.HealthCheckRequest):
