@@ -16,7 +16,7 @@ import sys
 from typing import Any
 
 from switchboard import CallConnectOptions, ClientOptions, TrackOption, User, VideoClient
-from switchboard.media import CaptureSpeaker, SilentMicrophone, ToneMicrophone
+from switchboard.media import CaptureSpeaker, ToneMicrophone
 from switchboard.sdk.call import Call
 from switchboard.server import EmbeddedServer
 
@@ -53,7 +53,7 @@ async def main(loss: int) -> dict[str, Any]:
     result: dict[str, Any] = {}
     async with EmbeddedServer() as server:
         clients = []
-        for user, mic in (("alice", ToneMicrophone(440.0)), ("bob", SilentMicrophone())):
+        for user, mic in (("alice", ToneMicrophone(440.0)), ("bob", ToneMicrophone(660.0))):
             client = VideoClient(
                 server.api_key,
                 user=User.regular(user),

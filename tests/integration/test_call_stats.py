@@ -112,11 +112,17 @@ def test_stats_and_quality_show_the_loss_injected_on_the_path() -> None:
             assert track("before", user, direction)["fraction_lost"] == 0.0, (user, direction)
     assert report["quality_before"] == "excellent"
 
-    # 20 % of every datagram dropped: each leg (client -> SFU, SFU -> client) loses about that much
+    # 20 % of every datagram dropped: each leg (client -> SFU, SFU -> client) loses about that much.
+    # Judged on the counters over the whole lossy phase (hundreds of packets); the RTCP fraction lost
+    # covers one report interval (a few dozen packets), so it only has to show that loss is happening.
     low, high = 0.08, 0.35
     for user in ("alice", "bob"):
         for direction in ("inbound", "outbound"):
-            stats = track("after", user, direction)
-            assert low < stats["fraction_lost"] < high, (user, direction, stats)
-            assert stats["packets_lost"] > track("before", user, direction)["packets_lost"]
+            before, after = track("before", user, direction), track("after", user, direction)
+            lost = after["packets_lost"] - before["packets_lost"]
+            packets = after["packets"] - before["packets"]
+            # inbound counts what arrived (lost ones did not); outbound counts what was sent
+            share = lost / (packets + lost) if direction == "inbound" else lost / packets
+            assert low < share < high, (user, direction, lost, packets, after)
+            assert after["fraction_lost"] > 0.0, (user, direction, after)
     assert report["quality_after"] == "poor"
