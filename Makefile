@@ -31,8 +31,9 @@ lint-js: node_modules/.package-lock.json
 node_modules/.package-lock.json: package.json package-lock.json
 	npm ci --no-audit --no-fund --silent
 
+# two workers, one test file each: most tests wait on real-time audio, so two halve the wall time
 test: lint
-	$(BIN)/python -m pytest -q
+	$(BIN)/python -m pytest -q -n 2 --dist loadfile
 
 # the SDK reference, generated from the public modules' docstrings (tests/test_reference_docs.py builds it too)
 REFERENCE_MODULES := switchboard switchboard.media switchboard.server switchboard.errors
