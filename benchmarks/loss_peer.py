@@ -8,9 +8,11 @@ Config: ``{"role": "core" | "edge", "host": ADDRESS, "server": ServerInfo (edge 
   then joins as a participant with a clean path to the SFU (same namespace).
 * ``edge`` joins as the participant behind the lossy path.
 
-Either one sends a steady tone at ``send_hz`` and listens for ``listen_hz``: once the other side's
-tone is audible it records ``seconds`` of what its speaker played and prints ``{"result": ...}``:
-the share of 20 ms frames within 3 dB of the tone's level, and its jitter buffer's counts. It then
+Either one sends a steady tone at ``send_hz``, prints ``{"joined": true}`` once in the call and waits
+for the parent's ``measure`` command (the parent turns the loss on in between), then listens for
+``listen_hz``: once the other side's tone is audible it records ``seconds`` of what its speaker
+played and prints ``{"result": ...}``: the share of 20 ms frames within 3 dB of the tone's level,
+and its jitter buffer's counts. It then
 stays in the call until its stdin closes. ``resilience`` false turns in-band FEC and loss
 concealment off in both directions of this participant (the comparison run).
 """
@@ -90,8 +92,12 @@ async def _participate(server: ServerInfo, config: Json) -> None:
         )
         await call.get_or_create()
         await call.join(MIC_ON)
+        # the parent turns the loss on once both peers are in the call, then says "measure"
+        emit({"joined": True})
+        parent = commands()
+        await anext(parent)
         emit({"result": await _listen(call, speaker, float(config["listen_hz"]), float(config["seconds"]))})
-        async for _ in commands():  # stay in the call until the parent closes our stdin
+        async for _ in parent:  # stay in the call until the parent closes our stdin
             pass
     finally:
         await client.disconnect()
