@@ -1,6 +1,7 @@
 """``switchboard coordinator --redis URL``: one of several coordinators sharing state through Redis.
 
-Kept apart from :mod:`switchboard.cli` (which only registers the command) so the scale-out command
+Kept apart from :mod:`switchboard.cli` (which only registers the command; both build on
+:mod:`switchboard.cli_common`) so the scale-out command
 grows without touching the others.
 """
 
@@ -13,7 +14,7 @@ import logging
 import signal
 from typing import Any
 
-from switchboard.cli import (
+from switchboard.cli_common import (
     DEFAULT_HOST,
     KEY_ENV,
     SECRET_ENV,

@@ -1,0 +1,141 @@
+"""What every ``switchboard`` subcommand shares: the one-line error, argument types, the key pair, logging.
+
+:mod:`switchboard.cli` (serve, sfu, token, demo, devices) and :mod:`switchboard.cli_coordinator` both
+build on it, so neither imports the other's internals.
+"""
+
+from __future__ import annotations
+
+import argparse
+import errno
+import logging
+import math
+import os
+import socket
+import sys
+from dataclasses import dataclass
+from typing import NoReturn
+
+from switchboard.dev_keys import DevKeyError, load_dev_key_pair, load_or_create_dev_key_pair
+from switchboard.errors import InvalidRequestError
+from switchboard.sdk.validation import require_identifier
+
+DEFAULT_HOST = "127.0.0.1"
+DEFAULT_PORT = 3030
+
+KEY_ENV, SECRET_ENV = "SWITCHBOARD_API_KEY", "SWITCHBOARD_API_SECRET"
+PORT_ENV, SFU_PORT_ENV = "SWITCHBOARD_PORT", "SWITCHBOARD_SFU_PORT"
+
+
+class CliError(Exception):
+    """A failure to report as one line (``switchboard <command>: <message>``) and exit ``exit_code``."""
+
+    def __init__(self, message: str, exit_code: int = 1) -> None:
+        super().__init__(message)
+        self.exit_code = exit_code
+
+
+class _Parser(argparse.ArgumentParser):
+    """argparse, but a usage error is one line naming the help to read, not a usage dump."""
+
+    def error(self, message: str) -> NoReturn:
+        self.exit(2, f"{self.prog}: {message} (see {self.prog} --help)\n")
+
+
+# ---------------------------------------------------------------- argument types
+
+
+def _port(text: str) -> int:
+    try:
+        port = int(text)
+    except ValueError:
+        port = -1
+    if not 0 <= port <= 65535:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a port number (0-65535; 0: any free port)")
+    return port
+
+
+def _env_port(name: str, default: int) -> str:
+    """The default of a port option: ``$name`` when set (checked like the option), else ``default``."""
+    return os.environ.get(name) or str(default)
+
+
+def _ttl(text: str) -> float:
+    try:
+        ttl = float(text)
+    except ValueError:
+        ttl = math.nan
+    if not (math.isfinite(ttl) and ttl > 0):
+        raise argparse.ArgumentTypeError(f"{text!r} is not a positive number of seconds")
+    return ttl
+
+
+def _user_id(text: str) -> str:
+    try:
+        return require_identifier(text, "user id")
+    except InvalidRequestError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
+
+
+# ---------------------------------------------------------------- key pair
+
+
+@dataclass(frozen=True)
+class KeyPair:
+    api_key: str
+    api_secret: str
+    #: where it came from, for the user: the environment, or the development key file
+    source: str
+    #: the development pair's file (None when it came from the environment)
+    stored_in: str | None = None
+
+
+def resolve_key_pair(*, create: bool) -> KeyPair:
+    """The key pair from SWITCHBOARD_API_KEY / SWITCHBOARD_API_SECRET, else the stored development pair.
+
+    ``create``: make and store a development pair when none is stored (``serve``); otherwise its absence
+    is a CliError (``token``). Half a pair in the environment is a CliError either way.
+    """
+    key, secret = os.environ.get(KEY_ENV), os.environ.get(SECRET_ENV)
+    if key and secret:
+        return KeyPair(key, secret, "environment")
+    if key or secret:
+        raise CliError(f"set both {KEY_ENV} and {SECRET_ENV}, or neither (to use the development pair)")
+    try:
+        stored = load_or_create_dev_key_pair() if create else load_dev_key_pair()
+    except DevKeyError as exc:
+        raise CliError(str(exc)) from None
+    if stored is None:
+        raise CliError(
+            f"no key pair: set {KEY_ENV} and {SECRET_ENV}, or run `switchboard serve` once "
+            "to create a development pair"
+        )
+    source = "new development pair" if stored.created else "development pair"
+    return KeyPair(stored.api_key, stored.api_secret, source, str(stored.path))
+
+
+# ---------------------------------------------------------------- serve
+
+
+def configure_logging(level: str) -> None:
+    """Server logs on stderr: each request (aiohttp's access log) and each error, at ``level``."""
+    logging.basicConfig(
+        level=getattr(logging, level.upper()),
+        stream=sys.stderr,
+        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+    )
+    for chatty in ("aioice", "aiortc"):  # per-packet ICE/DTLS chatter: only problems
+        logging.getLogger(chatty).setLevel(max(logging.WARNING, logging.getLogger().level))
+
+
+def bind_failure(host: str, ports: str, exc: OSError) -> CliError:
+    """The one line for a server that could not listen (port taken, unknown host, no permission)."""
+    reason = exc.strerror or str(exc)
+    if isinstance(exc, socket.gaierror):
+        return CliError(f"cannot listen on {host!r}: {reason}; check --host")
+    hint = (
+        "Is another server running? Stop it, or choose other ports with --port and --sfu-port"
+        if exc.errno == errno.EADDRINUSE
+        else "Check --host, --port and --sfu-port"
+    )
+    return CliError(f"cannot listen on {host} ({ports}): {reason}. {hint}")
