@@ -11,16 +11,17 @@ fraction lost, round-trip time), and rates it: ``excellent`` (loss under 2 %, ro
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
-import weakref
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 from aiortc.stats import RTCInboundRtpStreamStats, RTCRemoteInboundRtpStreamStats
 
 from switchboard.protocol import sfu as p
-from switchboard.server.sfu.participant import Participant
-from switchboard.server.sfu.room import Room
+
+if TYPE_CHECKING:
+    from switchboard.server.sfu.participant import Participant
+    from switchboard.server.sfu.room import Room
 
 log = logging.getLogger("switchboard.sfu.quality")
 
@@ -116,20 +117,3 @@ class QualityMonitor:
     def close(self) -> None:
         if self._task is not None:
             self._task.cancel()
-
-
-_MONITORS: weakref.WeakKeyDictionary[Room, QualityMonitor] = weakref.WeakKeyDictionary()
-
-
-def monitor_for(room: Room) -> QualityMonitor:
-    monitor = _MONITORS.get(room)
-    if monitor is None:
-        monitor = _MONITORS[room] = QualityMonitor(room)
-    return monitor
-
-
-def close_monitor(room: Room) -> None:
-    monitor = _MONITORS.pop(room, None)
-    if monitor is not None:
-        with contextlib.suppress(Exception):
-            monitor.close()

@@ -9,6 +9,8 @@ from typing import TYPE_CHECKING
 
 from switchboard.protocol import sfu as p
 from switchboard.server.sfu.forwarding import PublishedTrack
+from switchboard.server.sfu.quality import QualityMonitor
+from switchboard.server.sfu.speakers import SpeakerDetector
 
 if TYPE_CHECKING:
     from switchboard.server.sfu.participant import Participant
@@ -33,6 +35,10 @@ class Room:
         self._removal_timers: dict[str, asyncio.TimerHandle] = {}
         self._on_participant = on_participant
         self._on_empty = on_empty
+        #: audio levels and the dominant speaker; connection quality per session (both stop when the
+        #: room ends)
+        self.speakers = SpeakerDetector(self)
+        self.quality = QualityMonitor(self)
 
     async def _notify(self, participant: Participant, joined: bool) -> None:
         if self._on_participant is not None:
@@ -67,12 +73,8 @@ class Room:
     def track_published(self, publisher: Participant, track: PublishedTrack) -> None:
         # (a track it replaces was closed by the publisher first, which idled its down-tracks for reuse)
         if track.kind == "audio":
-            from switchboard.server.sfu.speakers import detector_for
-
-            detector_for(self).track_published(track)  # audio levels and dominant speaker
-        from switchboard.server.sfu.quality import monitor_for
-
-        monitor_for(self).start()  # connection quality per session
+            self.speakers.track_published(track)  # audio levels and dominant speaker
+        self.quality.start()  # connection quality per session
         from switchboard.server.sfu.recording import recorder_of
 
         recorder = recorder_of(self)
@@ -143,10 +145,7 @@ class Room:
             timer.cancel()
 
     async def end(self) -> None:
-        from switchboard.server.sfu.quality import close_monitor
-        from switchboard.server.sfu.speakers import close_detector
-
-        close_detector(self)
-        close_monitor(self)
+        self.speakers.close()
+        self.quality.close()
         await self.broadcast(p.CallEnded(), exclude=None)
         await asyncio.gather(*(self.remove(q, reason="call_ended") for q in list(self.participants.values())))

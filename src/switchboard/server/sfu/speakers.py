@@ -15,14 +15,16 @@ import asyncio
 import contextlib
 import logging
 import math
-import weakref
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 from aiohttp import web
 
 from switchboard.protocol import sfu as p
 from switchboard.server.sfu.forwarding import PublishedTrack
-from switchboard.server.sfu.room import Room
+
+if TYPE_CHECKING:
+    from switchboard.server.sfu.room import Room
 
 log = logging.getLogger("switchboard.sfu.speakers")
 
@@ -148,21 +150,3 @@ class SpeakerDetector:
     def close(self) -> None:
         if self._task is not None:
             self._task.cancel()
-
-
-_DETECTORS: weakref.WeakKeyDictionary[Room, SpeakerDetector] = weakref.WeakKeyDictionary()
-
-
-def detector_for(room: Room) -> SpeakerDetector:
-    """The room's detector (made on first use; it stops by itself when the room empties)."""
-    detector = _DETECTORS.get(room)
-    if detector is None:
-        detector = _DETECTORS[room] = SpeakerDetector(room)
-    return detector
-
-
-def close_detector(room: Room) -> None:
-    detector = _DETECTORS.pop(room, None)
-    if detector is not None:
-        with contextlib.suppress(Exception):
-            detector.close()
