@@ -11,7 +11,10 @@ this process. Per session:
   the ``tracks`` map built from Janus's ``streams`` list, and the client's answer goes back as
   ``start`` (one offer in flight at a time);
 * pausing (``update_subscription``, ``audio_paused``) is a per-stream ``configure {"send": false}``
-  on the subscriber handle: Janus stops relaying that stream to this subscriber only.
+  on the subscriber handle: Janus stops relaying that stream to this subscriber only;
+* a whisper (``update_audience``, SPEC §2.8) is the same per-stream ``send: false`` on the subscriber
+  handle of every session whose user is outside the publisher's audience (the rules are the embedded
+  engine's: ``server/sfu/sessions.py``).
 
 Send grants: only published streams of an allowed kind are ever subscribed to by anyone; the client
 gets ``permission_denied`` (non-fatal) for the others, as with the embedded engine.
@@ -32,7 +35,19 @@ from aiortc.sdp import SessionDescription
 from switchboard.protocol import sfu as p
 from switchboard.protocol.tokens import SfuClaims, SfuGrants
 from switchboard.server.sfu.participant import MAX_PUBLISHER_MEDIA
-from switchboard.server.sfu.room import ParticipantHook
+from switchboard.server.sfu.sessions import (
+    Audience,
+    CallSessions,
+    Kind,
+    ParticipantHook,
+    PauseKey,
+    apply_pause,
+    audience_changed,
+    audience_of,
+    forget_session,
+    forwarding_paused,
+    participant_info,
+)
 from switchboard.server.sfu_janus.janus_api import JanusConnection, JanusError, JanusHandle, JsonObject
 
 log = logging.getLogger("switchboard.sfu.janus")
@@ -66,6 +81,7 @@ def _trickles(sdp: str) -> bool:
 
 
 def _allowed(grants: SfuGrants, kind: str) -> bool:
+    """Whether the send ``grants`` allow publishing ``kind`` (SPEC §2.7, §2.10)."""
     return grants.send_audio if kind == "audio" else grants.send_video
 
 
@@ -82,16 +98,20 @@ class JanusParticipant:
         #: published streams forwarded to others: mid -> kind (allowed kinds only)
         self.pub_mids: dict[str, str] = {}
         self.muted: dict[str, bool] = {}
+        #: users this session's audio goes to (SPEC §2.8 whisper); None: everyone
+        self.audience: Audience = None
         self._published_once = False
         #: Janus reported the publisher's peer connection up (``webrtcup``): others may subscribe
         self._webrtc_up = asyncio.Event()
         #: forwarding pauses this subscriber asked for: (publisher session or None for all, kind)
-        self.paused: set[tuple[str | None, str]] = set()
+        self.paused: set[PauseKey] = set()
         #: what the subscriber handle carries: (feed id, publisher mid) now subscribed
         self.subscribed: set[tuple[int, str]] = set()
         #: Janus's latest subscriber streams: mid -> stream description
         self.sub_streams: dict[str, JsonObject] = {}
-        self._send_state: dict[str, bool] = {}
+        #: what each subscribed stream was last configured to: (mid, feed id) -> send (Janus may
+        #: reuse a mid for another feed, whose forwarding starts from Janus's default, sending)
+        self._send_state: dict[tuple[str, int], bool] = {}
         self._last_offer: p.SubscriberOffer | None = None
         self._sub_lock = asyncio.Lock()
         self._answer: asyncio.Future[str] | None = None
@@ -103,12 +123,9 @@ class JanusParticipant:
         return f"JanusParticipant({self.user_id}/{self.session_id[:8]})"
 
     def info(self) -> p.ParticipantInfo:
-        kinds = sorted(set(self.pub_mids.values()))
-        return p.ParticipantInfo(
-            user_id=self.user_id,
-            session_id=self.session_id,
-            tracks=[p.TrackInfo(kind=k, muted=self.muted.get(k, False)) for k in kinds],  # type: ignore[arg-type]
-        )
+        kinds: list[Kind] = sorted(set(self.pub_mids.values()))  # type: ignore[arg-type]
+        tracks = [(kind, self.muted.get(kind, False)) for kind in kinds]
+        return participant_info(self.user_id, self.session_id, tracks, self.audience)
 
     def spawn(self, coro: Awaitable[None]) -> None:
         task = asyncio.ensure_future(coro)
@@ -247,18 +264,22 @@ class JanusParticipant:
         """Pause/resume forwarding to this subscriber; False for a session not in the call."""
         if message.session_id is not None and message.session_id not in self.room.participants:
             return False
-        key = (message.session_id, message.kind)
-        if message.paused:
-            self.paused.add(key)
-        else:
-            self.paused.discard(key)
-            if message.session_id is None:  # resuming a kind resumes every publisher of it
-                self.paused = {k for k in self.paused if k[1] != message.kind}
+        self.paused = apply_pause(self.paused, message.session_id, message.kind, message.paused)
         self.spawn(self._apply_pauses())
         return True
 
-    def _is_paused(self, session_id: str, kind: str) -> bool:
-        return (None, kind) in self.paused or (session_id, kind) in self.paused
+    def is_paused(self, publisher: JanusParticipant, kind: Kind) -> bool:
+        """Whether ``publisher``'s ``kind`` is held back from this subscriber (``sessions.py``)."""
+        return forwarding_paused(self.paused, self.user_id, publisher.session_id, publisher.audience, kind)
+
+    async def update_audience(self, message: p.UpdateAudience) -> None:
+        """Forward this session's audio only to ``message.user_ids`` (None: everyone), say so to all."""
+        self.audience = audience_of(message.user_ids)
+        for other in self.room.others(self):
+            other.spawn(other._apply_pauses())
+        await self.room.broadcast(
+            audience_changed(self.user_id, self.session_id, self.audience), exclude=None
+        )
 
     async def _apply_pauses(self) -> None:
         """Per-stream ``configure {"send": ...}`` for every stream whose state must change."""
@@ -267,16 +288,21 @@ class JanusParticipant:
             return
         changes = []
         for mid, stream in self.sub_streams.items():
-            owner = self.room.by_feed.get(int(stream.get("feed_id", 0) or 0))
+            feed = int(stream.get("feed_id", 0) or 0)
+            owner = self.room.by_feed.get(feed)
             if owner is None:
                 continue
-            send = not self._is_paused(owner.session_id, str(stream.get("type")))
-            if self._send_state.get(mid, True) != send:
+            send = not self.is_paused(owner, "audio" if stream.get("type") == "audio" else "video")
+            if self._send_state.get((mid, feed), True) != send:
                 changes.append({"mid": mid, "send": send})
-                self._send_state[mid] = send
+                self._send_state[(mid, feed)] = send
         if changes:
             with contextlib.suppress(JanusError, ConnectionError, TimeoutError):
                 await handle.message({"request": "configure", "streams": changes})
+
+    def sends(self, mid: str, stream: JsonObject) -> bool:
+        """Whether Janus forwards the subscribed stream ``mid`` (``stream``: Janus's description)."""
+        return self._send_state.get((mid, int(stream.get("feed_id", 0) or 0)), True)
 
     def _wanted(self) -> set[tuple[int, str]]:
         return {(other.feed_id, mid) for other in self.room.others(self) for mid in other.pub_mids}
@@ -421,7 +447,7 @@ class JanusParticipant:
                 await ws.close()
 
 
-class JanusRoom:
+class JanusRoom(CallSessions[JanusParticipant]):
     """A call: its sessions and the Janus VideoRoom they meet in."""
 
     def __init__(
@@ -433,35 +459,16 @@ class JanusRoom:
         on_participant: ParticipantHook | None = None,
         on_empty: Callable[[JanusRoom], Awaitable[None]] | None = None,
     ) -> None:
-        self.cid = cid
+        super().__init__(cid, on_participant=on_participant)
         self.janus: JanusConnection | None = janus
         self.janus_room = janus_room
-        self.participants: dict[str, JanusParticipant] = {}
         self.by_feed: dict[int, JanusParticipant] = {}
-        self._removal_timers: dict[str, asyncio.TimerHandle] = {}
-        self._on_participant = on_participant
         self._on_empty = on_empty
-
-    def others(self, participant: JanusParticipant) -> list[JanusParticipant]:
-        return [q for q in self.participants.values() if q is not participant]
-
-    async def broadcast(self, message: p._Msg, *, exclude: JanusParticipant | None) -> None:
-        await asyncio.gather(
-            *(q.send(message) for q in self.participants.values() if q is not exclude),
-            return_exceptions=True,
-        )
 
     def resync(self) -> None:
         """Every session re-checks its subscription (tracks came or went)."""
         for q in self.participants.values():
             q.spawn(q.sync())
-
-    async def _notify(self, participant: JanusParticipant, joined: bool) -> None:
-        if self._on_participant is not None:
-            try:
-                await self._on_participant(self.cid, participant.user_id, participant.session_id, joined)
-            except Exception:
-                log.exception("%s: participant hook failed", self.cid)
 
     async def add(self, participant: JanusParticipant) -> None:
         assert self.janus is not None
@@ -480,14 +487,12 @@ class JanusRoom:
         await self._notify(participant, True)
 
     async def remove(self, participant: JanusParticipant, *, reason: str = "left") -> None:
-        timer = self._removal_timers.pop(participant.session_id, None)
-        if timer is not None:
-            timer.cancel()
+        self.cancel_removal(participant)
         if self.participants.get(participant.session_id) is not participant:
             return
         del self.participants[participant.session_id]
         for other in self.others(participant):
-            other.paused = {key for key in other.paused if key[0] != participant.session_id}
+            other.paused = forget_session(other.paused, participant.session_id)
         await participant.close()
         self.by_feed.pop(participant.feed_id, None)
         await self.broadcast(
@@ -498,18 +503,6 @@ class JanusRoom:
         await self._notify(participant, False)
         if not self.participants and self._on_empty is not None:
             await self._on_empty(self)
-
-    def schedule_removal(self, participant: JanusParticipant, grace: float) -> None:
-        participant.detach()
-        loop = asyncio.get_running_loop()
-        self._removal_timers[participant.session_id] = loop.call_later(
-            grace, lambda: participant.spawn(self.remove(participant, reason="vanished"))
-        )
-
-    def cancel_removal(self, participant: JanusParticipant) -> None:
-        timer = self._removal_timers.pop(participant.session_id, None)
-        if timer is not None:
-            timer.cancel()
 
     async def end(self) -> None:
         await self.broadcast(p.CallEnded(), exclude=None)
@@ -528,7 +521,7 @@ class JanusRoom:
                             if int(s["feed_id"]) in self.by_feed
                             else None
                         ),
-                        "paused": not q._send_state.get(mid, True),
+                        "paused": not q.sends(mid, s),
                     }
                     for mid, s in q.sub_streams.items()
                 ],

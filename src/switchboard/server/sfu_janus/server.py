@@ -15,6 +15,7 @@ import logging
 
 from aiohttp import web
 
+from switchboard.protocol import sfu as p
 from switchboard.protocol.tokens import SfuClaims
 from switchboard.server.sfu.room import ParticipantHook
 from switchboard.server.sfu.server import SfuConfig
@@ -148,6 +149,10 @@ class JanusSfuServer(SignallingServer[JanusParticipant, JanusRoom]):
 
     def _pause_all_audio(self, participant: JanusParticipant) -> None:
         participant.paused.add((None, "audio"))
+
+    async def _dispatch_more(self, participant: JanusParticipant, message: p.ClientMessage) -> None:
+        if isinstance(message, p.UpdateAudience):
+            await participant.update_audience(message)
 
     async def _engine_failure(self, ws: web.WebSocketResponse, exc: BaseException) -> None:
         log.error("janus refused a join: %s", exc)
