@@ -76,6 +76,7 @@ FILES = {
     "tests/integration/test_engines.py": 5,
     "tests/integration/test_focus_beyond.py": 15,
     "tests/integration/test_media.py": 11,
+    "tests/integration/test_moderation.py": 3,
     "tests/integration/test_multicall.py": 13,
     "tests/janus_only.py": 2,
 }

@@ -1419,3 +1419,47 @@ def ice_candidate_pairs(pc: RTCPeerConnection) -> list[IceCandidatePair]:
                 )
             )
     return pairs
+
+
+# ---------------------------------------------------------------------------------------------
+# Receivers whose m-line changes source (aiortc 1.16.0 RTCDtlsTransport RTP router)
+# ---------------------------------------------------------------------------------------------
+
+from aiortc.sdp import SessionDescription  # noqa: E402
+
+
+def route_remote_ssrcs(pc: RTCPeerConnection) -> int:
+    """Route every SSRC ``pc``'s remote description announces to its m-line's started receiver.
+
+    aiortc 1.16.0 enters a receiver's SSRCs in its transport's RTP router once, when the receiver
+    starts (``RTCRtpReceiver.receive``); a later description announcing another SSRC on the same
+    m-line changes nothing, and packets of that SSRC are then routed by payload type alone, which
+    drops them as soon as two receivers share it (two remote audio tracks). An SFU that reuses an
+    m-line for another source with a new SSRC (Janus's multistream subscriptions do, RFC 8843
+    allows it) would go silent on that m-line. Call after each remote description is applied;
+    returns how many SSRCs were newly routed (receivers not started yet are left to ``receive``).
+    """
+    description = pc.remoteDescription
+    if description is None:
+        return 0
+    by_mid = {t.mid: t.receiver for t in pc.getTransceivers() if t.mid is not None}
+    routed = 0
+    for media in SessionDescription.parse(description.sdp).media:
+        receiver = by_mid.get(media.rtp.muxId)
+        if receiver is None or not media.ssrc:
+            continue
+        router = getattr(receiver.transport, "_rtp_router", None)
+        table = getattr(router, "ssrc_table", None)
+        receivers = getattr(router, "receivers", None)
+        if not isinstance(table, dict) or not isinstance(receivers, set):
+            raise RuntimeError(
+                "RTCDtlsTransport has no _rtp_router with ssrc_table/receivers: the aiortc layout is "
+                f"not the one of aiortc {SUPPORTED_AIORTC_VERSION} that rtp_hooks was written for"
+            )
+        if receiver not in receivers:
+            continue
+        for info in media.ssrc:
+            if table.get(info.ssrc) is not receiver:
+                table[info.ssrc] = receiver
+                routed += 1
+    return routed

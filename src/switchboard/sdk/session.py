@@ -34,7 +34,7 @@ from switchboard.errors import (
 )
 from switchboard.media.audio_session import AudioDeviceModule
 from switchboard.media.local_ice import create_peer_connection, loopback_ice_address
-from switchboard.media.rtp_hooks import forward_audio_level
+from switchboard.media.rtp_hooks import forward_audio_level, route_remote_ssrcs
 from switchboard.media.tracks import CameraTrack
 from switchboard.protocol import coordinator as m
 from switchboard.protocol import sfu as p
@@ -368,6 +368,7 @@ class CallSession:
         await self.subscriber.setRemoteDescription(RTCSessionDescription(offer.sdp, "offer"))
         answer = await self.subscriber.createAnswer()
         await self.subscriber.setLocalDescription(answer)
+        route_remote_ssrcs(self.subscriber)  # an m-line the SFU reused for another source (Janus)
         await self._send(p.SubscriberAnswer(sdp=self.subscriber.localDescription.sdp))
 
     def _on_track(self, track: MediaStreamTrack) -> None:

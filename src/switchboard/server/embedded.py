@@ -221,6 +221,7 @@ class EmbeddedServer:
             coordinator.recordings.sfu = self._sfu.recording
         elif self._janus_sfu is not None:
             coordinator.call_ended_hooks.append(self._janus_sfu.end_call)
+            coordinator.moderation.sfu_hooks.append(self._janus_sfu.moderate)
         else:
             add_internal_routes(app, coordinator)
         runner = web.AppRunner(

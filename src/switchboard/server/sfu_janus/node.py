@@ -19,6 +19,7 @@ from switchboard.errors import SwitchboardError
 from switchboard.media.local_ice import loopback_ice_address
 from switchboard.protocol import sfu as p
 from switchboard.protocol.tokens import verify_admin_token
+from switchboard.server.sfu.moderation import add_moderation_route
 from switchboard.server.sfu.room import ParticipantHook
 from switchboard.server.sfu.server import Admission, SfuConfig
 from switchboard.server.sfu_janus.janus_api import JsonObject
@@ -80,6 +81,7 @@ async def serve_janus_node(
             return web.Response(status=204)
 
         app.router.add_post(p.INTERNAL_END_CALL_PATH, end_call)
+        add_moderation_route(app, sfu.moderate, config.api_secret)
         runner = web.AppRunner(app, handle_signals=False, shutdown_timeout=1.0)
         await runner.setup()
         await web.TCPSite(runner, host, port).start()

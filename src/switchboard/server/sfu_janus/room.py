@@ -97,6 +97,11 @@ class JanusParticipant:
         self.subscriber: JanusHandle | None = None
         #: published streams forwarded to others: mid -> kind (allowed kinds only)
         self.pub_mids: dict[str, str] = {}
+        #: every stream the publisher sends, allowed or not: mid -> kind (a kind granted later is
+        #: forwarded from then on)
+        self.sent_media: dict[str, str] = {}
+        #: kinds a moderator muted: held back from everyone until this client unmutes them
+        self.moderated: set[Kind] = set()
         self.muted: dict[str, bool] = {}
         #: users this session's audio goes to (SPEC §2.8 whisper); None: everyone
         self.audience: Audience = None
@@ -231,8 +236,13 @@ class JanusParticipant:
         except TimeoutError:
             log.warning("%r: the publisher connection did not come up", self)
             return
+        self.sent_media.update(media)
+        await self.publish_allowed()
+
+    async def publish_allowed(self) -> None:
+        """Forward the sent streams the grants allow and that are not forwarded yet, and say so."""
         new_kinds = []
-        for mid, kind in media:
+        for mid, kind in self.sent_media.items():
             if _allowed(self.grants, kind) and mid not in self.pub_mids:
                 self.pub_mids[mid] = kind
                 new_kinds.append(kind)
@@ -251,11 +261,14 @@ class JanusParticipant:
 
     async def update_mute_state(self, message: p.UpdateMuteState) -> None:
         self.muted[message.kind] = message.muted
+        if not message.muted and message.kind in self.moderated:
+            self.moderated.discard(message.kind)  # the user unmutes after a moderator's mute
+            self.room.refresh_pauses()
         await self.room.broadcast(
             p.MuteStateChanged(
                 user_id=self.user_id, session_id=self.session_id, kind=message.kind, muted=message.muted
             ),
-            exclude=self,
+            exclude=None,
         )
 
     # ---------------------------------------------------------------- subscribing
@@ -265,23 +278,25 @@ class JanusParticipant:
         if message.session_id is not None and message.session_id not in self.room.participants:
             return False
         self.paused = apply_pause(self.paused, message.session_id, message.kind, message.paused)
-        self.spawn(self._apply_pauses())
+        self.spawn(self.apply_pauses())
         return True
 
     def is_paused(self, publisher: JanusParticipant, kind: Kind) -> bool:
-        """Whether ``publisher``'s ``kind`` is held back from this subscriber (``sessions.py``)."""
-        return forwarding_paused(self.paused, self.user_id, publisher.session_id, publisher.audience, kind)
+        """Whether ``publisher``'s ``kind`` is held back from this subscriber: paused by it, outside
+        the publisher's audience (``sessions.py``), or muted by a moderator."""
+        return kind in publisher.moderated or forwarding_paused(
+            self.paused, self.user_id, publisher.session_id, publisher.audience, kind
+        )
 
     async def update_audience(self, message: p.UpdateAudience) -> None:
         """Forward this session's audio only to ``message.user_ids`` (None: everyone), say so to all."""
         self.audience = audience_of(message.user_ids)
-        for other in self.room.others(self):
-            other.spawn(other._apply_pauses())
+        self.room.refresh_pauses()
         await self.room.broadcast(
             audience_changed(self.user_id, self.session_id, self.audience), exclude=None
         )
 
-    async def _apply_pauses(self) -> None:
+    async def apply_pauses(self) -> None:
         """Per-stream ``configure {"send": ...}`` for every stream whose state must change."""
         handle = self.subscriber
         if handle is None:
@@ -375,7 +390,7 @@ class JanusParticipant:
                 tracks[mid] = p.RemoteTrack(
                     user_id=owner.user_id, session_id=owner.session_id, kind=stream["type"]
                 )
-        await self._apply_pauses()  # before the client can receive anything
+        await self.apply_pauses()  # before the client can receive anything
         offer = p.SubscriberOffer(sdp=janus_dtls_client(str(jsep["sdp"])), tracks=tracks)
         self._last_offer = offer
         self._answer = asyncio.get_running_loop().create_future()
@@ -469,6 +484,11 @@ class JanusRoom(CallSessions[JanusParticipant]):
         """Every session re-checks its subscription (tracks came or went)."""
         for q in self.participants.values():
             q.spawn(q.sync())
+
+    def refresh_pauses(self) -> None:
+        """Every session re-applies what it may receive (an audience or a moderator's mute changed)."""
+        for q in self.participants.values():
+            q.spawn(q.apply_pauses())
 
     async def add(self, participant: JanusParticipant) -> None:
         assert self.janus is not None

@@ -21,6 +21,7 @@ from switchboard.server.sfu.room import ParticipantHook
 from switchboard.server.sfu.server import SfuConfig
 from switchboard.server.sfu.signalling import Admission, SignallingServer
 from switchboard.server.sfu_janus.janus_api import JanusConnection, JanusError, JanusHandle
+from switchboard.server.sfu_janus.moderation import moderate
 from switchboard.server.sfu_janus.room import JanusParticipant, JanusRoom
 
 log = logging.getLogger("switchboard.sfu.janus")
@@ -114,6 +115,11 @@ class JanusSfuServer(SignallingServer[JanusParticipant, JanusRoom]):
             "participants": self.participant_count(),
             "rooms": {cid: room.stats() for cid, room in self.rooms.items()},
         }
+
+    async def moderate(self, command: p.ModerationCommand) -> int:
+        """A moderator's command (``moderation.py``); the number of sessions it acted on."""
+        room = self.rooms.get(command.cid)
+        return 0 if room is None else await moderate(room, command)
 
     async def end_call(self, cid: str) -> None:
         room = self.rooms.get(cid)
