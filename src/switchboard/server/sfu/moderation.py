@@ -29,14 +29,12 @@ from switchboard.protocol.tokens import SfuGrants, verify_admin_token
 from switchboard.server.sfu.forwarding import Kind
 from switchboard.server.sfu.participant import Participant
 from switchboard.server.sfu.room import Room
+from switchboard.server.sfu.sessions import moderation_targets
 
 
 def targets(room: Room, command: p.ModerationCommand) -> list[Participant]:
     """The sessions ``command`` acts on (never the moderator's own when acting on everyone)."""
-    if command.user_ids is None:
-        return [q for q in room.participants.values() if q.user_id != command.by]
-    wanted = set(command.user_ids)
-    return [q for q in room.participants.values() if q.user_id in wanted]
+    return moderation_targets(room.participants.values(), command)
 
 
 async def moderate(room: Room, command: p.ModerationCommand) -> int:

@@ -36,6 +36,13 @@ from switchboard.server.sfu.sdp import (
     set_stream_ids,
     wants_stereo,
 )
+from switchboard.server.sfu.sessions import (
+    apply_pause,
+    audience_changed,
+    audience_of,
+    forwarding_paused,
+    participant_info,
+)
 
 if TYPE_CHECKING:
     from switchboard.server.sfu.room import Room
@@ -106,12 +113,8 @@ class Participant:
         return f"Participant({self.user_id}/{self.session_id[:8]})"
 
     def info(self) -> p.ParticipantInfo:
-        return p.ParticipantInfo(
-            user_id=self.user_id,
-            session_id=self.session_id,
-            tracks=[p.TrackInfo(kind=kind, muted=t.muted) for kind, t in self.published.items()],
-            audience=sorted(self.audience) if self.audience is not None else None,
-        )
+        tracks = [(kind, t.muted) for kind, t in self.published.items()]
+        return participant_info(self.user_id, self.session_id, tracks, self.audience)
 
     def spawn(self, coro: Awaitable[None]) -> None:
         task = asyncio.ensure_future(coro)
@@ -253,15 +256,9 @@ class Participant:
     def is_paused(self, publisher_session: str, kind: Kind) -> bool:
         """Forwarding of that publisher's ``kind`` to this subscriber is off: asked by this subscriber,
         or this subscriber's user is outside the publisher's audio audience (SPEC §2.8)."""
-        if (None, kind) in self.paused or (publisher_session, kind) in self.paused:
-            return True
         publisher = self.room.participants.get(publisher_session)
-        return (
-            kind == "audio"
-            and publisher is not None
-            and publisher.audience is not None
-            and self.user_id not in publisher.audience
-        )
+        audience = publisher.audience if publisher is not None else None
+        return forwarding_paused(self.paused, self.user_id, publisher_session, audience, kind)
 
     def refresh_pauses(self, publisher_session: str) -> None:
         """Re-apply :meth:`is_paused` to the down-tracks fed by ``publisher_session``."""
@@ -271,16 +268,11 @@ class Participant:
 
     async def update_audience(self, message: p.UpdateAudience) -> None:
         """Forward this session's audio only to ``message.user_ids`` (None: everyone) and say so to all."""
-        self.audience = frozenset(message.user_ids) if message.user_ids is not None else None
+        self.audience = audience_of(message.user_ids)
         for other in self.room.others(self):
             other.refresh_pauses(self.session_id)
         await self.room.broadcast(
-            p.AudienceChanged(
-                user_id=self.user_id,
-                session_id=self.session_id,
-                user_ids=sorted(self.audience) if self.audience is not None else None,
-            ),
-            exclude=None,
+            audience_changed(self.user_id, self.session_id, self.audience), exclude=None
         )
 
     def subscribe(self, source: PublishedTrack) -> None:
@@ -316,14 +308,7 @@ class Participant:
         """
         if message.session_id is not None and message.session_id not in self.room.participants:
             return False
-        key = (message.session_id, message.kind)
-        if message.paused:
-            self.paused.add(key)
-        else:
-            self.paused.discard(key)
-            if message.session_id is None:
-                # resuming "all" also lifts per-publisher pauses of that kind
-                self.paused = {k for k in self.paused if k[1] != message.kind}
+        self.paused = apply_pause(self.paused, message.session_id, message.kind, message.paused)
         for down in self.downtracks:
             if down.source is not None and down.kind == message.kind:
                 down.set_paused(self.is_paused(down.source.session_id, down.kind))

@@ -4,12 +4,13 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Awaitable, Callable
+from collections.abc import Callable
 from typing import TYPE_CHECKING
 
 from switchboard.protocol import sfu as p
 from switchboard.server.sfu.forwarding import PublishedTrack
 from switchboard.server.sfu.quality import QualityMonitor
+from switchboard.server.sfu.sessions import CallSessions, ParticipantHook, forget_session
 from switchboard.server.sfu.speakers import SpeakerDetector
 
 if TYPE_CHECKING:
@@ -17,12 +18,10 @@ if TYPE_CHECKING:
 
 log = logging.getLogger("switchboard.sfu")
 
-
-ParticipantHook = Callable[[str, str, str, bool], Awaitable[None]]
-"""(call cid, user id, session id, joined) -> None: told when a session joins or leaves."""
+__all__ = ["ParticipantHook", "Room"]
 
 
-class Room:
+class Room(CallSessions["Participant"]):
     def __init__(
         self,
         cid: str,
@@ -30,30 +29,12 @@ class Room:
         on_participant: ParticipantHook | None = None,
         on_empty: Callable[[Room], None] | None = None,
     ) -> None:
-        self.cid = cid
-        self.participants: dict[str, Participant] = {}
-        self._removal_timers: dict[str, asyncio.TimerHandle] = {}
-        self._on_participant = on_participant
+        super().__init__(cid, on_participant=on_participant)
         self._on_empty = on_empty
         #: audio levels and the dominant speaker; connection quality per session (both stop when the
         #: room ends)
         self.speakers = SpeakerDetector(self)
         self.quality = QualityMonitor(self)
-
-    async def _notify(self, participant: Participant, joined: bool) -> None:
-        if self._on_participant is not None:
-            try:
-                await self._on_participant(self.cid, participant.user_id, participant.session_id, joined)
-            except Exception:
-                log.exception("%s: participant hook failed", self.cid)
-
-    def others(self, participant: Participant) -> list[Participant]:
-        return [q for q in self.participants.values() if q is not participant]
-
-    async def broadcast(self, message: p._Msg, *, exclude: Participant | None) -> None:
-        await asyncio.gather(
-            *(q.send(message) for q in self.participants.values() if q is not exclude), return_exceptions=True
-        )
 
     async def add(self, participant: Participant) -> None:
         self.participants[participant.session_id] = participant
@@ -109,9 +90,7 @@ class Room:
         )
 
     async def remove(self, participant: Participant, *, reason: str = "left") -> None:
-        timer = self._removal_timers.pop(participant.session_id, None)
-        if timer is not None:
-            timer.cancel()
+        self.cancel_removal(participant)
         if self.participants.get(participant.session_id) is not participant:
             return
         del self.participants[participant.session_id]
@@ -120,7 +99,7 @@ class Room:
                 other.unsubscribe(track)
         for other in self.others(participant):
             # pauses naming the departed session are forgotten (bounded memory)
-            other.paused = {key for key in other.paused if key[0] != participant.session_id}
+            other.paused = forget_session(other.paused, participant.session_id)
         await participant.close()
         await self.broadcast(
             p.ParticipantLeft(user_id=participant.user_id, session_id=participant.session_id, reason=reason),
@@ -130,19 +109,6 @@ class Room:
         await self._notify(participant, False)
         if not self.participants and self._on_empty is not None:
             self._on_empty(self)
-
-    def schedule_removal(self, participant: Participant, grace: float) -> None:
-        """The socket dropped without a leave: remove the session unless it reconnects within ``grace``."""
-        participant.detach()
-        loop = asyncio.get_running_loop()
-        self._removal_timers[participant.session_id] = loop.call_later(
-            grace, lambda: participant.spawn(self.remove(participant, reason="vanished"))
-        )
-
-    def cancel_removal(self, participant: Participant) -> None:
-        timer = self._removal_timers.pop(participant.session_id, None)
-        if timer is not None:
-            timer.cancel()
 
     async def end(self) -> None:
         self.speakers.close()

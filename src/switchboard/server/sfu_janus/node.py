@@ -20,8 +20,8 @@ from switchboard.media.local_ice import loopback_ice_address
 from switchboard.protocol import sfu as p
 from switchboard.protocol.tokens import verify_admin_token
 from switchboard.server.sfu.moderation import add_moderation_route
-from switchboard.server.sfu.room import ParticipantHook
 from switchboard.server.sfu.server import Admission, SfuConfig
+from switchboard.server.sfu.sessions import ParticipantHook
 from switchboard.server.sfu_janus.janus_api import JsonObject
 from switchboard.server.sfu_janus.janus_process import JanusConfig, JanusProcess
 from switchboard.server.sfu_janus.server import JanusSfuServer

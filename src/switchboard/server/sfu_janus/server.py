@@ -17,8 +17,8 @@ from aiohttp import web
 
 from switchboard.protocol import sfu as p
 from switchboard.protocol.tokens import SfuClaims
-from switchboard.server.sfu.room import ParticipantHook
 from switchboard.server.sfu.server import SfuConfig
+from switchboard.server.sfu.sessions import ParticipantHook
 from switchboard.server.sfu.signalling import Admission, SignallingServer
 from switchboard.server.sfu_janus.janus_api import JanusConnection, JanusError, JanusHandle
 from switchboard.server.sfu_janus.moderation import moderate
