@@ -8,7 +8,7 @@ import pytest
 
 from switchboard.server.sfu_janus.janus_process import JanusConfig, render_config
 from switchboard.server.sfu_janus.node import janus_config_for
-from switchboard.server.sfu_janus.room import janus_dtls_client
+from switchboard.server.sfu_janus.sdp import janus_dtls_client
 
 
 def _lib(tmp_path: Path) -> Path:

@@ -15,16 +15,28 @@ import asyncio
 import contextlib
 import logging
 import math
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
+from typing import Any, Protocol
 
 from aiohttp import web
 
 from switchboard.protocol import sfu as p
 from switchboard.server.sfu.forwarding import PublishedTrack
 
-if TYPE_CHECKING:
-    from switchboard.server.sfu.room import Room
+
+class LevelRoom(Protocol):
+    """What the detector reads of a room (the embedded engine's or the Janus engine's)."""
+
+    @property
+    def cid(self) -> str: ...
+    @property
+    def participants(self) -> dict[str, Any]: ...
+
+
+def _publishes_audio(participant: Any) -> bool:
+    return "audio" in participant.published
+
 
 log = logging.getLogger("switchboard.sfu.speakers")
 
@@ -68,8 +80,10 @@ def amplitude(dbov: float) -> float:
 class SpeakerDetector:
     """One room's audio levels and dominant speaker (see the module docstring)."""
 
-    def __init__(self, room: Room) -> None:
+    def __init__(self, room: LevelRoom, *, publishes_audio: Callable[[Any], bool] = _publishes_audio) -> None:
+        """``publishes_audio(participant)``: whether a session of ``room`` publishes audio now."""
         self._room = room
+        self._publishes_audio = publishes_audio
         self._meters: dict[str, _Meter] = {}
         self.levels: dict[str, float] = {}
         self.dominant: str | None = None
@@ -79,10 +93,15 @@ class SpeakerDetector:
         self._task: asyncio.Task[None] | None = None
 
     def track_published(self, track: PublishedTrack) -> None:
-        meter = self._meters[track.session_id] = _Meter(track.user_id, track.session_id)
-        track.on_audio_level = meter.add
+        track.on_audio_level = self.add_source(track.user_id, track.session_id)
+
+    def add_source(self, user_id: str, session_id: str) -> Callable[[int], None]:
+        """Measure a session's audio from now on; feed the returned callable each packet's RFC 6464
+        level (dBov, -127..0)."""
+        meter = self._meters[session_id] = _Meter(user_id, session_id)
         if self._task is None or self._task.done():
             self._task = asyncio.get_running_loop().create_task(self._run())
+        return meter.add
 
     async def _run(self) -> None:
         try:
@@ -107,7 +126,7 @@ class SpeakerDetector:
 
     def tick(self) -> p.AudioLevels | None:
         """Close the interval: the levels, the dominant speaker, and the message (None: no audio)."""
-        present = {session: q for session, q in self._room.participants.items() if "audio" in q.published}
+        present = {s: q for s, q in self._room.participants.items() if self._publishes_audio(q)}
         for session in [s for s in self._meters if s not in present]:
             del self._meters[session]
         if self.dominant is not None and self.dominant not in self._room.participants:

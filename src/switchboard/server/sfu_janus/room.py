@@ -49,6 +49,8 @@ from switchboard.server.sfu.sessions import (
     participant_info,
 )
 from switchboard.server.sfu_janus.janus_api import JanusConnection, JanusError, JanusHandle, JsonObject
+from switchboard.server.sfu_janus.levels import LevelListener
+from switchboard.server.sfu_janus.sdp import janus_dtls_client
 
 log = logging.getLogger("switchboard.sfu.janus")
 
@@ -60,19 +62,6 @@ def _sdp_media(sdp: str) -> list[tuple[str, str]]:
     """(mid, kind) of each audio/video m-line of ``sdp`` (ValueError if it does not parse)."""
     parsed = SessionDescription.parse(sdp)
     return [(m.rtp.muxId, m.kind) for m in parsed.media if m.kind in ("audio", "video")]
-
-
-def janus_dtls_client(offer_sdp: str) -> str:
-    """Janus's subscriber offer, rewritten so that Janus is the DTLS client (``a=setup:active``).
-
-    Janus offers ``actpass``; an aiortc answerer then takes the DTLS client role and sends its
-    ClientHello the moment its own ICE completes, which can be before Janus's ICE agent has finished:
-    Janus drops it and the handshake waits for the first retransmission, about 1 s later (measured: 8
-    subscriber connections in 100 took 1035-1081 ms instead of 36-78 ms). With ``active`` in the
-    offer the client answers ``passive`` and Janus starts the handshake when its ICE is ready
-    (RFC 5763 §5 allows an offerer to be active).
-    """
-    return offer_sdp.replace("a=setup:actpass", "a=setup:active")
 
 
 def _trickles(sdp: str) -> bool:
@@ -479,11 +468,14 @@ class JanusRoom(CallSessions[JanusParticipant]):
         self.janus_room = janus_room
         self.by_feed: dict[int, JanusParticipant] = {}
         self._on_empty = on_empty
+        #: the node's own subscription to every audio stream: audio levels, dominant speaker
+        self.levels = LevelListener(self)
 
     def resync(self) -> None:
-        """Every session re-checks its subscription (tracks came or went)."""
+        """Every session, and the level listener, re-checks its subscription (tracks came or went)."""
         for q in self.participants.values():
             q.spawn(q.sync())
+        self.levels.spawn(self.levels.sync())
 
     def refresh_pauses(self) -> None:
         """Every session re-applies what it may receive (an audience or a moderator's mute changed)."""
@@ -521,8 +513,10 @@ class JanusRoom(CallSessions[JanusParticipant]):
         )
         self.resync()
         await self._notify(participant, False)
-        if not self.participants and self._on_empty is not None:
-            await self._on_empty(self)
+        if not self.participants:
+            await self.levels.close()
+            if self._on_empty is not None:
+                await self._on_empty(self)
 
     async def end(self) -> None:
         await self.broadcast(p.CallEnded(), exclude=None)
