@@ -79,6 +79,7 @@ FILES = {
     "tests/integration/test_media.py": 11,
     "tests/integration/test_moderation.py": 3,
     "tests/integration/test_multicall.py": 13,
+    "tests/integration/test_recording.py": 2,
     "tests/janus_only.py": 2,
 }
 

@@ -17,7 +17,7 @@ from switchboard.protocol import coordinator as m
 from switchboard.server import EmbeddedServer
 from switchboard.server.sfu import SfuConfig
 from switchboard.server.sfu.recording import decode_ogg
-from tests.conftest import ClientFactory, wait_heard
+from tests.conftest import TEST_ENGINE, TEST_HOST, ClientFactory, wait_heard
 
 TONES = {"alice": 440.0, "bob": 660.0}
 NO_CAMERA = CallConnectOptions(camera=TrackOption.disabled())
@@ -26,7 +26,9 @@ RECORD_SECONDS = 2.0
 
 @pytest.fixture
 async def server(tmp_path: Path) -> AsyncIterator[EmbeddedServer]:
-    async with EmbeddedServer(sfu_config=SfuConfig(api_secret="", recordings_dir=str(tmp_path))) as srv:
+    config = SfuConfig(api_secret="", recordings_dir=str(tmp_path))
+    # the engine under test (tests/test_janus_engine.py runs this file with Janus too)
+    async with EmbeddedServer(host=TEST_HOST, engine=TEST_ENGINE, sfu_config=config) as srv:
         yield srv
 
 
@@ -94,7 +96,9 @@ async def test_recording_through_an_sfu_in_its_own_process(tmp_path: Path) -> No
     from switchboard import ClientOptions, User, VideoClient
 
     config = SfuConfig(api_secret="", recordings_dir=str(tmp_path / "split"))
-    async with EmbeddedServer(sfu_process=True, sfu_config=config) as split:
+    async with EmbeddedServer(
+        sfu_process=True, host=TEST_HOST, engine=TEST_ENGINE, sfu_config=config
+    ) as split:
         client = VideoClient(
             split.api_key,
             user=User.regular("alice"),

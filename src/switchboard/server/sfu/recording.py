@@ -19,7 +19,9 @@ import struct
 import time
 import uuid
 import weakref
+from collections.abc import Callable, Mapping
 from pathlib import Path
+from typing import Any, Protocol
 
 import av
 import numpy as np
@@ -45,10 +47,19 @@ def opus_head(channels: int = 1) -> bytes:
     return b"OpusHead" + struct.pack("<BBHIhB", 1, channels, PRE_SKIP, SAMPLE_RATE, 0, 0)
 
 
+class AudioSource(Protocol):
+    """Whose audio a :class:`TrackWriter` records."""
+
+    @property
+    def user_id(self) -> str: ...
+    @property
+    def session_id(self) -> str: ...
+
+
 class TrackWriter:
     """One published audio track's packets into one Ogg file, as they arrive."""
 
-    def __init__(self, track: PublishedTrack, path: Path, started: float) -> None:
+    def __init__(self, track: AudioSource, path: Path, started: float) -> None:
         self.user_id = track.user_id
         self.session_id = track.session_id
         self.path = path
@@ -110,6 +121,7 @@ class RoomRecorder:
         self._attached: list[tuple[PublishedTrack, TrackWriter]] = []
 
     def start(self) -> None:
+        _ACTIVE[self.room] = self
         for participant in list(self.room.participants.values()):
             track = participant.published.get("audio")
             if track is not None:
@@ -127,29 +139,35 @@ class RoomRecorder:
         self._attached.append((track, writer))
 
     async def stop(self) -> p.RecordingInfo:
+        _ACTIVE.pop(self.room, None)
         for track, writer in self._attached:
             if writer.write in track.sinks:
                 track.sinks.remove(writer.write)
             writer.close()
         self._attached.clear()
-        files = [
-            p.RecordingFileInfo(
-                path=str(w.path),
-                mixed=False,
-                user_id=w.user_id,
-                session_id=w.session_id,
-                duration_ms=round(w.duration_ms, 1),
-            )
-            for w in self.writers
-            if w.packets
-        ]
-        parts = [(str(w.path), w.offset or 0.0) for w in self.writers if w.packets]
-        mixed = self.directory / "mixed.ogg"
-        duration = await asyncio.to_thread(mix_down, parts, mixed)
-        files.append(p.RecordingFileInfo(path=str(mixed), mixed=True, duration_ms=round(duration, 1)))
-        self.info.stopped_at = time.time()
-        self.info.files = files
-        return self.info
+        return await finish(self.info, self.writers, self.directory)
+
+
+async def finish(info: p.RecordingInfo, writers: list[TrackWriter], directory: Path) -> p.RecordingInfo:
+    """``info`` completed with the (closed) writers' files and their mix (``directory/mixed.ogg``)."""
+    files = [
+        p.RecordingFileInfo(
+            path=str(w.path),
+            mixed=False,
+            user_id=w.user_id,
+            session_id=w.session_id,
+            duration_ms=round(w.duration_ms, 1),
+        )
+        for w in writers
+        if w.packets
+    ]
+    parts = [(str(w.path), w.offset or 0.0) for w in writers if w.packets]
+    mixed = directory / "mixed.ogg"
+    duration = await asyncio.to_thread(mix_down, parts, mixed)
+    files.append(p.RecordingFileInfo(path=str(mixed), mixed=True, duration_ms=round(duration, 1)))
+    info.stopped_at = time.time()
+    info.files = files
+    return info
 
 
 def decode_ogg(path: str) -> npt.NDArray[np.float32]:
@@ -204,15 +222,29 @@ def recorder_of(room: Room) -> RoomRecorder | None:
     return _ACTIVE.get(room)
 
 
-class Recordings:
-    """Every recording of one SFU: start, stop and list per call."""
+class Recorder(Protocol):
+    """One running recording of one call, of either engine."""
 
-    def __init__(self, directory: Path) -> None:
+    info: p.RecordingInfo
+
+    def start(self) -> None: ...
+    async def stop(self) -> p.RecordingInfo: ...
+
+
+class Recordings:
+    """Every recording of one SFU: start, stop and list per call.
+
+    ``new_recorder(room, directory)`` makes the recorder of a call's room (the embedded engine's
+    :class:`RoomRecorder` unless given).
+    """
+
+    def __init__(self, directory: Path, new_recorder: Callable[[Any, Path], Recorder] = RoomRecorder) -> None:
         self.directory = directory
-        self._running: dict[str, RoomRecorder] = {}
+        self._new_recorder = new_recorder
+        self._running: dict[str, Recorder] = {}
         self._done: dict[str, list[p.RecordingInfo]] = {}
 
-    async def command(self, rooms: dict[str, Room], command: p.RecordingCommand) -> p.RecordingsReport:
+    async def command(self, rooms: Mapping[str, Any], command: p.RecordingCommand) -> p.RecordingsReport:
         """Apply ``command``. Errors: CallStateError (409) starting a recording that runs, or with
         nobody in the call's media; stopping one that does not run."""
         running = self._running.get(command.cid)
@@ -224,7 +256,7 @@ class Recordings:
             room = rooms.get(command.cid)
             if room is None:
                 raise CallStateError(f"nobody is in the media of {command.cid}: join before recording")
-            recorder = self._running[command.cid] = _ACTIVE[room] = RoomRecorder(room, self.directory)
+            recorder = self._running[command.cid] = self._new_recorder(room, self.directory)
             recorder.start()
             return p.RecordingsReport(recordings=[recorder.info])
         if command.action == "stop":
@@ -238,7 +270,6 @@ class Recordings:
 
     async def _stop(self, cid: str) -> p.RecordingInfo:
         recorder = self._running.pop(cid)
-        _ACTIVE.pop(recorder.room, None)
         info = await recorder.stop()
         self._done.setdefault(cid, []).append(info)
         return info
@@ -249,4 +280,13 @@ class Recordings:
             await self._stop(cid)
 
 
-__all__ = ["Recordings", "RoomRecorder", "decode_ogg", "mix_down", "recorder_of"]
+__all__ = [
+    "Recorder",
+    "Recordings",
+    "RoomRecorder",
+    "TrackWriter",
+    "decode_ogg",
+    "finish",
+    "mix_down",
+    "recorder_of",
+]

@@ -8,7 +8,8 @@ speaking at once. The node therefore subscribes to every audio stream of the cal
 number of subscribers. Its receivers are tapped (``media/rtp_hooks.py: tap_receiver``): nothing is
 decoded; each packet's RFC 6464 header extension level (dBov) feeds the same
 :class:`~switchboard.server.sfu.speakers.SpeakerDetector` the embedded engine uses, which sends
-``audio_levels`` to the call four times a second.
+``audio_levels`` to the call four times a second. While the call is recorded, the packets also go
+to the recording (``recording.py``).
 """
 
 from __future__ import annotations
@@ -17,7 +18,7 @@ import asyncio
 import contextlib
 import logging
 from collections.abc import Awaitable, Callable
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Protocol
 
 from aiortc import RTCSessionDescription
 from aiortc.mediastreams import MediaStreamTrack
@@ -32,6 +33,13 @@ if TYPE_CHECKING:
     from switchboard.server.sfu_janus.room import JanusParticipant, JanusRoom
 
 log = logging.getLogger("switchboard.sfu.janus")
+
+
+class PacketSink(Protocol):
+    """Where a running recording takes each packet (``recording.py``)."""
+
+    def write(self, participant: JanusParticipant, frame: EncodedFrame) -> None: ...
+
 
 JANUS_ERRORS = (JanusError, ConnectionError, TimeoutError)
 
@@ -54,6 +62,8 @@ class LevelListener:
         #: subscriber mid -> where its packets' levels go (the publishing session's meter)
         self._sinks: dict[str, Callable[[int], None]] = {}
         self._owners: dict[str, str] = {}
+        #: a running recording of the call, given every packet too
+        self.recorder: PacketSink | None = None
         self.taps: list[ReceiverTap] = []
         self._lock = asyncio.Lock()
         self._tasks: set[asyncio.Task[None]] = set()
@@ -162,6 +172,10 @@ class LevelListener:
             sink = self._sinks.get(mid)
             if sink is not None and frame.audio_level is not None:
                 sink(frame.audio_level)
+            if self.recorder is not None:
+                owner = self.room.participants.get(self._owners.get(mid, ""))
+                if owner is not None:
+                    self.recorder.write(owner, frame)
 
         self.taps.append(tap_receiver(transceiver.receiver, level))
 

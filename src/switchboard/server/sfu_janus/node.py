@@ -82,6 +82,22 @@ async def serve_janus_node(
 
         app.router.add_post(p.INTERNAL_END_CALL_PATH, end_call)
         add_moderation_route(app, sfu.moderate, config.api_secret)
+
+        async def recording(request: web.Request) -> web.Response:
+            header = request.headers.get("Authorization", "")
+            try:
+                verify_admin_token(
+                    config.api_secret, header[7:].strip() if header.lower().startswith("bearer ") else ""
+                )
+                command = p.RecordingCommand.model_validate_json(await request.read())
+                report = await sfu.recording(command)
+            except SwitchboardError as exc:
+                return web.json_response({"code": exc.code, "message": exc.message}, status=exc.status)
+            except ValueError as exc:
+                return web.json_response({"code": "invalid_request", "message": str(exc)}, status=400)
+            return web.json_response(text=report.model_dump_json())
+
+        app.router.add_post(p.INTERNAL_RECORDING_PATH, recording)
         runner = web.AppRunner(app, handle_signals=False, shutdown_timeout=1.0)
         await runner.setup()
         await web.TCPSite(runner, host, port).start()

@@ -12,16 +12,20 @@ import asyncio
 import contextlib
 import itertools
 import logging
+import tempfile
+from pathlib import Path
 
 from aiohttp import web
 
 from switchboard.protocol import sfu as p
 from switchboard.protocol.tokens import SfuClaims
+from switchboard.server.sfu.recording import Recordings
 from switchboard.server.sfu.server import SfuConfig
 from switchboard.server.sfu.sessions import ParticipantHook
 from switchboard.server.sfu.signalling import Admission, SignallingServer
 from switchboard.server.sfu_janus.janus_api import JanusConnection, JanusError, JanusHandle
 from switchboard.server.sfu_janus.moderation import moderate
+from switchboard.server.sfu_janus.recording import JanusRecorder
 from switchboard.server.sfu_janus.room import JanusParticipant, JanusRoom
 
 log = logging.getLogger("switchboard.sfu.janus")
@@ -54,6 +58,10 @@ class JanusSfuServer(SignallingServer[JanusParticipant, JanusRoom]):
         self._room_ids = itertools.count(1)
         self._room_lock = asyncio.Lock()
         self._watch: asyncio.Future[None] | None = None
+        self.recordings = Recordings(
+            Path(config.recordings_dir or Path(tempfile.gettempdir()) / "switchboard-recordings"),
+            new_recorder=JanusRecorder,
+        )
 
     async def start(self) -> None:
         self.janus = JanusConnection(self.janus_url)
@@ -121,7 +129,12 @@ class JanusSfuServer(SignallingServer[JanusParticipant, JanusRoom]):
         room = self.rooms.get(command.cid)
         return 0 if room is None else await moderate(room, command)
 
+    async def recording(self, command: p.RecordingCommand) -> p.RecordingsReport:
+        """Start, stop or list a call's recordings (``recording.py``); CallStateError when refused."""
+        return await self.recordings.command(self.rooms, command)
+
     async def end_call(self, cid: str) -> None:
+        await self.recordings.call_ended(cid)
         room = self.rooms.get(cid)
         if room is not None:
             await room.end()
