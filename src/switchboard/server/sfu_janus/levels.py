@@ -26,8 +26,9 @@ from aiortc.mediastreams import MediaStreamTrack
 from switchboard.media.local_ice import create_peer_connection
 from switchboard.media.rtp_hooks import EncodedFrame, ReceiverTap, route_remote_ssrcs, tap_receiver
 from switchboard.server.sfu.speakers import SpeakerDetector
-from switchboard.server.sfu_janus.janus_api import JanusError, JanusHandle, JsonObject
+from switchboard.server.sfu_janus.janus_api import JanusError, JsonObject
 from switchboard.server.sfu_janus.sdp import janus_dtls_client
+from switchboard.server.sfu_janus.subscription import Subscription
 
 if TYPE_CHECKING:
     from switchboard.server.sfu_janus.room import JanusParticipant, JanusRoom
@@ -56,16 +57,13 @@ class LevelListener:
         self.detector = SpeakerDetector(room, publishes_audio=_publishes_audio)
         self.pc = create_peer_connection(loopback_address=None)
         self.pc.on("track", self._on_track)
-        self.handle: JanusHandle | None = None
-        #: (feed id, publisher mid) subscribed now
-        self.subscribed: set[tuple[int, str]] = set()
+        self.subscription = Subscription(self._on_event)
         #: subscriber mid -> where its packets' levels go (the publishing session's meter)
         self._sinks: dict[str, Callable[[int], None]] = {}
         self._owners: dict[str, str] = {}
         #: a running recording of the call, given every packet too
         self.recorder: PacketSink | None = None
         self.taps: list[ReceiverTap] = []
-        self._lock = asyncio.Lock()
         self._tasks: set[asyncio.Task[None]] = set()
         self.closed = False
 
@@ -81,7 +79,7 @@ class LevelListener:
 
     async def sync(self) -> None:
         """Subscribe to the audio streams published now and drop those that are gone."""
-        async with self._lock:
+        async with self.subscription.lock:
             janus = self.room.janus
             if self.closed or janus is None:
                 return
@@ -91,41 +89,14 @@ class LevelListener:
                 for mid, kind in q.pub_mids.items()
                 if kind == "audio"
             }
-            add = sorted(wanted - self.subscribed)
-            remove = sorted(self.subscribed - wanted)
-            if not add and not remove:
-                return
+            live_feeds = {q.feed_id for q in self.room.participants.values()}
             try:
-                if self.handle is None:
-                    if not add:
-                        return
-                    self.handle = await janus.attach()
-                    self.handle.on_event = self._on_event
-                    reply = await self.handle.message(
-                        {
-                            "request": "join",
-                            "ptype": "subscriber",
-                            "room": self.room.janus_room,
-                            "streams": [{"feed": feed, "mid": mid} for feed, mid in add],
-                        }
-                    )
-                else:
-                    body: JsonObject = {"request": "update"}
-                    live = {q.feed_id for q in self.room.participants.values()}
-                    if add:
-                        body["subscribe"] = [{"feed": feed, "mid": mid} for feed, mid in add]
-                    gone = [{"feed": feed, "mid": mid} for feed, mid in remove if feed in live]
-                    if gone:
-                        body["unsubscribe"] = gone
-                    if len(body) == 1:  # only feeds that left: Janus renegotiates by itself
-                        self.subscribed -= set(remove)
-                        return
-                    reply = await self.handle.message(body)
+                reply = await self.subscription.update(janus, self.room.janus_room, wanted, live_feeds)
             except JANUS_ERRORS as exc:
                 log.warning("%s: level listener subscription failed: %s", self.room.cid, exc)
                 return
-            self.subscribed = (self.subscribed | set(add)) - set(remove)
-            await self._negotiate(reply)
+            if reply is not None:
+                await self._negotiate(reply)
 
     def _on_event(self, event: JsonObject) -> None:
         jsep = event.get("jsep")
@@ -133,7 +104,7 @@ class LevelListener:
             self.spawn(self._negotiate_locked(event))
 
     async def _negotiate_locked(self, event: JsonObject) -> None:
-        async with self._lock:
+        async with self.subscription.lock:
             await self._negotiate(event)
 
     async def _negotiate(self, reply: JsonObject) -> None:
@@ -150,7 +121,8 @@ class LevelListener:
                     self._owners[mid] = owner.session_id
                     self._sinks[mid] = self.detector.add_source(owner.user_id, owner.session_id)
         jsep = reply.get("jsep")
-        if self.closed or self.handle is None or not isinstance(jsep, dict) or jsep.get("type") != "offer":
+        handle = self.subscription.handle
+        if self.closed or handle is None or not isinstance(jsep, dict) or jsep.get("type") != "offer":
             return
         try:
             offer = RTCSessionDescription(janus_dtls_client(str(jsep["sdp"])), "offer")
@@ -158,7 +130,7 @@ class LevelListener:
             await self.pc.setLocalDescription(await self.pc.createAnswer())
             route_remote_ssrcs(self.pc)  # Janus gives a reused m-line a new SSRC
             answer = self.pc.localDescription.sdp
-            await self.handle.message({"request": "start"}, jsep={"type": "answer", "sdp": answer})
+            await handle.message({"request": "start"}, jsep={"type": "answer", "sdp": answer})
         except JANUS_ERRORS as exc:
             log.warning("%s: level listener negotiation failed: %s", self.room.cid, exc)
 
@@ -185,9 +157,7 @@ class LevelListener:
         for task in list(self._tasks):
             if task is not asyncio.current_task():
                 task.cancel()
-        handle, self.handle = self.handle, None
-        if handle is not None and not handle.connection.closed.is_set():
-            await handle.detach()
+        await self.subscription.detach()
         for tap in self.taps:
             tap.close()
         with contextlib.suppress(Exception):

@@ -1,7 +1,8 @@
 """A call on the Janus engine: one Janus VideoRoom, and per session a publisher and a subscriber handle.
 
-The signalling towards clients is switchboard's (``protocol/sfu.py``); media never passes through
-this process. Per session:
+The signalling towards clients is switchboard's (``protocol/sfu.py``); media between clients never
+passes through this process (the call's :class:`~switchboard.server.sfu_janus.levels.LevelListener`
+receives each publisher's audio once, for levels and recording). Per session:
 
 * the **publisher** handle joins the VideoRoom as a publisher (feed id allocated here, display = the
   session id); the client's ``publisher_offer`` goes to Janus as ``publish`` (then ``configure`` for
@@ -51,6 +52,7 @@ from switchboard.server.sfu.sessions import (
 from switchboard.server.sfu_janus.janus_api import JanusConnection, JanusError, JanusHandle, JsonObject
 from switchboard.server.sfu_janus.levels import LevelListener
 from switchboard.server.sfu_janus.sdp import janus_dtls_client
+from switchboard.server.sfu_janus.subscription import Subscription
 
 log = logging.getLogger("switchboard.sfu.janus")
 
@@ -83,7 +85,8 @@ class JanusParticipant:
         self.ws: web.WebSocketResponse | None = ws
         self.feed_id = next(_feed_ids)
         self.publisher: JanusHandle | None = None
-        self.subscriber: JanusHandle | None = None
+        #: the subscriber handle (attached once there is something to receive) and its streams
+        self.subscription = Subscription(self._on_subscriber_event)
         #: published streams forwarded to others: mid -> kind (allowed kinds only)
         self.pub_mids: dict[str, str] = {}
         #: every stream the publisher sends, allowed or not: mid -> kind (a kind granted later is
@@ -99,15 +102,12 @@ class JanusParticipant:
         self._webrtc_up = asyncio.Event()
         #: forwarding pauses this subscriber asked for: (publisher session or None for all, kind)
         self.paused: set[PauseKey] = set()
-        #: what the subscriber handle carries: (feed id, publisher mid) now subscribed
-        self.subscribed: set[tuple[int, str]] = set()
         #: Janus's latest subscriber streams: mid -> stream description
         self.sub_streams: dict[str, JsonObject] = {}
         #: what each subscribed stream was last configured to: (mid, feed id) -> send (Janus may
         #: reuse a mid for another feed, whose forwarding starts from Janus's default, sending)
         self._send_state: dict[tuple[str, int], bool] = {}
         self._last_offer: p.SubscriberOffer | None = None
-        self._sub_lock = asyncio.Lock()
         self._answer: asyncio.Future[str] | None = None
         self._discard_answer = False
         self.closed = False
@@ -115,6 +115,11 @@ class JanusParticipant:
 
     def __repr__(self) -> str:
         return f"JanusParticipant({self.user_id}/{self.session_id[:8]})"
+
+    @property
+    def subscriber(self) -> JanusHandle | None:
+        """The subscriber handle (None until this session has something to receive)."""
+        return self.subscription.handle
 
     def info(self) -> p.ParticipantInfo:
         kinds: list[Kind] = sorted(set(self.pub_mids.values()))  # type: ignore[arg-type]
@@ -313,41 +318,14 @@ class JanusParticipant:
 
     async def sync(self) -> None:
         """Subscribe to what the others publish now and unsubscribe from what is gone."""
-        async with self._sub_lock:
-            if self.closed or self.room.janus is None:
+        async with self.subscription.lock:
+            janus = self.room.janus
+            if self.closed or janus is None:
                 return
-            wanted = self._wanted()
-            add = sorted(wanted - self.subscribed)
-            remove = sorted(self.subscribed - wanted)
-            if not add and not remove:
-                return
-            if self.subscriber is None:
-                if not add:
-                    return
-                self.subscriber = await self.room.janus.attach()
-                self.subscriber.on_event = self._on_subscriber_event
-                reply = await self.subscriber.message(
-                    {
-                        "request": "join",
-                        "ptype": "subscriber",
-                        "room": self.room.janus_room,
-                        "streams": [{"feed": feed, "mid": mid} for feed, mid in add],
-                    }
-                )
-            else:
-                body: JsonObject = {"request": "update"}
-                live_feeds = {q.feed_id for q in self.room.others(self)}
-                if add:
-                    body["subscribe"] = [{"feed": feed, "mid": mid} for feed, mid in add]
-                gone = [{"feed": feed, "mid": mid} for feed, mid in remove if feed in live_feeds]
-                if gone:
-                    body["unsubscribe"] = gone
-                if len(body) == 1:
-                    self.subscribed -= set(remove)
-                    return
-                reply = await self.subscriber.message(body)
-            self.subscribed = (self.subscribed | set(add)) - set(remove)
-            await self._negotiate(reply)
+            live_feeds = {q.feed_id for q in self.room.others(self)}
+            reply = await self.subscription.update(janus, self.room.janus_room, self._wanted(), live_feeds)
+            if reply is not None:
+                await self._negotiate(reply)
 
     def _on_subscriber_event(self, event: JsonObject) -> None:
         """Janus renegotiates by itself when a feed this session receives goes away."""
@@ -356,7 +334,7 @@ class JanusParticipant:
             self.spawn(self._negotiate_locked(event))
 
     async def _negotiate_locked(self, reply: JsonObject) -> None:
-        async with self._sub_lock:
+        async with self.subscription.lock:
             await self._negotiate(reply)
 
     async def _negotiate(self, reply: JsonObject) -> None:
@@ -438,10 +416,10 @@ class JanusParticipant:
 
     async def close(self) -> None:
         self.closed = True
-        for handle in (self.subscriber, self.publisher):
-            if handle is not None and not handle.connection.closed.is_set():
-                await handle.detach()
-        self.subscriber = self.publisher = None
+        await self.subscription.detach()
+        publisher, self.publisher = self.publisher, None
+        if publisher is not None and not publisher.connection.closed.is_set():
+            await publisher.detach()
         for task in list(self._tasks):
             if task is not asyncio.current_task():
                 task.cancel()

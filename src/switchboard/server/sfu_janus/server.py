@@ -3,7 +3,8 @@
 Clients cannot tell it from the embedded SFU (``server/sfu/server.py``): the same ``/sfu`` WebSocket,
 messages, SFU tokens, coordinator admission, per-socket limits, close codes and reconnect grace
 (``docs/protocol.md``); ``/sfu/stats`` (admin token) lists rooms, sessions and down-tracks. Media
-flows between the clients and Janus only. See ``docs/janus.md``.
+flows between the clients and Janus (the node receives each publisher's audio once more, for audio
+levels and recording: ``levels.py``). See ``docs/janus.md``.
 """
 
 from __future__ import annotations
