@@ -3,7 +3,8 @@
  * The call page served at `/`: sign in, join one or several calls, see who is there and who is
  * speaking, mute/unmute, switch focus between calls, ring someone, answer rings.
  *
- * URL parameters fill the sign-in form: `?user=alice&token=...&policy=suspend_incoming&autologin=1`.
+ * URL parameters fill the sign-in form:
+ * `?user=alice&token=...&policy=suspend_incoming&suspend=ducked&autologin=1`.
  * The page exposes `window.switchboardPage = {client, sdk}` for scripting and tests.
  */
 
@@ -45,8 +46,9 @@ async function loadConfig() {
  * @param {string} userId
  * @param {string} token
  * @param {string} policy
+ * @param {string} suspendMode
  */
-async function signIn(userId, token, policy) {
+async function signIn(userId, token, policy, suspendMode) {
   if (config.development_tokens && !token) {
     const response = await fetch("/dev/token", { method: "POST", body: JSON.stringify({ user_id: userId }) });
     const body = await response.json();
@@ -57,7 +59,7 @@ async function signIn(userId, token, policy) {
   const c = new sdk.VideoClient(config.api_key, {
     user: { id: userId, name: userId },
     token,
-    options: { allowMultipleActiveCalls: true, multiCallAudioPolicy: policy },
+    options: { allowMultipleActiveCalls: true, multiCallAudioPolicy: policy, suspendMode },
   });
   await c.connect();
   client = c;
@@ -226,7 +228,9 @@ window.switchboardPage = { client: null, sdk, joinCall };
 
 $("signin-form").addEventListener("submit", (e) => {
   e.preventDefault();
-  void guarded(() => signIn(input("user-id").value, input("user-token").value, input("policy").value));
+  void guarded(() =>
+    signIn(input("user-id").value, input("user-token").value, input("policy").value, input("suspend-mode").value),
+  );
 });
 $("join-form").addEventListener("submit", (e) => {
   e.preventDefault();
@@ -258,7 +262,8 @@ await guarded(async () => {
   input("user-id").value = params.get("user") ?? "";
   input("user-token").value = params.get("token") ?? "";
   if (params.get("policy")) input("policy").value = /** @type {string} */ (params.get("policy"));
+  if (params.get("suspend")) input("suspend-mode").value = /** @type {string} */ (params.get("suspend"));
   if (params.get("autologin") && input("user-id").value) {
-    await signIn(input("user-id").value, input("user-token").value, input("policy").value);
+    await signIn(input("user-id").value, input("user-token").value, input("policy").value, input("suspend-mode").value);
   }
 });
