@@ -214,7 +214,9 @@ async def test_whisper_audience_levels_and_moderation(
     for client in (agent, customer):
         await wait_heard(client, BROWSER, audible={"browser"})
 
-    await on_call(page, "support", "call.setMicrophoneAudience(['agent'])")
+    card = 'article[data-cid="default:support"]'
+    await page.click(f"{card} .audio-controls summary")  # the page's own control: "Who hears me"
+    await page.select_option(f"{card} select[data-control=audience]", "agent")
     await wait_heard(customer, BROWSER, audible=set())  # below -60 dBFS
     await stays_heard(agent, BROWSER, audible={"browser"})
     await stays_heard(customer, BROWSER, audible=set())
@@ -232,6 +234,7 @@ async def test_whisper_audience_levels_and_moderation(
           return agent && agent.isWhisperingTo("sup") && JSON.stringify(agent.audience) === '["sup"]';
         }""",
     )
+    await page.wait_for_selector(f"{card} li:has-text('agent') .tag:text('whispering to you')")
     await wait_heard(customer, {"agent": WHISPER_TONES["agent"]}, audible=set())
     await wait_page_hears(page, WHISPER_TONES, audible={"agent", "customer"})
 

@@ -608,9 +608,11 @@ export class Call {
           videoMuted: false,
         });
       }
+      this._syncParticipants();
       return;
     }
     await media.setTrack("video", enabled ? this._camera : null, !enabled);
+    this._syncParticipants();
   }
 
   /**
@@ -622,6 +624,7 @@ export class Call {
     this._camera?.stop();
     this._camera = null;
     await this._media?.unpublish("video");
+    this._syncParticipants();
   }
 
   /** @param {boolean} enabled */
