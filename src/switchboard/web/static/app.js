@@ -274,6 +274,7 @@ function buildCard(call) {
   const people = document.createElement("ul");
   people.className = "people";
   const self = document.createElement("li");
+  self.dataset.local = "true";
   self.innerHTML = `<span class="dot"></span>`;
   self.append(`${me} (you)`, ...tags(call.microphoneEnabled && !state.isAudioSuspended, call.cameraEnabled));
   const audience = call.microphoneAudience;
@@ -347,6 +348,10 @@ function updateLevels() {
       li?.querySelector(".dot")?.classList.toggle("speaking", heard && (p.isSpeaking || p.audioLevel() > SPEAKING_DBFS));
       li?.classList.toggle("dominant", state.dominantSpeaker?.sessionId === p.sessionId);
     }
+    const own = state.localParticipant;
+    const self = card.querySelector("li[data-local]");
+    self?.querySelector(".dot")?.classList.toggle("speaking", own?.isSpeaking ?? false);
+    self?.classList.toggle("dominant", own !== null && state.dominantSpeaker?.sessionId === own.sessionId);
   }
 }
 
