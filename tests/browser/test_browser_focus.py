@@ -9,12 +9,13 @@ from __future__ import annotations
 
 import asyncio
 import json
-from typing import Any
+from typing import Any, cast
 
 from playwright.async_api import Page
 
 from switchboard import Call, CallConnectOptions, TrackOption, VideoClient
 from switchboard.media import ToneMicrophone
+from switchboard.sdk.messages import ParticipantMessageEvent
 from tests.browser.conftest import (
     BROWSER_TONE_HZ,
     SILENT_DBFS,
@@ -253,6 +254,20 @@ async def test_whisper_audience_levels_and_moderation(
           return loud && s.dominantSpeaker !== null;
         }""",
     )
+
+    # participant messages both ways (the SFU relays them on the signalling sockets)
+    got: list[ParticipantMessageEvent] = []
+    customer_call.on("participant_message", lambda e: got.append(cast(ParticipantMessageEvent, e)))
+    await page.evaluate(
+        """() => window.switchboardPage.client.makeCall("default", "support")
+          .on("participant_message", (e) => { window.fromCustomer = [e.user_id, e.data]; })"""
+    )
+    await on_call(page, "support", "call.sendMessage({ note: 'call me back' })")
+    await customer_call.send_message({"note": "thanks"})
+    await wait_for(lambda: bool(got))
+    assert (got[0].user_id, got[0].data) == ("sup", {"note": "call me back"})
+    await wait_until(page, "() => window.fromCustomer !== undefined")
+    assert await page.evaluate("window.fromCustomer") == ["customer", {"note": "thanks"}]
 
     # moderation: the agent (host) mutes the page, which unmutes itself, then removes it
     await page.evaluate(
