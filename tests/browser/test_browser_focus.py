@@ -167,6 +167,7 @@ async def test_restore_previous_and_priority(open_page: PageFactory, make_client
     await on_call(page, "roomB", "client.switchFocus(call, client.makeCall('default', 'roomA'))")  # back to A
     await join(page, "roomC")  # the side call
     assert await focused() == ["roomC"]
+    assert await on_call(page, "roomC", "client.focusStack.map((c) => c.id)") == ["roomB", "roomA", "roomC"]
     await wait_page_hears(page, ROOM_TONES, audible={"C"})
     await on_call(page, "roomC", "call.leave()")  # focus returns to A (SUSPEND_EXISTING would pick B)
     assert await focused() == ["roomA"]

@@ -111,8 +111,6 @@ function initialState() {
  *   `captureStream()` track); it is not stopped at resume (the page owns it)
  */
 
-/** @typedef {{userId: string, sessionId: string, data: object}} ParticipantMessage */
-
 export class Call {
   /**
    * Use `client.makeCall(type, id)`, not this constructor.
