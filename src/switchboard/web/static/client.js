@@ -301,6 +301,7 @@ export class VideoClient {
 }
 
 /**
+ * `preferences` as the call's preferences, else InvalidRequestError.
  * @param {unknown} preferences
  * @returns {{priority: number}}
  */
@@ -310,7 +311,7 @@ function checkPreferences(preferences) {
   }
   const priority = /** @type {{priority?: unknown}} */ (preferences).priority ?? 0;
   if (!Number.isInteger(priority)) {
-    throw new InvalidRequestError(`call preferences priority must be an integer, got ${JSON.stringify(priority)}`);
+    throw new InvalidRequestError(`call preferences priority must be an integer, got ${typeof priority === "string" ? JSON.stringify(priority) : String(priority)}`);
   }
   return { priority: /** @type {number} */ (priority) };
 }
