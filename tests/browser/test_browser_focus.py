@@ -101,6 +101,7 @@ async def test_ducked_call_gain_pan_and_hold_audio(
     )
     state = await on_call(page, "roomA", "[call.state.value.isAudioSuspended, call.state.value.suspendMode]")
     assert state == [True, "ducked"]
+    await page.wait_for_selector('article[data-cid="default:roomA"] .badge:text("background, quiet")')
     await wait_heard(bots["A"], BROWSER, audible=set())
     await asyncio.sleep(0.4)  # the analyser window holds only audio played after the change
     ducked = await mean_level(page, ROOM_TONES["A"])
