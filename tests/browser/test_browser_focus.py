@@ -320,8 +320,81 @@ async def wait_for(predicate: Any, timeout: float = 5.0) -> None:  # noqa: ASYNC
         await asyncio.sleep(0.05)
 
 
-async def test_bad_focus_input_raises_switchboard_errors(open_page: PageFactory) -> None:
+#: the browser client's focus policy (multicall.js ActiveCalls) over small fake calls: pure logic,
+#: checked against the same orders as the Python SDK's tests/integration/test_focus_beyond.py
+FOCUS_ORDERS_JS = """async ([policy, orders]) => {
+  const { ActiveCalls } = await import("/sdk/multicall.js");
+  const { Observable } = await import("/sdk/emitter.js");
+  const results = [];
+  for (const steps of orders) {
+    const client = { options: { allowMultipleActiveCalls: true, multiCallAudioPolicy: policy },
+                     state: { activeCalls: new Observable([]) } };
+    const active = new ActiveCalls(client);
+    const fake = (name, priority) => {
+      const call = {
+        cid: `default:${name}`, name, preferences: { priority },
+        state: new Observable({ status: "idle", isAudioSuspended: false }),
+        microphoneEnabled: true, cameraEnabled: false,
+        set(changes) { call.state._set({ ...call.state.value, ...changes }); },
+        async suspendAudio() { call.set({ isAudioSuspended: true }); },
+        async resumeAudio() { call.set({ isAudioSuspended: false }); },
+        async setMicrophoneEnabled(on) { call.microphoneEnabled = on; },
+        async setCameraEnabled(on) { call.cameraEnabled = on; },
+        async _setMicrophoneIfAllowed(on) { call.microphoneEnabled = on; },
+        async _setCameraIfAllowed(on) { call.cameraEnabled = on; },
+      };
+      return call;
+    };
+    const calls = { A: fake("A", 0), B: fake("B", 0), C: fake("C", 0), L: fake("L", -1) };
+    for (const step of steps) {
+      const [verb, x, y] = step.split(" ");
+      if (verb === "join") {
+        calls[x].set({ status: "joining" });
+        await active.joinStarted(calls[x]);
+        calls[x].set({ status: "joined" });
+      } else if (verb === "leave") {
+        calls[x].set({ status: "idle", isAudioSuspended: false });
+        await active.removed(calls[x]);
+      } else {
+        await active.switchFocus(calls[x], calls[y]);
+      }
+    }
+    const live = client.state.activeCalls.value.filter((c) => !c.state.value.isAudioSuspended);
+    results.push(live.map((c) => c.name));
+  }
+  return results;
+}"""
+
+#: (steps, the calls in focus after them) under RESTORE_PREVIOUS; L joins with a lower priority
+RESTORE_PREVIOUS_ORDERS = [
+    # join A, B, C; the side call C leaves: B (which had focus before C) gets it back
+    (["join A", "join B", "join C", "leave C"], ["B"]),
+    # a call without focus leaves: focus stays where it is
+    (["join A", "join B", "join C", "leave B"], ["C"]),
+    (["join A", "join B", "join C", "leave B", "leave C"], ["A"]),
+    # switch back and forth, then leave: the call switched away from gets focus back
+    (["join A", "join B", "switch B A", "switch A B", "leave B"], ["A"]),
+    (["join A", "join B", "switch B A", "join C", "switch C B", "leave B"], ["C"]),
+    # the call C took focus from has left in between: the most recently focused remaining call
+    (["join A", "join B", "join C", "leave B", "switch C A", "leave A"], ["C"]),
+    # a lower-priority join takes nothing; when the focused call leaves, the one before it returns
+    (["join A", "join B", "join L", "leave B"], ["A"]),
+    (["join A", "join L", "leave A"], ["L"]),
+]
+
+
+async def test_focus_policy_orders_and_bad_input(open_page: PageFactory) -> None:
     page = await open_page("alice")
+    orders = [steps for steps, _ in RESTORE_PREVIOUS_ORDERS]
+    focused = await page.evaluate(FOCUS_ORDERS_JS, ["restore_previous", orders])
+    assert focused == [want for _, want in RESTORE_PREVIOUS_ORDERS], list(zip(orders, focused, strict=True))
+    # SUSPEND_EXISTING resumes the newest remaining call instead, and honours priority too
+    suspend_existing = await page.evaluate(
+        FOCUS_ORDERS_JS,
+        ["suspend_existing", [["join A", "join B", "switch B A", "join C", "leave C"], ["join A", "join L"]]],
+    )
+    assert suspend_existing == [["B"], ["A"]]
+
     errors = await page.evaluate(
         """async () => {
           const { sdk, client } = window.switchboardPage;
