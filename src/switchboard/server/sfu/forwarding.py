@@ -20,7 +20,7 @@ from __future__ import annotations
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Final, Literal
+from typing import Literal
 
 from aiortc import RTCRtpReceiver, RTCRtpTransceiver
 
@@ -40,7 +40,7 @@ Kind = Literal["audio", "video"]
 PLI_MIN_INTERVAL = 0.3
 #: audio down-tracks created from now on send RTP straight from the ingest path; False: through
 #: aiortc's sender task like video (kept as the benchmarks' baseline, ``benchmarks/engines.py``)
-DIRECT_AUDIO: Final[list[bool]] = [True]
+DIRECT_AUDIO = True
 
 
 class DownTrack:
@@ -54,7 +54,7 @@ class DownTrack:
         self._paused = False
         #: audio: writes this down-track's RTP itself (its counters are the track's ``stats``)
         self.direct: DirectRtpSender | None = (
-            DirectRtpSender(transceiver.sender, track.stats) if kind == "audio" and DIRECT_AUDIO[0] else None
+            DirectRtpSender(transceiver.sender, track.stats) if kind == "audio" and DIRECT_AUDIO else None
         )
         if self.direct is not None:
             self.direct.pause()
