@@ -1442,7 +1442,9 @@ def ice_candidate_pairs(pc: RTCPeerConnection) -> list[IceCandidatePair]:
 # ``send()`` (payload type, MID, header extension ids) and keeps the sender's private counters
 # (packets, octets, last RTP/NTP timestamps: what its sender reports and ``getStats()`` say) and
 # the DTLS transport's (packets/bytes sent) up to date. NACKs are answered from a 128-packet history
-# of what was sent, as aiortc does (RTX when negotiated), so nothing changes for the subscriber.
+# of what was sent, kept whether or not NACK was negotiated, as aiortc does: as RTX (RFC 4588) when
+# negotiated; without RTX, aiortc's SRTP policy (no ``allow_repeat_tx``) makes libsrtp refuse a
+# sequence number a second time, so nothing is resent, for aiortc's own sender as for this one.
 #
 # Layout relied on, verified at import: ``RTCRtpSender.__init__`` sets the four counters and
 # ``send()`` registers with the transport and starts ``_run_rtp``; ``RTCDtlsTransport._send_rtp``
@@ -1548,7 +1550,6 @@ class DirectRtpSender:
         "_ice",
         "_last_wall",
         "_min_step",
-        "_nack",
         "_out_ts",
         "_pair",
         "_payload_type",
@@ -1587,7 +1588,6 @@ class DirectRtpSender:
         # negotiated (set by the hooked send())
         self._payload_type: int | None = None
         self._rtx_payload_type: int | None = None
-        self._nack = False
         self._first_byte = 0x80
         self._suffix = b""  # header extensions, after the 12-byte fixed header
         self._abs_send_time_at = -1
@@ -1635,6 +1635,11 @@ class DirectRtpSender:
     def ssrc(self) -> int:
         return self._ssrc
 
+    @property
+    def sequence_number(self) -> int:
+        """The RTP sequence number the next packet will carry (0..65535)."""
+        return self._seq
+
     def _configure(self, parameters: RTCRtpSendParameters) -> None:
         if self._payload_type is not None or not parameters.codecs:
             return
@@ -1657,7 +1662,6 @@ class DirectRtpSender:
         self._suffix = bytes(plain[12:])
         self._clock = codec.clockRate
         self._min_step = round(_MIN_STEP_S["audio"] * codec.clockRate)
-        self._nack = any(fb.type == "nack" and not fb.parameter for fb in codec.rtcpFeedback)
         for rtx in parameters.codecs:
             if rtx.mimeType.lower().endswith("/rtx") and rtx.parameters.get("apt") == codec.payloadType:
                 self._rtx_payload_type = rtx.payloadType
@@ -1739,8 +1743,7 @@ class DirectRtpSender:
             at = self._abs_send_time_at
             packet = packet[:at] + ((ntp >> 14) & 0xFFFFFF).to_bytes(3, "big") + packet[at + 3 :]
         packet += payload
-        if self._nack:
-            self._history[seq & _HISTORY_MASK] = packet
+        self._history[seq & _HISTORY_MASK] = packet  # kept whatever was negotiated, as aiortc does
         try:
             protected = self._srtp.protect(packet)  # type: ignore[union-attr]
         except pylibsrtp.Error:
