@@ -9,6 +9,7 @@ is sent nothing while the others keep receiving; after resuming, its sequence nu
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Callable
 
 from aiortc.stats import RTCInboundRtpStreamStats
 
@@ -37,6 +38,28 @@ async def _inbound(call: Call, ssrc: int) -> RTCInboundRtpStreamStats:
     ]
     assert len(found) == 1, f"{len(found)} inbound audio streams with SSRC {ssrc}"
     return found[0]
+
+
+async def _until(ready: Callable[[], bool], what: str, timeout: float = 5.0) -> None:  # noqa: ASYNC109
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + timeout
+    while not ready():
+        if loop.time() > deadline:
+            raise AssertionError(f"timed out waiting until {what}")
+        await asyncio.sleep(0.05)
+
+
+async def _settled(call: Call, ssrc: int, quiet: float = 0.5, timeout: float = 10.0) -> None:  # noqa: ASYNC109
+    """Wait until the stream's received count has not moved for ``quiet`` seconds."""
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + timeout
+    last, since = -1, loop.time()
+    while loop.time() - since < quiet:
+        assert loop.time() < deadline, "the paused listener kept receiving"
+        count = (await _inbound(call, ssrc)).packetsReceived
+        if count != last:
+            last, since = count, loop.time()
+        await asyncio.sleep(0.05)
 
 
 def _downtrack(server: EmbeddedServer, call: Call) -> DownTrack:
@@ -76,16 +99,17 @@ async def test_each_listener_gets_its_own_continuous_stream_and_a_paused_one_get
     before = [await _inbound(call, ssrc) for call, ssrc in zip(calls, ssrcs, strict=True)]
     assert all(s.packetsReceived > 0 and s.packetsLost == 0 for s in before)
 
-    # the first listener is suspended: its down-track is paused and nothing is sent to it
+    # the first listener is suspended: its down-track is paused and nothing more is sent to it
     paused, playing = calls[0], calls[1:]
     await paused.suspend_audio()
-    await asyncio.sleep(0.3)  # the SFU handled the pause; packets in flight arrived
+    await _until(lambda: downs[0].paused, "the SFU pauses the suspended listener's down-track")
+    sent = downs[0].track.stats.sent
+    await _settled(paused, ssrcs[0])  # what was in flight when it paused has arrived, however late
     mid = [await _inbound(call, ssrc) for call, ssrc in zip(calls, ssrcs, strict=True)]
-    sent_mid = downs[0].track.stats.sent
     await asyncio.sleep(1.0)
     after = [await _inbound(call, ssrc) for call, ssrc in zip(calls, ssrcs, strict=True)]
-    assert downs[0].paused and downs[0].track.stats.sent == sent_mid
-    assert after[0].packetsReceived == mid[0].packetsReceived  # the paused listener received nothing
+    assert downs[0].paused and downs[0].track.stats.sent == sent  # the SFU sent it nothing ...
+    assert after[0].packetsReceived == mid[0].packetsReceived  # ... and nothing arrived
     for m, a in zip(mid[1:], after[1:], strict=True):
         assert a.packetsReceived - m.packetsReceived >= 25  # ~50 packets/s kept flowing to the others
         assert a.packetsLost == 0
