@@ -14,7 +14,6 @@ from typing import TYPE_CHECKING
 
 from switchboard.errors import InvalidRequestError
 from switchboard.protocol import coordinator as m
-from switchboard.protocol import sfu as p
 from switchboard.protocol.coordinator import REQUESTABLE_CAPABILITIES, Capability, utcnow
 
 if TYPE_CHECKING:
@@ -79,15 +78,7 @@ class CallPermissions:
         revoked |= revoke
         revoked -= grant
         caps = await c.capabilities(call, request.user_id)
-        await c.moderation.tell_sfu(
-            p.ModerationCommand(
-                cid=call.cid,
-                action="grants",
-                by=user_id,
-                user_ids=[request.user_id],
-                grants=c.sfu_grants(caps),
-            )
-        )
+        await c.live_grants.apply(call, "permissions_updated", users=[request.user_id], announce=False)
         event = m.CallPermissionsUpdatedEvent(
             created_at=utcnow(),
             cid=call.cid,
