@@ -31,7 +31,7 @@ from switchboard.server.coordinator.call_types import (
 from switchboard.server.coordinator.custom_events import CustomEvents
 from switchboard.server.coordinator.events import EventHub
 from switchboard.server.coordinator.ice_servers import IceServerSettings, ice_servers_for
-from switchboard.server.coordinator.limits import CoordinatorLimits
+from switchboard.server.coordinator.limits import CoordinatorLimits, check_open_calls
 from switchboard.server.coordinator.live_grants import LiveGrants
 from switchboard.server.coordinator.moderation import Moderation
 from switchboard.server.coordinator.permissions import CallPermissions
@@ -211,6 +211,7 @@ class Coordinator:
         self, user_id: str, call_type: str, call_id: str, request: m.GetOrCreateCallRequest
     ) -> m.GetOrCreateCallResponse:
         definition = self.call_type(call_type)
+        await check_open_calls(self.store, self.config.limits, user_id, f"{call_type}:{call_id}")
         members = self._members_with_creator(user_id, request.data.members)
         for member in members:
             if await self.store.get_user(member.user_id) is None:

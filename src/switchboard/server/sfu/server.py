@@ -60,6 +60,8 @@ class SfuConfig:
     max_sessions_per_user: int = 128
     #: sockets that have not joined yet, all clients together (over it: close 1013)
     max_unjoined_sockets: int = 1000
+    #: sockets from one remote address (the TCP peer) that have not joined yet (over it: close 1013)
+    max_unjoined_sockets_per_address: int = 50
     #: where call recordings are written (None: ``switchboard-recordings`` in the system temp dir)
     recordings_dir: str | None = None
 
