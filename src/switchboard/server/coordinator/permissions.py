@@ -44,9 +44,7 @@ class CallPermissions:
     ) -> m.AckResponse:
         """Ask for ``send-audio``/``send-video`` (any user who may read the call)."""
         c = self._c
-        call = await c.get_call_record(call_type, call_id)
-        await c.require(call, user_id, Capability.READ_CALL)
-        c.require_active(call)
+        call = await c.authorized_call(user_id, call_type, call_id, Capability.READ_CALL)
         wanted = _requestable(request.permissions, "permissions")
         event = m.CallPermissionRequestEvent(
             created_at=utcnow(),
@@ -63,9 +61,7 @@ class CallPermissions:
     ) -> m.AckResponse:
         """Grant and revoke ``request.user_id``'s send capabilities (``update-call-member``)."""
         c = self._c
-        call = await c.get_call_record(call_type, call_id)
-        await c.require(call, user_id, Capability.UPDATE_CALL_MEMBER)
-        c.require_active(call)
+        call = await c.authorized_call(user_id, call_type, call_id, Capability.UPDATE_CALL_MEMBER)
         grant = _requestable(request.grant_permissions, "grant_permissions")
         revoke = _requestable(request.revoke_permissions, "revoke_permissions")
         if grant & revoke:

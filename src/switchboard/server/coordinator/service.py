@@ -185,6 +185,22 @@ class Coordinator:
         if call.ended_at is not None:
             raise CallStateError(f"call {call.cid} has ended")
 
+    async def authorized_call(
+        self, user_id: str, call_type: str, call_id: str, capability: Capability, *, active: bool = True
+    ) -> CallRecord:
+        """The call ``call_type:call_id``, for an operation of ``user_id`` that needs ``capability``
+        (SPEC §2.7) and, with ``active``, a call that has not ended.
+
+        Raises NotFoundError (404: unknown call type or call), PermissionDeniedError (403: the user's
+        capabilities in the call lack ``capability``), CallStateError (409: the call ended), in that
+        order.
+        """
+        call = await self.get_call_record(call_type, call_id)
+        await self.require(call, user_id, capability)
+        if active:
+            self.require_active(call)
+        return call
+
     async def member_user_ids(self, cid: str) -> set[str]:
         return {member.user_id for member in await self.store.list_members(cid)}
 
