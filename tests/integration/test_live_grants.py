@@ -141,3 +141,30 @@ async def test_stop_live_takes_a_guest_out_of_the_media_of_an_sfu_in_its_own_pro
     finally:
         for made in clients:
             await made.disconnect()
+
+
+async def test_turning_video_off_in_the_settings_stops_a_live_camera_but_not_its_microphone(
+    make_client: ClientFactory, server: EmbeddedServer
+) -> None:
+    alice_client = await make_client("alice", microphone=ToneMicrophone(TONES["alice"]))
+    bob_client = await make_client("bob", speaker=CaptureSpeaker())
+    alice = alice_client.make_call(CallType.default(), "cams")
+    await alice.get_or_create()
+    await alice.join()  # default call type: microphone and camera on
+    bob = bob_client.make_call(CallType.default(), "cams")
+    await bob.join(LISTEN)
+    assert bob.media is not None
+    media = bob.media
+    session = alice.state.value.session_id or ""
+    await until(
+        lambda: session in media.participants and media.participants[session].video_frames >= 5, "video"
+    )
+
+    await alice.update(settings_override=m.CallSettingsRequest(video=m.VideoSettingsRequest(enabled=False)))
+    await until(lambda: "video" not in media.participants[session].tracks, "track_unpublished at bob", BOUND)
+    assert "video" not in server.sfu.rooms["default:cams"].participants[session].published
+    await until(lambda: m.Capability.SEND_VIDEO not in alice.state.value.own_capabilities, "alice told")
+    frames = media.participants[session].video_frames
+    await wait_heard(bob_client, {"alice": TONES["alice"]}, audible={"alice"})  # audio still granted
+    await asyncio.sleep(0.5)
+    assert media.participants[session].video_frames <= frames + 2  # (a frame or two already in flight)
