@@ -325,7 +325,8 @@ class ModerationNotice(_Msg):
 class ModerationCommand(_Msg):
     """Coordinator -> SFU (internal, not a client message): act on the sessions of ``user_ids``
     (None: every session of the call except those of ``by``). ``grants``: the sessions' send grants
-    are now ``grants`` (request-to-speak granted or revoked)."""
+    are now ``grants`` (kept for engines that implement it; the coordinator sends grants changes as a
+    :class:`GrantsUpdate`)."""
 
     cid: str
     action: Literal["mute", "remove", "grants"]
@@ -353,8 +354,8 @@ class GrantsUpdate(_Msg):
     ``permission_denied`` to the session); a kind newly granted whose track the client already sends
     is forwarded; ``grants: null`` removes the user's sessions (a fatal ``error``
     ``permission_denied``, close 4003, ``participant_left`` reason ``permission_denied`` to the
-    others). ``reason`` says what changed (``permissions_updated``, ``member_updated``,
-    ``member_removed``, ``live_stopped``, ``call_updated``), for logs.
+    others). ``reason`` says what changed (``permissions_updated``, ``members_updated``,
+    ``live_stopped``, ``call_updated``), for logs.
     """
 
     cid: str
