@@ -295,6 +295,11 @@ class CallSession:
                 for f in waiting:
                     f.set_exception(exc)
                 self._pending.clear()
+            # the SFU removed the session: its user may no longer be in the call (a refused resume
+            # ends the call in _resume_session instead)
+            if message.fatal and message.code == "permission_denied" and self._in_call():
+                self.removed = True
+                self._on_ended("permission_denied")
             return
         if future is not None and not future.done():
             future.set_result(message)
@@ -350,6 +355,10 @@ class CallSession:
                 self._on_ended("removed")
                 return
         self._on_change()
+
+    def _in_call(self) -> bool:
+        """Joined and not resuming right now."""
+        return self.session_id is not None and not self._reconnecting
 
     def _add_participant(self, info: p.ParticipantInfo) -> None:
         if info.session_id == self.session_id:

@@ -218,6 +218,7 @@ class EmbeddedServer:
         if self._sfu is not None:
             coordinator.call_ended_hooks.append(self._sfu.end_call)
             coordinator.moderation.sfu_hooks.append(self._sfu.moderate)
+            coordinator.live_grants.sfu_hooks.append(self._sfu.update_grants)
             coordinator.recordings.sfu = self._sfu.recording
         elif self._janus_sfu is not None:
             coordinator.call_ended_hooks.append(self._janus_sfu.end_call)
@@ -253,6 +254,7 @@ class EmbeddedServer:
                 raise
             coordinator.call_ended_hooks.append(self._sfu_process.end_call)
             coordinator.moderation.sfu_hooks.append(self._sfu_process.moderate)
+            coordinator.live_grants.sfu_hooks.append(self._sfu_process.update_grants)
             coordinator.recordings.sfu = self._sfu_process.recording
 
     async def _start_janus(self) -> None:

@@ -31,7 +31,8 @@ from switchboard.server.coordinator.call_types import (
 from switchboard.server.coordinator.custom_events import CustomEvents
 from switchboard.server.coordinator.events import EventHub
 from switchboard.server.coordinator.ice_servers import IceServerSettings, ice_servers_for
-from switchboard.server.coordinator.limits import CoordinatorLimits
+from switchboard.server.coordinator.limits import CoordinatorLimits, check_open_calls
+from switchboard.server.coordinator.live_grants import LiveGrants
 from switchboard.server.coordinator.moderation import Moderation
 from switchboard.server.coordinator.permissions import CallPermissions
 from switchboard.server.coordinator.recording import CallRecordings
@@ -79,6 +80,8 @@ class Coordinator:
         self.moderation = Moderation(self)
         self.permissions = CallPermissions(self)
         self.recordings = CallRecordings(self)
+        #: grants changed for sessions already in a call's media: told to the SFU (``live_grants.py``)
+        self.live_grants = LiveGrants(self)
 
     async def start(self) -> None:
         """Pick up where the store left off: re-arm the deadlines of rings still in progress."""
@@ -182,6 +185,22 @@ class Coordinator:
         if call.ended_at is not None:
             raise CallStateError(f"call {call.cid} has ended")
 
+    async def authorized_call(
+        self, user_id: str, call_type: str, call_id: str, capability: Capability, *, active: bool = True
+    ) -> CallRecord:
+        """The call ``call_type:call_id``, for an operation of ``user_id`` that needs ``capability``
+        (SPEC §2.7) and, with ``active``, a call that has not ended.
+
+        Raises NotFoundError (404: unknown call type or call), PermissionDeniedError (403: the user's
+        capabilities in the call lack ``capability``), CallStateError (409: the call ended), in that
+        order.
+        """
+        call = await self.get_call_record(call_type, call_id)
+        await self.require(call, user_id, capability)
+        if active:
+            self.require_active(call)
+        return call
+
     async def member_user_ids(self, cid: str) -> set[str]:
         return {member.user_id for member in await self.store.list_members(cid)}
 
@@ -208,6 +227,7 @@ class Coordinator:
         self, user_id: str, call_type: str, call_id: str, request: m.GetOrCreateCallRequest
     ) -> m.GetOrCreateCallResponse:
         definition = self.call_type(call_type)
+        await check_open_calls(self.store, self.config.limits, user_id, f"{call_type}:{call_id}")
         members = self._members_with_creator(user_id, request.data.members)
         for member in members:
             if await self.store.get_user(member.user_id) is None:
@@ -271,6 +291,7 @@ class Coordinator:
         await self.store.save_call(call)
         response = await self.call_response(call)
         await self.broadcast(call, m.CallUpdatedEvent(created_at=utcnow(), cid=call.cid, call=response))
+        await self.live_grants.apply(call, "call_updated")
         return await self.call_state(call, user_id)
 
     async def end_call(self, user_id: str, call_type: str, call_id: str) -> m.CallStateResponse:
@@ -311,6 +332,8 @@ class Coordinator:
             else m.CallLiveStoppedEvent(created_at=utcnow(), cid=call.cid, call=response)
         )
         await self.broadcast(call, event)
+        if not live:
+            await self.live_grants.apply(call, "live_stopped", users=await self.member_user_ids(call.cid))
         return await self.call_state(call, user_id)
 
     async def update_members(
@@ -354,6 +377,8 @@ class Coordinator:
                 event, users=await self.member_user_ids(call.cid) | set(removed), watchers_of=call.cid
             )
             await self.ringer.members_removed(call, removed)
+        named = [mr.user_id for mr in added + updated] + removed
+        await self.live_grants.apply(call, "members_updated", users=named)
         return m.UpdateMembersResponse(
             members=await self.member_responses(await self.store.list_members(call.cid))
         )

@@ -32,6 +32,7 @@ from pydantic import BaseModel, ConfigDict
 from switchboard.errors import CallStateError, SwitchboardError, error_for
 from switchboard.protocol import sfu as p
 from switchboard.protocol.tokens import SfuClaims, create_admin_token, verify_admin_token
+from switchboard.server.sfu.live_grants import add_grants_route
 from switchboard.server.sfu.moderation import add_moderation_route
 from switchboard.server.sfu.server import SfuConfig, SfuServer
 
@@ -149,6 +150,7 @@ async def _serve(settings: dict[str, Any], stop: asyncio.Event) -> None:
 
     app.router.add_post(p.INTERNAL_END_CALL_PATH, end_call)
     add_moderation_route(app, sfu.moderate, config.api_secret)
+    add_grants_route(app, sfu.update_grants, config.api_secret)
 
     async def recording(request: web.Request) -> web.Response:
         try:
@@ -291,6 +293,20 @@ class SfuProcess:
                 raise RuntimeError(
                     f"the SFU refused a moderation command for {command.cid}: HTTP {resp.status}"
                 )
+
+    async def update_grants(self, update: p.GrantsUpdate) -> int:
+        """Tell the SFU users' grants changed in a call (``server/sfu/live_grants.py``); the number of
+        sessions it acted on. RuntimeError when the SFU refuses."""
+        if self._http is None:
+            return 0
+        base = self.url.replace("ws://", "http://", 1).removesuffix("/sfu")
+        async with self._http.post(
+            base + p.INTERNAL_GRANTS_PATH, data=update.model_dump_json(), headers=self._auth.headers()
+        ) as resp:
+            body = await resp.read()
+            if resp.status >= 400:
+                raise RuntimeError(f"the SFU refused a grants update for {update.cid}: HTTP {resp.status}")
+            return p.GrantsReport.model_validate_json(body).sessions
 
     async def recording(self, command: p.RecordingCommand) -> p.RecordingsReport:
         """Start, stop or list a call's recordings on the SFU; its SwitchboardError when refused."""
