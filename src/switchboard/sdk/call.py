@@ -6,6 +6,7 @@ import asyncio
 import contextlib
 import dataclasses
 import logging
+import random
 from collections.abc import AsyncIterator, Callable, Coroutine, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -47,9 +48,10 @@ from switchboard.sdk.validation import require_identifiers, require_instance
 
 log = logging.getLogger("switchboard.sdk.call")
 
-#: a rejoin's first retry comes after this many seconds, doubling up to ``REJOIN_MAX_DELAY``
+#: a rejoin's first retry comes after this many seconds, doubling up to ``REJOIN_MAX_DELAY`` (each
+#: delay drawn within +-20 %, so the clients of a dead SFU do not all ask the coordinator at once)
 REJOIN_FIRST_DELAY = 0.1
-REJOIN_MAX_DELAY = 2.0
+REJOIN_MAX_DELAY = 1.0
 #: a rejoin stops early when the coordinator itself refuses connections this long (s): the whole
 #: server is down, not just its SFU
 COORDINATOR_DOWN_GRACE = 2.0
@@ -966,7 +968,7 @@ class Call:
         try:
             while (remaining := deadline - loop.time()) > 0:
                 attempts += 1
-                pause = delay
+                pause = delay * random.uniform(0.8, 1.2)
                 try:
                     async with asyncio.timeout(remaining):
                         response = await self._request_join(create=False)
@@ -983,7 +985,7 @@ class Call:
                     break
                 except (SwitchboardError, TimeoutError) as exc:
                     if isinstance(exc, RateLimitedError):
-                        pause = max(delay, exc.retry_after)
+                        pause = max(pause, exc.retry_after)
                     if connection_refused(exc):
                         refused_since = refused_since if refused_since is not None else loop.time()
                         if loop.time() - refused_since >= COORDINATOR_DOWN_GRACE:
