@@ -262,6 +262,31 @@ async def test_a_call_ended_while_the_sfu_is_down_does_not_rejoin(
     assert local(b_events, "call.reconnected") == []
 
 
+async def test_a_user_removed_while_the_sfu_is_down_does_not_rejoin(
+    server: EmbeddedServer, make_client: Factory
+) -> None:
+    alice, bob = await make_client("alice"), await make_client("bob")
+    a_call, b_call = alice.make_call("default", "removed"), bob.make_call("default", "removed")
+    await a_call.get_or_create()
+    await a_call.join(NO_CAMERA)
+    await b_call.join(NO_CAMERA)
+    pair = {k: TONES[k] for k in ("alice", "bob")}
+    await wait_heard(alice, pair, audible={"bob"})
+    old = {a_call: a_call.state.value.session_id}
+    b_events = record(b_call)
+
+    await kill_sfu(server)
+    await a_call.remove_participant("bob")  # the host removes bob while the SFU cannot tell him
+
+    await b_call.state.wait_for(lambda s: s.status is CallStatus.DISCONNECTED, BACK_WITHIN)
+    assert [e["reason"] for e in local(b_events, "call.left")] == ["removed"]
+    assert local(b_events, "call.removed") == [{"by": "alice", "blocked": False}]
+    await wait_rejoined(old)  # alice was not removed: she is back, alone
+    assert [p.user_id for p in a_call.state.value.participants] == ["alice"]
+    await stays_heard(alice, pair, audible=set(), duration=1.0)
+    assert local(b_events, "call.reconnected") == []
+
+
 def test_rejoin_window_is_checked_at_construction() -> None:
     assert ClientOptions().rejoin_window == 30.0
     assert ClientOptions(rejoin_window=0).rejoin_window == 0

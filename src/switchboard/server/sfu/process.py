@@ -310,13 +310,17 @@ class SfuProcess:
         if self._http is None:
             return
         base = self.url.replace("ws://", "http://", 1).removesuffix("/sfu")
-        async with self._http.post(
-            base + p.INTERNAL_MODERATE_PATH, data=command.model_dump_json(), headers=self._auth.headers()
-        ) as resp:
-            if resp.status >= 400:
-                raise RuntimeError(
-                    f"the SFU refused a moderation command for {command.cid}: HTTP {resp.status}"
-                )
+        try:
+            async with self._http.post(
+                base + p.INTERNAL_MODERATE_PATH, data=command.model_dump_json(), headers=self._auth.headers()
+            ) as resp:
+                if resp.status >= 400:
+                    raise RuntimeError(
+                        f"the SFU refused a moderation command for {command.cid}: HTTP {resp.status}"
+                    )
+        except (aiohttp.ClientConnectionError, OSError) as exc:
+            # the child died: its sessions are gone; the coordinator's event tells the clients
+            log.warning("%s in %s: the SFU process is unreachable (%s)", command.action, command.cid, exc)
 
     async def recording(self, command: p.RecordingCommand) -> p.RecordingsReport:
         """Start, stop or list a call's recordings on the SFU; its SwitchboardError when refused."""
