@@ -659,6 +659,14 @@ class Call:
 
         Joining a call that is already joined or joining does nothing. Without ``connect_options`` the
         call type's defaults decide the microphone and camera.
+
+        Once joined, the call looks after its SFU connection (status ``RECONNECTING`` meanwhile;
+        events ``call.reconnecting`` / ``call.reconnected``): a dropped signalling socket resumes the
+        same session, and a lost session (its SFU died or restarted) joins the call again through
+        the coordinator, with the same microphone and camera sources and everything set on this
+        call (suspension and its mode, microphone and camera intent, hold audio, audience, gain,
+        pan), for at most ``ClientOptions.rejoin_window`` seconds; then it ends (``call.left``
+        with ``reason`` and ``detail``). See docs/architecture.md, "When an SFU dies".
         """
         if connect_options is not None:
             require_instance(connect_options, CallConnectOptions, "connect_options")
