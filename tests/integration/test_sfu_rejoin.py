@@ -287,6 +287,23 @@ async def test_a_user_removed_while_the_sfu_is_down_does_not_rejoin(
     assert local(b_events, "call.reconnected") == []
 
 
+async def test_with_rejoining_off_a_lost_session_ends_the_call(
+    server: EmbeddedServer, make_client: Factory
+) -> None:
+    alice = await make_client("alice", rejoin_window=0)
+    call = alice.make_call("default", "no-rejoin")
+    await call.get_or_create()
+    await call.join(NO_CAMERA)
+    events = record(call)
+
+    await kill_sfu(server)
+    await call.state.wait_for(lambda s: s.status is CallStatus.DISCONNECTED, BACK_WITHIN)
+    (left,) = local(events, "call.left")
+    assert left["reason"] == "sfu_disconnected" and "rejoining is off" in str(left["detail"])
+    assert [e["migrating"] for e in local(events, "call.reconnecting")] == [False]
+    await until(lambda: alice.state.active_calls.value == [], "the call left the active calls")
+
+
 def test_rejoin_window_is_checked_at_construction() -> None:
     assert ClientOptions().rejoin_window == 30.0
     assert ClientOptions(rejoin_window=0).rejoin_window == 0
