@@ -681,6 +681,7 @@ class Call:
             self._client._require_api()
             self._join_task = asyncio.current_task()
             self._removed = False
+            self._reconnecting_since = None
             self._update(status=CallStatus.JOINING)
             handover: Handover | None = None
             try:
@@ -836,10 +837,12 @@ class Call:
     async def _close_media(self) -> None:
         media, self._media = self._media, None
         adm, self._adm = self._adm, None
-        if media is not None:
-            await media.close()
-        if adm is not None:
-            adm.close()
+        try:
+            if media is not None:  # shielded: a leave cancelling a rejoin must not leak the old session
+                await asyncio.shield(media.close())
+        finally:
+            if adm is not None:
+                adm.close()
 
     def _reset_suspension(self) -> None:
         """Leaving resets suspension (SPEC §2.4.3)."""
