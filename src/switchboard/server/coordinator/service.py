@@ -61,6 +61,8 @@ class CoordinatorConfig:
 
 
 CallEndedHook = Callable[[str], Awaitable[None]]
+#: ``(cid, user_id, session_id, joined)``, after the coordinator took an SFU's report into account
+ParticipantHook = Callable[[str, str, str, bool], Awaitable[None]]
 
 
 class Coordinator:
@@ -74,6 +76,7 @@ class Coordinator:
         self.hub = hub
         self.ringer = Ringer(self)
         self.call_ended_hooks: list[CallEndedHook] = []
+        self.participant_hooks: list[ParticipantHook] = []
         #: minted SFU sessions and the media sessions per call and user (in Redis when shared)
         self.sfu_sessions = sfu_sessions if sfu_sessions is not None else SfuSessions()
         self.custom_events = CustomEvents(self)
@@ -527,20 +530,25 @@ class Coordinator:
         await self.ringer.reject(call, user_id, request.reason)
         return m.AckResponse()
 
-    async def participant_changed(self, cid: str, user_id: str, session_id: str, joined: bool) -> None:
+    async def participant_changed(
+        self, cid: str, user_id: str, session_id: str, joined: bool, *, sfu_lost: bool = False
+    ) -> None:
         """The SFU reports a session joining or leaving the call's media.
 
-        When a user's last session leaves, a ring they started that nobody accepted is cancelled.
+        When a user's last session leaves, a ring they started that nobody accepted is cancelled,
+        unless ``sfu_lost``: the session's SFU died, and its client is joining again.
         """
         if joined:
             await self.sfu_sessions.joined(session_id)
         else:
             await self.sfu_sessions.left(session_id)
         remaining = await self.sfu_sessions.media_changed(cid, user_id, session_id, joined)
+        for hook in self.participant_hooks:
+            await hook(cid, user_id, session_id, joined)
         call = await self.store.get_call(cid)
         if call is None:
             return
-        if not joined and not remaining:
+        if not joined and not remaining and not sfu_lost:
             await self.ringer.caller_left(call, user_id)
         response = await self.call_response(call)
         now = utcnow()

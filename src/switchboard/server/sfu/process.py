@@ -250,7 +250,13 @@ class SfuProcess:
         return self._proc.pid if self._proc is not None else None
 
     async def start(self) -> str:
-        """Spawn the child and wait until it listens; its signalling URL. RuntimeError if it fails."""
+        """Spawn the child and wait until it listens; its signalling URL. RuntimeError if it fails.
+
+        Called again after the child died, it starts a new child on the port the first one listened on.
+        """
+        if self._http is not None:  # a restart: the previous child's channel
+            await self._http.close()
+            self._http = None
         proc = self._proc = await asyncio.create_subprocess_exec(
             sys.executable,
             "-m",
@@ -267,32 +273,56 @@ class SfuProcess:
         except (TimeoutError, ValueError, KeyError) as exc:
             await self.stop()
             raise RuntimeError(f"the SFU process did not start: {exc!r}") from exc
+        self._settings["port"] = int(self.url.rsplit(":", 1)[1].split("/", 1)[0])  # kept by a restart
         self._http = aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=CHANNEL_TIMEOUT))
         return self.url
+
+    async def wait_exit(self) -> int | None:
+        """Wait until the child exits on its own: its exit code (negative: the signal that killed it).
+
+        None when :meth:`stop` ended it or it is not running.
+        """
+        proc = self._proc
+        if proc is None:
+            return None
+        code = await proc.wait()
+        if self._proc is not proc:
+            return None
+        if proc.stdin is not None:
+            proc.stdin.close()
+        return code
 
     async def end_call(self, cid: str) -> None:
         """Tell the SFU the call ended: it says ``call_ended`` to every session and closes the room."""
         if self._http is None:
             return
         base = self.url.replace("ws://", "http://", 1).removesuffix("/sfu")
-        async with self._http.post(
-            base + p.INTERNAL_END_CALL_PATH, json={"cid": cid}, headers=self._auth.headers()
-        ) as resp:
-            if resp.status >= 400:
-                raise RuntimeError(f"the SFU refused end_call for {cid}: HTTP {resp.status}")
+        try:
+            async with self._http.post(
+                base + p.INTERNAL_END_CALL_PATH, json={"cid": cid}, headers=self._auth.headers()
+            ) as resp:
+                if resp.status >= 400:
+                    raise RuntimeError(f"the SFU refused end_call for {cid}: HTTP {resp.status}")
+        except (aiohttp.ClientConnectionError, OSError) as exc:
+            # the child died (and is restarting empty): none of its sessions is left to tell
+            log.warning("end_call for %s: the SFU process is unreachable (%s)", cid, exc)
 
     async def moderate(self, command: p.ModerationCommand) -> None:
         """Tell the SFU what a moderator did (``server/sfu/moderation.py``)."""
         if self._http is None:
             return
         base = self.url.replace("ws://", "http://", 1).removesuffix("/sfu")
-        async with self._http.post(
-            base + p.INTERNAL_MODERATE_PATH, data=command.model_dump_json(), headers=self._auth.headers()
-        ) as resp:
-            if resp.status >= 400:
-                raise RuntimeError(
-                    f"the SFU refused a moderation command for {command.cid}: HTTP {resp.status}"
-                )
+        try:
+            async with self._http.post(
+                base + p.INTERNAL_MODERATE_PATH, data=command.model_dump_json(), headers=self._auth.headers()
+            ) as resp:
+                if resp.status >= 400:
+                    raise RuntimeError(
+                        f"the SFU refused a moderation command for {command.cid}: HTTP {resp.status}"
+                    )
+        except (aiohttp.ClientConnectionError, OSError) as exc:
+            # the child died: its sessions are gone; the coordinator's event tells the clients
+            log.warning("%s in %s: the SFU process is unreachable (%s)", command.action, command.cid, exc)
 
     async def update_grants(self, update: p.GrantsUpdate) -> int:
         """Tell the SFU users' grants changed in a call (``server/sfu/live_grants.py``); the number of
