@@ -13,6 +13,7 @@ import logging
 import os
 import signal
 import sys
+from typing import Any
 
 from switchboard import __version__
 from switchboard.cli_common import (
@@ -118,8 +119,16 @@ async def _serve(
 # ---------------------------------------------------------------- sfu
 
 
-async def _sfu_node(engine: str, host: str, port: int, coordinator: str, event_loops: int) -> None:
-    """An SFU node for a coordinator elsewhere (prints ``{"sfu_url": ...}`` once it listens)."""
+async def _sfu_node(
+    engine: str,
+    host: str,
+    port: int,
+    coordinator: str,
+    event_loops: int,
+    registration: dict[str, Any] | None = None,
+) -> None:
+    """An SFU node for a coordinator elsewhere (prints ``{"sfu_url": ...}`` once it listens);
+    ``registration``: the node registers in Redis (``server/sfu/registration.py``)."""
     from switchboard.server.sfu.process import run_sfu_node
     from switchboard.server.sfu_janus.janus_process import JanusConfig
     from switchboard.server.sfu_janus.node import janus_config_for
@@ -145,6 +154,7 @@ async def _sfu_node(engine: str, host: str, port: int, coordinator: str, event_l
             engine=engine,
             janus=janus,
             stop=stop,
+            registration=registration,
         )
     except OSError as exc:
         raise bind_failure(host, f"port {port}", exc) from None
@@ -265,6 +275,9 @@ def build_parser() -> argparse.ArgumentParser:
     sfu.add_argument(
         "--janus-event-loops", type=int, default=2, metavar="N", help="Janus media event loops (default 2)"
     )
+    from switchboard.cli_cluster import add_node_arguments
+
+    add_node_arguments(sfu)
     sfu.add_argument(
         "--log-level", choices=("debug", "info", "warning", "error"), default="warning", help="stderr logging"
     )
@@ -289,9 +302,11 @@ def build_parser() -> argparse.ArgumentParser:
             "accept."
         ),
     )
+    from switchboard.cli_cluster import add_cluster_parser
     from switchboard.cli_coordinator import add_coordinator_parser
 
     add_coordinator_parser(sub)
+    add_cluster_parser(sub)
     return parser
 
 
@@ -339,9 +354,24 @@ def _run(args: argparse.Namespace) -> int:
             return run_coordinator_command(args)
         except CoordinatorCommandError as exc:
             raise CliError(str(exc)) from None
+    if args.command == "cluster":
+        from switchboard.cli_cluster import run_cluster_command
+
+        return run_cluster_command(args)
     if args.command == "sfu":
         configure_logging(args.log_level)
-        asyncio.run(_sfu_node(args.engine, args.host, args.port, args.coordinator, args.janus_event_loops))
+        from switchboard.cli_cluster import node_registration
+
+        asyncio.run(
+            _sfu_node(
+                args.engine,
+                args.host,
+                args.port,
+                args.coordinator,
+                args.janus_event_loops,
+                node_registration(args),
+            )
+        )
         return 0
     if args.command == "token":
         keys = resolve_key_pair(create=False)

@@ -6,6 +6,7 @@ from __future__ import annotations
 import dataclasses
 import os
 from types import TracebackType
+from typing import Any
 from urllib.parse import urlsplit
 
 from aiohttp import web
@@ -122,6 +123,8 @@ class EmbeddedServer:
             self._new_sfu() if self._in_process_sfu and engine == "embedded" else None
         )
         self._sfu_process: SfuProcess | None = None
+        #: with ``sfu_process``: the child registers as an SFU node in Redis (``SfuProcess(registration=)``)
+        self.sfu_registration: dict[str, Any] | None = None
         self._sfu_port = sfu_port
         self.store: Store = store if store is not None else MemoryStore()
         #: browsers: CORS origins (None: any) and the page's development tokens (docs/browser.md)
@@ -243,6 +246,7 @@ class EmbeddedServer:
                 janus=janus_config_for(self.host, self.janus_config).to_json()
                 if self.engine == "janus"
                 else None,
+                registration=self.sfu_registration,
             )
             try:
                 self.sfu_url = await self._sfu_process.start()

@@ -35,6 +35,7 @@ from switchboard.server.coordinator.limits import CoordinatorLimits
 from switchboard.server.coordinator.moderation import Moderation
 from switchboard.server.coordinator.permissions import CallPermissions
 from switchboard.server.coordinator.recording import CallRecordings
+from switchboard.server.coordinator.sfu_nodes import NoSfuNodeError, SfuNodes
 from switchboard.server.coordinator.sfu_sessions import SfuSessions
 from switchboard.server.coordinator.store import CallRecord, MemberRecord, Store, UserRecord
 
@@ -45,7 +46,8 @@ log = logging.getLogger("switchboard.coordinator")
 class CoordinatorConfig:
     api_key: str
     api_secret: str
-    #: where clients reach the SFU; filled in by the server that runs one.
+    #: where clients reach the SFU; filled in by the server that runs one ("": only registered SFU
+    #: nodes, ``server/coordinator/sfu_nodes.py``).
     sfu_url: str = "ws://127.0.0.1:3031/sfu"
     ice_servers: list[m.IceServer] = field(default_factory=list)
     #: STUN/TURN handed out with each SFU credential (TURN with per-user, time-limited credentials)
@@ -75,6 +77,8 @@ class Coordinator:
         self.call_ended_hooks: list[CallEndedHook] = []
         #: minted SFU sessions and the media sessions per call and user (in Redis when shared)
         self.sfu_sessions = sfu_sessions if sfu_sessions is not None else SfuSessions()
+        #: registered SFU nodes and the node of each call (in Redis when shared; none: ``config.sfu_url``)
+        self.sfu_nodes = SfuNodes()
         self.custom_events = CustomEvents(self)
         self.moderation = Moderation(self)
         self.permissions = CallPermissions(self)
@@ -410,8 +414,13 @@ class Coordinator:
             ttl=ttl,
         )
         await self.sfu_sessions.minted(call.cid, user_id, session_id, grants, time.time() + ttl)
+        placement = await self.sfu_nodes.place(call.cid)  # the call's node; None: no node registered
+        if placement is None and not self.config.sfu_url:
+            raise NoSfuNodeError(f"no SFU node is live to place call {call.cid} on: try again shortly")
+        if placement is not None and placement.moved:
+            log.info("call %s moved to SFU node %s (its node stopped)", call.cid, placement.node.id)
         return m.Credentials(
-            server=m.SfuServer(url=self.config.sfu_url),
+            server=m.SfuServer(url=placement.node.url if placement is not None else self.config.sfu_url),
             token=token,
             ice_servers=[*self.config.ice_servers, *ice_servers_for(self.config.ice, user_id)],
         )

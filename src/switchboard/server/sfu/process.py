@@ -33,6 +33,13 @@ from switchboard.errors import CallStateError, SwitchboardError, error_for
 from switchboard.protocol import sfu as p
 from switchboard.protocol.tokens import SfuClaims, create_admin_token, verify_admin_token
 from switchboard.server.sfu.moderation import add_moderation_route
+from switchboard.server.sfu.registration import (
+    LoadProbe,
+    NodeRegistration,
+    SessionCounter,
+    internal_url_of,
+    signalling_load,
+)
 from switchboard.server.sfu.server import SfuConfig, SfuServer
 
 log = logging.getLogger("switchboard.sfu.process")
@@ -111,25 +118,63 @@ class CoordinatorChannel:
         await self._http.close()
 
 
+def _registration(settings: dict[str, Any], url: str, probe: LoadProbe) -> NodeRegistration | None:
+    """The node's registration in Redis when ``settings`` name one (``redis``), else None."""
+    if not settings.get("redis"):
+        return None
+    return NodeRegistration(
+        str(settings["redis"]),
+        url=str(settings.get("public_url") or url),
+        internal_url=internal_url_of(url),
+        probe=probe,
+        engine=str(settings.get("engine", "embedded")),
+        prefix=str(settings.get("prefix", "sb:")),
+        node_id=settings.get("node_id"),
+    )
+
+
 async def _serve(settings: dict[str, Any], stop: asyncio.Event) -> None:
     config = SfuConfig(**settings["sfu"])
     channel = CoordinatorChannel(str(settings["coordinator_url"]), config.api_secret)
+    registration: NodeRegistration | None = None
     if settings.get("engine", "embedded") == "janus":
         from switchboard.server.sfu_janus.janus_process import JanusConfig
         from switchboard.server.sfu_janus.node import serve_janus_node
 
-        try:
-            await serve_janus_node(
+        counter = SessionCounter(channel.participant_changed)
+        registered = asyncio.Event()
+
+        def listening(url: str) -> None:
+            nonlocal registration
+            registration = _registration(settings, url, counter.load)
+            print(json.dumps({"sfu_url": url}), flush=True)
+            registered.set()
+
+        janus_task = asyncio.create_task(
+            serve_janus_node(
                 config,
                 JanusConfig(**settings.get("janus", {})),
                 host=str(settings["host"]),
                 port=int(settings["port"]),
                 stop=stop,
                 admission=channel.admit,
-                on_participant=channel.participant_changed,
-                on_listening=lambda url: print(json.dumps({"sfu_url": url}), flush=True),
+                on_participant=counter.participant_changed,
+                on_listening=listening,
             )
+        )
+        waiter = asyncio.create_task(registered.wait())
+        try:
+            await asyncio.wait({janus_task, waiter}, return_when=asyncio.FIRST_COMPLETED)
+            if registration is not None:
+                await registration.start()
+            await janus_task
         finally:
+            waiter.cancel()
+            if registration is not None:
+                await registration.stop()
+            if not janus_task.done():
+                stop.set()
+                await asyncio.gather(janus_task, return_exceptions=True)
             await channel.close()
         return
     sfu = SfuServer(config, admission=channel.admit, on_participant=channel.participant_changed)
@@ -167,9 +212,14 @@ async def _serve(settings: dict[str, Any], stop: asyncio.Event) -> None:
     try:
         await web.TCPSite(runner, str(settings["host"]), int(settings["port"])).start()
         host, port = runner.addresses[0][:2]
+        registration = _registration(settings, f"ws://{host}:{port}/sfu", lambda: signalling_load(sfu))
+        if registration is not None:
+            await registration.start()
         print(json.dumps({"sfu_url": f"ws://{host}:{port}/sfu"}), flush=True)
         await stop.wait()
     finally:
+        if registration is not None:
+            await registration.stop()
         await sfu.close()
         await runner.cleanup()
         await channel.close()
@@ -184,9 +234,15 @@ async def run_sfu_node(
     engine: str = "embedded",
     janus: dict[str, Any] | None = None,
     stop: asyncio.Event,
+    registration: dict[str, Any] | None = None,
 ) -> None:
     """An SFU node of either engine for the coordinator at ``coordinator_url`` until ``stop`` is set
-    (``switchboard sfu``); prints ``{"sfu_url": ...}`` once it listens."""
+    (``switchboard sfu``); prints ``{"sfu_url": ...}`` once it listens.
+
+    ``registration`` (``{"redis": URL, "prefix": ..., "node_id": ..., "public_url": ...}``) makes
+    it register and heartbeat in Redis as a node the coordinators place calls on
+    (``server/sfu/registration.py``); RuntimeError when that Redis does not answer.
+    """
     settings = {
         "sfu": dataclasses.asdict(SfuConfig(api_secret=api_secret)),
         "host": host,
@@ -194,6 +250,7 @@ async def run_sfu_node(
         "coordinator_url": coordinator_url,
         "engine": engine,
         "janus": janus or {},
+        **(registration or {}),
     }
     await _serve(settings, stop)
 
@@ -218,7 +275,10 @@ async def _child_main() -> None:
 
 
 class SfuProcess:
-    """Starts, talks to and stops the SFU child process (used by :class:`EmbeddedServer`)."""
+    """Starts, talks to and stops the SFU child process (used by :class:`EmbeddedServer`).
+
+    ``registration``: see :func:`run_sfu_node` (the child registers as an SFU node in Redis).
+    """
 
     def __init__(
         self,
@@ -229,6 +289,7 @@ class SfuProcess:
         coordinator_url: str,
         engine: str = "embedded",
         janus: dict[str, Any] | None = None,
+        registration: dict[str, Any] | None = None,
     ) -> None:
         self._settings = {
             "sfu": dataclasses.asdict(config),
@@ -237,6 +298,7 @@ class SfuProcess:
             "coordinator_url": coordinator_url,
             "engine": engine,
             "janus": janus or {},
+            **(registration or {}),
         }
         self._auth = _AdminAuth(config.api_secret)
         self._proc: asyncio.subprocess.Process | None = None
