@@ -30,6 +30,7 @@ from aiohttp import web
 from pydantic import BaseModel, ConfigDict
 
 from switchboard.errors import CallStateError, SwitchboardError, error_for
+from switchboard.media.local_ice import loopback_ice_address
 from switchboard.protocol import sfu as p
 from switchboard.protocol.tokens import SfuClaims, create_admin_token, verify_admin_token
 from switchboard.server.sfu.moderation import add_moderation_route
@@ -243,8 +244,10 @@ async def run_sfu_node(
     it register and heartbeat in Redis as a node the coordinators place calls on
     (``server/sfu/registration.py``); RuntimeError when that Redis does not answer.
     """
+    # media stays on loopback when the node listens there (aioice gathers no loopback candidates)
+    config = SfuConfig(api_secret=api_secret, ice_loopback_address=loopback_ice_address(host))
     settings = {
-        "sfu": dataclasses.asdict(SfuConfig(api_secret=api_secret)),
+        "sfu": dataclasses.asdict(config),
         "host": host,
         "port": port,
         "coordinator_url": coordinator_url,
