@@ -24,6 +24,7 @@ from switchboard.protocol import coordinator as m
 from switchboard.protocol.tokens import generate_key_pair
 from switchboard.server.cluster import LocalCluster
 from switchboard.server.coordinator.redis_sfu_nodes import RedisSfuNodes
+from switchboard.server.coordinator.redis_sfu_sessions import RedisSfuSessions
 from switchboard.server.coordinator.redis_store import RedisStore
 from switchboard.server.coordinator.sfu_nodes import NODE_TTL, SfuNode
 from tests.conftest import wait_heard
@@ -106,11 +107,14 @@ async def test_a_killed_node_expires_and_joins_land_on_the_live_node(cluster: Lo
         await wait_heard(alice, TONES, audible={"bob"})
 
         store = RedisStore.from_url(cluster.redis_url, prefix=cluster.prefix)
+        sessions = RedisSfuSessions(store)
         try:
             doomed = await RedisSfuNodes(store).node_of(alice_call.cid)
+            old = {u: await sessions.media_session_ids(alice_call.cid, u) for u in ("alice", "bob")}
         finally:
             await store.close()
         assert doomed is not None
+        assert all(len(ids) == 1 for ids in old.values()), old
         [victim] = [p for p in cluster.of_role("sfu") if p.url == doomed.url]
         [survivor] = [url for url in cluster.node_urls if url != doomed.url]
         killed = time.monotonic()
@@ -129,6 +133,16 @@ async def test_a_killed_node_expires_and_joins_land_on_the_live_node(cluster: Lo
         bob_again = await rest_join(cluster.url, cluster, "bob", "doomed")
         assert bob_again.credentials.server.url == survivor
         assert bob_again.session_id != again.session_id
+        # the sessions the dead node held are gone for the coordinators: left, no longer in the media
+        store = RedisStore.from_url(cluster.redis_url, prefix=cluster.prefix)
+        sessions = RedisSfuSessions(store)
+        try:
+            for user, (session_id,) in old.items():
+                assert await sessions.media_session_ids(alice_call.cid, user) == set()
+                record = await sessions.get(session_id)
+                assert record is not None and record.left, f"{user}'s session on the dead node"
+        finally:
+            await store.close()
         fresh = await rest_join(cluster.url, cluster, "bob", "fresh")
         assert fresh.credentials.server.url == survivor
     finally:

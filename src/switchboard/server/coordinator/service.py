@@ -419,11 +419,33 @@ class Coordinator:
             raise NoSfuNodeError(f"no SFU node is live to place call {call.cid} on: try again shortly")
         if placement is not None and placement.moved:
             log.info("call %s moved to SFU node %s (its node stopped)", call.cid, placement.node.id)
+            await self._media_lost_with_node(call, user_id)
         return m.Credentials(
             server=m.SfuServer(url=placement.node.url if placement is not None else self.config.sfu_url),
             token=token,
             ice_servers=[*self.config.ice_servers, *ice_servers_for(self.config.ice, user_id)],
         )
+
+    async def _media_lost_with_node(self, call: CallRecord, user_id: str) -> None:
+        """The call's SFU node died: the media sessions it held are gone though it never said so.
+
+        Each one is marked left (its tokens are refused) and leaves the call's participants
+        (``call.session_participant_left`` to the members); rings are left alone, since the users
+        are joining again on the new node. Sessions of users who are neither members nor the
+        joining user are not listed by user here: they expire with their records.
+        """
+        for member in await self.member_user_ids(call.cid) | {user_id}:
+            for session_id in await self.sfu_sessions.media_session_ids(call.cid, member):
+                await self.sfu_sessions.left(session_id)
+                await self.sfu_sessions.media_changed(call.cid, member, session_id, False)
+                event = m.ParticipantLeftEvent(
+                    created_at=utcnow(),
+                    cid=call.cid,
+                    call=await self.call_response(call),
+                    user_id=member,
+                    session_id=session_id,
+                )
+                await self.broadcast(call, event)
 
     async def refresh_sfu_token(
         self, user_id: str, call_type: str, call_id: str, request: m.SfuTokenRequest
