@@ -1,4 +1,5 @@
-"""The ``switchboard`` command: ``serve``, ``sfu``, ``coordinator``, ``token``, ``demo`` and ``devices``.
+"""The ``switchboard`` command: ``serve``, ``sfu``, ``coordinator``, ``cluster``, ``token``, ``demo``,
+``devices``.
 
 Every error is one readable line on stderr and a non-zero exit: 2 for a bad command line (argparse's
 convention), 1 for anything else, 130 for Ctrl-C.
@@ -293,6 +294,11 @@ def build_parser() -> argparse.ArgumentParser:
     )
     demo.add_argument("--json", dest="json_path", default=None, help="write the measurements here (JSON)")
     demo.add_argument("--plot", dest="plot_path", default=None, help="write a plot of the levels here (PNG)")
+    demo.add_argument(
+        "--cluster",
+        action="store_true",
+        help="run against a local cluster (redis-server, 2 coordinators, 2 SFU nodes) instead",
+    )
     sub.add_parser(
         "devices",
         help="list the audio devices DeviceMicrophone / DeviceSpeaker can use",
@@ -384,7 +390,7 @@ def _run(args: argparse.Namespace) -> int:
             require_writable(path, option)
     from switchboard.demo import run_demo
 
-    return asyncio.run(run_demo(json_path=args.json_path, plot_path=args.plot_path))
+    return asyncio.run(run_demo(json_path=args.json_path, plot_path=args.plot_path, cluster=args.cluster))
 
 
 def require_writable(path: str, option: str) -> None:

@@ -90,15 +90,25 @@ class CoordinatorChannel:
 
     async def _post(self, path: str, body: str) -> None:
         headers = {**self._auth.headers(), "Content-Type": "application/json"}
-        try:
-            async with self._http.post(self._base + path, data=body, headers=headers) as resp:
-                if resp.status < 400:
-                    return
-                raw = await resp.read()
-        except (aiohttp.ClientError, OSError, TimeoutError) as exc:
-            raise CallStateError(
-                f"the coordinator is unreachable: {exc}", code="coordinator_unavailable"
-            ) from exc
+        for attempt in (1, 2):
+            try:
+                async with self._http.post(self._base + path, data=body, headers=headers) as resp:
+                    if resp.status < 400:
+                        return
+                    raw = await resp.read()
+                    break
+            except (aiohttp.ServerDisconnectedError, aiohttp.ClientOSError) as exc:
+                # a kept-alive connection the coordinator (or a balancer) closed as it was reused:
+                # admission and session reports are safe to send again, once, on a new connection
+                if attempt == 1:
+                    continue
+                raise CallStateError(
+                    f"the coordinator is unreachable: {exc}", code="coordinator_unavailable"
+                ) from exc
+            except (aiohttp.ClientError, OSError, TimeoutError) as exc:
+                raise CallStateError(
+                    f"the coordinator is unreachable: {exc}", code="coordinator_unavailable"
+                ) from exc
         try:
             err = json.loads(raw)
             raise error_for(resp.status, str(err["code"]), str(err["message"]))

@@ -112,6 +112,7 @@ class NodeRegistration:
         self._store = RedisStore.from_url(redis_url, prefix=prefix)
         self._nodes = RedisSfuNodes(self._store, ttl=ttl)
         self._task: asyncio.Task[None] | None = None
+        self._registered = False
         self._cpu_mark = (time.monotonic(), time.process_time())
 
     def _cpu(self) -> float:
@@ -140,6 +141,7 @@ class NodeRegistration:
         except (RedisError, OSError) as exc:
             await self._store.close()
             raise RuntimeError(f"cannot register the SFU node in Redis: {exc}") from None
+        self._registered = True
         self._task = asyncio.create_task(self._beat(), name=f"sfu-node-heartbeat-{self.node_id}")
         log.info("SFU node %s registered (%s)", self.node_id, self.url)
 
@@ -152,12 +154,15 @@ class NodeRegistration:
                 log.warning("SFU node %s: heartbeat failed: %s", self.node_id, exc)
 
     async def stop(self) -> None:
-        """Stop heartbeating and remove the node from the registry (best effort)."""
+        """Stop heartbeating and remove the node from the registry (best effort; idempotent)."""
         task, self._task = self._task, None
         if task is not None:
             task.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await task
+        if not self._registered:
+            return
+        self._registered = False
         try:
             await self._nodes.deregister(self.node_id)
         except (RedisError, OSError) as exc:
