@@ -150,15 +150,20 @@ class LocalCluster:
             self._balancer = TcpBalancer(backends, rotate=True, host=self.host, port=self.port)
             self.url = await self._balancer.start()
             for _ in range(self.node_count):
-                await self._spawn(
-                    "sfu",
-                    ["sfu", "--redis", self.redis_url, "--prefix", self.prefix, "--engine", self.engine],
-                    ["--host", self.host, "--port", "0", "--coordinator", self.url],
-                )
+                await self.add_node()
         except BaseException:
             await self.stop()
             raise
         return self.url
+
+    async def add_node(self) -> ClusterProcess:
+        """Start one more SFU node (it registers, and new calls may land on it); ClusterError if it
+        does not start."""
+        return await self._spawn(
+            "sfu",
+            ["sfu", "--redis", self.redis_url, "--prefix", self.prefix, "--engine", self.engine],
+            ["--host", self.host, "--port", "0", "--coordinator", self.url],
+        )
 
     async def _start_redis(self) -> None:
         binary = redis_server_binary()
@@ -182,7 +187,7 @@ class LocalCluster:
             await asyncio.sleep(0.02)
         raise ClusterError(f"redis-server did not start (exit {proc.returncode})")
 
-    async def _spawn(self, role: str, command: list[str], where: list[str]) -> None:
+    async def _spawn(self, role: str, command: list[str], where: list[str]) -> ClusterProcess:
         env = {
             **os.environ,
             "SWITCHBOARD_API_KEY": self.api_key,
@@ -218,6 +223,7 @@ class LocalCluster:
                 part.url = ""
         if not part.url:
             raise ClusterError(f"the {role} process did not start (see its error above)")
+        return part
 
     async def stop(self) -> None:
         """Stop every process started (SFU nodes, coordinators, then Redis) and the balancer."""
