@@ -18,6 +18,7 @@ import shutil
 import signal
 import sys
 import tempfile
+from collections.abc import Awaitable, Iterable
 from dataclasses import dataclass
 from pathlib import Path
 from types import TracebackType
@@ -30,6 +31,15 @@ START_TIMEOUT = 60.0
 STOP_TIMEOUT = 10.0
 
 _COORDINATOR_LINE = re.compile(rb"^switchboard coordinator on (http://\S+) ")
+
+
+async def _all(starts: Iterable[Awaitable[object]]) -> None:
+    """Run ``starts`` concurrently; once every one has finished, raise the first failure (so no start
+    is still under way when the caller cleans up)."""
+    results = await asyncio.gather(*starts, return_exceptions=True)
+    for result in results:
+        if isinstance(result, BaseException):
+            raise result
 
 
 class ClusterError(Exception):
@@ -137,20 +147,18 @@ class LocalCluster:
         """Start Redis, the coordinators, the balancer, then the SFU nodes; returns ``url``."""
         try:
             await self._start_redis()
-            for _ in range(self.coordinator_count):
-                await self._spawn(
-                    "coordinator",
-                    ["coordinator", "--redis", self.redis_url, "--prefix", self.prefix, "--no-sfu"],
-                    ["--host", self.host, "--port", "0"],
-                )
+            coordinator = ["coordinator", "--redis", self.redis_url, "--prefix", self.prefix, "--no-sfu"]
+            await _all(
+                self._spawn("coordinator", coordinator, ["--host", self.host, "--port", "0"])
+                for _ in range(self.coordinator_count)
+            )
             backends: list[tuple[str, int]] = []
             for url in self.coordinator_urls:
                 host, port = url.removeprefix("http://").rsplit(":", 1)
                 backends.append((host.strip("[]"), int(port)))
             self._balancer = TcpBalancer(backends, rotate=True, host=self.host, port=self.port)
             self.url = await self._balancer.start()
-            for _ in range(self.node_count):
-                await self.add_node()
+            await _all(self.add_node() for _ in range(self.node_count))
         except BaseException:
             await self.stop()
             raise

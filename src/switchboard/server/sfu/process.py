@@ -153,12 +153,12 @@ async def _serve(settings: dict[str, Any], stop: asyncio.Event) -> None:
         from switchboard.server.sfu_janus.node import serve_janus_node
 
         counter = SessionCounter(channel.participant_changed)
-        registered = asyncio.Event()
+        registered = asyncio.Event()  # set once Janus and the signalling endpoint are up
+
+        listening_at: list[str] = []
 
         def listening(url: str) -> None:
-            nonlocal registration
-            registration = _registration(settings, url, counter.load)
-            print(json.dumps({"sfu_url": url}), flush=True)
+            listening_at.append(url)
             registered.set()
 
         janus_task = asyncio.create_task(
@@ -176,8 +176,11 @@ async def _serve(settings: dict[str, Any], stop: asyncio.Event) -> None:
         waiter = asyncio.create_task(registered.wait())
         try:
             await asyncio.wait({janus_task, waiter}, return_when=asyncio.FIRST_COMPLETED)
-            if registration is not None:
-                await registration.start()
+            if listening_at:  # registered before it says it listens, like the embedded engine
+                registration = _registration(settings, listening_at[0], counter.load)
+                if registration is not None:
+                    await registration.start()
+                print(json.dumps({"sfu_url": listening_at[0]}), flush=True)
             await janus_task
         finally:
             waiter.cancel()
