@@ -13,6 +13,8 @@ import pytest
 
 from switchboard.protocol import coordinator as m
 from switchboard.protocol.tokens import create_admin_token, create_user_token, generate_key_pair
+from switchboard.server.coordinator.redis_sfu_nodes import RedisSfuNodes
+from switchboard.server.coordinator.sfu_nodes import SfuNode
 from switchboard.server.coordinator.standalone import CoordinatorServer
 
 API_KEY, API_SECRET = generate_key_pair()
@@ -80,3 +82,31 @@ async def test_own_sfu_processes_are_nodes_and_end_call_reaches_the_calls_node(
                     break
                 await asyncio.sleep(0.1)
             assert f"default:{call_id}" not in await sfu_rooms(http, node_url), "the node closed the room"
+
+
+async def test_without_a_live_node_join_answers_503_and_then_uses_the_node_that_registers(
+    redis_url: str,
+) -> None:
+    prefix = f"cz{uuid.uuid4().hex[:8]}:"
+    server = CoordinatorServer(
+        redis_url=redis_url, api_key=API_KEY, api_secret=API_SECRET, prefix=prefix, own_sfu=False
+    )
+    await server.start()
+    try:
+        headers = {"Authorization": f"Bearer {create_user_token(API_SECRET, 'alice')}", "X-Api-Key": API_KEY}
+        join_url = f"{server.url}/api/v1/calls/default/nowhere/join"
+        async with aiohttp.ClientSession() as http:
+            async with http.post(join_url, json={"create": True}, headers=headers) as resp:
+                assert resp.status == 503
+                body = await resp.json()
+                assert body["code"] == "sfu_unavailable" and set(body) == {"code", "message"}
+            assert server.store is not None
+            await RedisSfuNodes(server.store).heartbeat(
+                SfuNode("late", "ws://127.0.0.1:9/sfu", "http://127.0.0.1:9")
+            )
+            text = await post(http, join_url, "alice", {"create": True})
+            assert (
+                m.JoinCallResponse.model_validate_json(text).credentials.server.url == "ws://127.0.0.1:9/sfu"
+            )
+    finally:
+        await server.stop()

@@ -402,7 +402,18 @@ class Coordinator:
     async def _sfu_credentials(
         self, call: CallRecord, user_id: str, session_id: str, caps: list[Capability]
     ) -> m.Credentials:
-        """Mint an SFU token for ``session_id`` with the grants ``caps`` give, and remember it."""
+        """Mint an SFU token for ``session_id`` with the grants ``caps`` give, and remember it.
+
+        The SFU is the call's node (``sfu_nodes.py``: placed on the least-loaded live node, sticky,
+        moved off a dead one), or ``config.sfu_url`` while no node is registered;
+        :class:`NoSfuNodeError` (503) when neither exists.
+        """
+        placement = await self.sfu_nodes.place(call.cid)  # the call's node; None: no node registered
+        if placement is None and not self.config.sfu_url:
+            raise NoSfuNodeError(f"no SFU node is live to place call {call.cid} on: try again shortly")
+        if placement is not None and placement.moved:
+            log.info("call %s moved to SFU node %s (its node stopped)", call.cid, placement.node.id)
+            await self._media_lost_with_node(call, user_id)
         grants = self.sfu_grants(caps)
         ttl = self.config.sfu_token_ttl
         token = create_sfu_token(
@@ -414,12 +425,6 @@ class Coordinator:
             ttl=ttl,
         )
         await self.sfu_sessions.minted(call.cid, user_id, session_id, grants, time.time() + ttl)
-        placement = await self.sfu_nodes.place(call.cid)  # the call's node; None: no node registered
-        if placement is None and not self.config.sfu_url:
-            raise NoSfuNodeError(f"no SFU node is live to place call {call.cid} on: try again shortly")
-        if placement is not None and placement.moved:
-            log.info("call %s moved to SFU node %s (its node stopped)", call.cid, placement.node.id)
-            await self._media_lost_with_node(call, user_id)
         return m.Credentials(
             server=m.SfuServer(url=placement.node.url if placement is not None else self.config.sfu_url),
             token=token,
