@@ -8,6 +8,7 @@ import dataclasses
 import logging
 import os
 from types import TracebackType
+from typing import Any
 from urllib.parse import urlsplit
 
 from aiohttp import web
@@ -141,6 +142,8 @@ class EmbeddedServer:
         self._sfu_child_sessions: dict[str, tuple[str, str]] = {}
         #: how many times the SFU child process was restarted after it died
         self.sfu_restarts = 0
+        #: with ``sfu_process``: the child registers as an SFU node in Redis (``SfuProcess(registration=)``)
+        self.sfu_registration: dict[str, Any] | None = None
         self._sfu_port = sfu_port
         self.store: Store = store if store is not None else MemoryStore()
         #: browsers: CORS origins (None: any) and the page's development tokens (docs/browser.md)
@@ -263,6 +266,7 @@ class EmbeddedServer:
                 janus=janus_config_for(self.host, self.janus_config).to_json()
                 if self.engine == "janus"
                 else None,
+                registration=self.sfu_registration,
             )
             try:
                 self.sfu_url = await self._sfu_process.start()

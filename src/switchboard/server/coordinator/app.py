@@ -36,6 +36,7 @@ from switchboard.server.coordinator.limits import FrameBudget
 from switchboard.server.coordinator.ratelimit import Limiter, RateLimiter
 from switchboard.server.coordinator.redis_events import RedisEventHub
 from switchboard.server.coordinator.redis_ratelimit import RedisRateLimiter
+from switchboard.server.coordinator.redis_sfu_nodes import RedisSfuNodes
 from switchboard.server.coordinator.redis_sfu_sessions import RedisSfuSessions
 from switchboard.server.coordinator.redis_store import RedisStore
 from switchboard.server.coordinator.request_log import request_log_middleware
@@ -693,6 +694,7 @@ def create_app(
     if isinstance(store, RedisStore):  # state shared by several coordinators
         hub: EventHub = RedisEventHub(store)
         coordinator = Coordinator(config, store, hub, RedisSfuSessions(store))
+        coordinator.sfu_nodes = RedisSfuNodes(store)
     else:
         hub = EventHub(store)
         coordinator = Coordinator(config, store, hub)

@@ -130,6 +130,9 @@ class RedisSfuSessions(SfuSessions):
         """How many media sessions ``user_id`` has in call ``cid`` (as the SFU reported them)."""
         return int(await self._redis.scard(self._store.key("media", cid, user_id)))
 
+    async def media_session_ids(self, cid: str, user_id: str) -> set[str]:
+        return {_text(s) for s in await self._redis.smembers(self._store.key("media", cid, user_id))}
+
     async def media_changed(self, cid: str, user_id: str, session_id: str, joined: bool) -> int:
         key = self._store.key("media", cid, user_id)
         async with self._redis.pipeline(transaction=True) as pipe:

@@ -36,6 +36,7 @@ from switchboard.server.coordinator.live_grants import LiveGrants
 from switchboard.server.coordinator.moderation import Moderation
 from switchboard.server.coordinator.permissions import CallPermissions
 from switchboard.server.coordinator.recording import CallRecordings
+from switchboard.server.coordinator.sfu_nodes import NoSfuNodeError, SfuNodes
 from switchboard.server.coordinator.sfu_sessions import SfuSessions
 from switchboard.server.coordinator.store import CallRecord, MemberRecord, Store, UserRecord
 
@@ -46,7 +47,8 @@ log = logging.getLogger("switchboard.coordinator")
 class CoordinatorConfig:
     api_key: str
     api_secret: str
-    #: where clients reach the SFU; filled in by the server that runs one.
+    #: where clients reach the SFU; filled in by the server that runs one ("": only registered SFU
+    #: nodes, ``server/coordinator/sfu_nodes.py``).
     sfu_url: str = "ws://127.0.0.1:3031/sfu"
     ice_servers: list[m.IceServer] = field(default_factory=list)
     #: STUN/TURN handed out with each SFU credential (TURN with per-user, time-limited credentials)
@@ -79,6 +81,8 @@ class Coordinator:
         self.participant_hooks: list[ParticipantHook] = []
         #: minted SFU sessions and the media sessions per call and user (in Redis when shared)
         self.sfu_sessions = sfu_sessions if sfu_sessions is not None else SfuSessions()
+        #: registered SFU nodes and the node of each call (in Redis when shared; none: ``config.sfu_url``)
+        self.sfu_nodes = SfuNodes()
         self.custom_events = CustomEvents(self)
         self.moderation = Moderation(self)
         self.permissions = CallPermissions(self)
@@ -426,7 +430,18 @@ class Coordinator:
     async def _sfu_credentials(
         self, call: CallRecord, user_id: str, session_id: str, caps: list[Capability]
     ) -> m.Credentials:
-        """Mint an SFU token for ``session_id`` with the grants ``caps`` give, and remember it."""
+        """Mint an SFU token for ``session_id`` with the grants ``caps`` give, and remember it.
+
+        The SFU is the call's node (``sfu_nodes.py``: placed on the least-loaded live node, sticky,
+        moved off a dead one), or ``config.sfu_url`` while no node is registered;
+        :class:`NoSfuNodeError` (503) when neither exists.
+        """
+        placement = await self.sfu_nodes.place(call.cid)  # the call's node; None: no node registered
+        if placement is None and not self.config.sfu_url:
+            raise NoSfuNodeError(f"no SFU node is live to place call {call.cid} on: try again shortly")
+        if placement is not None and placement.moved:
+            log.info("call %s moved to SFU node %s (its node stopped)", call.cid, placement.node.id)
+            await self._media_lost_with_node(call, user_id)
         grants = self.sfu_grants(caps)
         ttl = self.config.sfu_token_ttl
         token = create_sfu_token(
@@ -439,10 +454,31 @@ class Coordinator:
         )
         await self.sfu_sessions.minted(call.cid, user_id, session_id, grants, time.time() + ttl)
         return m.Credentials(
-            server=m.SfuServer(url=self.config.sfu_url),
+            server=m.SfuServer(url=placement.node.url if placement is not None else self.config.sfu_url),
             token=token,
             ice_servers=[*self.config.ice_servers, *ice_servers_for(self.config.ice, user_id)],
         )
+
+    async def _media_lost_with_node(self, call: CallRecord, user_id: str) -> None:
+        """The call's SFU node died: the media sessions it held are gone though it never said so.
+
+        Each one is marked left (its tokens are refused) and leaves the call's participants
+        (``call.session_participant_left`` to the members); rings are left alone, since the users
+        are joining again on the new node. Sessions of users who are neither members nor the
+        joining user are not listed by user here: they expire with their records.
+        """
+        for member in await self.member_user_ids(call.cid) | {user_id}:
+            for session_id in await self.sfu_sessions.media_session_ids(call.cid, member):
+                await self.sfu_sessions.left(session_id)
+                await self.sfu_sessions.media_changed(call.cid, member, session_id, False)
+                event = m.ParticipantLeftEvent(
+                    created_at=utcnow(),
+                    cid=call.cid,
+                    call=await self.call_response(call),
+                    user_id=member,
+                    session_id=session_id,
+                )
+                await self.broadcast(call, event)
 
     async def refresh_sfu_token(
         self, user_id: str, call_type: str, call_id: str, request: m.SfuTokenRequest

@@ -108,6 +108,10 @@ class SfuSessions:
         """How many media sessions ``user_id`` has in call ``cid`` (as the SFU reported them)."""
         return len(self._media.get(cid, {}).get(user_id, ()))
 
+    async def media_session_ids(self, cid: str, user_id: str) -> set[str]:
+        """The media sessions ``user_id`` has in call ``cid`` (as the SFU reported them)."""
+        return set(self._media.get(cid, {}).get(user_id, ()))
+
     def _prune(self) -> None:
         now = time.time()
         if now < self._next_prune:

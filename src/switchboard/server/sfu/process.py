@@ -30,10 +30,18 @@ from aiohttp import web
 from pydantic import BaseModel, ConfigDict
 
 from switchboard.errors import CallStateError, SwitchboardError, error_for
+from switchboard.media.local_ice import loopback_ice_address
 from switchboard.protocol import sfu as p
 from switchboard.protocol.tokens import SfuClaims, create_admin_token, verify_admin_token
 from switchboard.server.sfu.live_grants import add_grants_route
 from switchboard.server.sfu.moderation import add_moderation_route
+from switchboard.server.sfu.registration import (
+    LoadProbe,
+    NodeRegistration,
+    SessionCounter,
+    internal_url_of,
+    signalling_load,
+)
 from switchboard.server.sfu.server import SfuConfig, SfuServer
 
 log = logging.getLogger("switchboard.sfu.process")
@@ -83,15 +91,25 @@ class CoordinatorChannel:
 
     async def _post(self, path: str, body: str) -> None:
         headers = {**self._auth.headers(), "Content-Type": "application/json"}
-        try:
-            async with self._http.post(self._base + path, data=body, headers=headers) as resp:
-                if resp.status < 400:
-                    return
-                raw = await resp.read()
-        except (aiohttp.ClientError, OSError, TimeoutError) as exc:
-            raise CallStateError(
-                f"the coordinator is unreachable: {exc}", code="coordinator_unavailable"
-            ) from exc
+        for attempt in (1, 2):
+            try:
+                async with self._http.post(self._base + path, data=body, headers=headers) as resp:
+                    if resp.status < 400:
+                        return
+                    raw = await resp.read()
+                    break
+            except (aiohttp.ServerDisconnectedError, aiohttp.ClientOSError) as exc:
+                # a kept-alive connection the coordinator (or a balancer) closed as it was reused:
+                # admission and session reports are safe to send again, once, on a new connection
+                if attempt == 1:
+                    continue
+                raise CallStateError(
+                    f"the coordinator is unreachable: {exc}", code="coordinator_unavailable"
+                ) from exc
+            except (aiohttp.ClientError, OSError, TimeoutError) as exc:
+                raise CallStateError(
+                    f"the coordinator is unreachable: {exc}", code="coordinator_unavailable"
+                ) from exc
         try:
             err = json.loads(raw)
             raise error_for(resp.status, str(err["code"]), str(err["message"]))
@@ -112,25 +130,66 @@ class CoordinatorChannel:
         await self._http.close()
 
 
+def _registration(settings: dict[str, Any], url: str, probe: LoadProbe) -> NodeRegistration | None:
+    """The node's registration in Redis when ``settings`` name one (``redis``), else None."""
+    if not settings.get("redis"):
+        return None
+    return NodeRegistration(
+        str(settings["redis"]),
+        url=str(settings.get("public_url") or url),
+        internal_url=internal_url_of(url),
+        probe=probe,
+        engine=str(settings.get("engine", "embedded")),
+        prefix=str(settings.get("prefix", "sb:")),
+        node_id=settings.get("node_id"),
+    )
+
+
 async def _serve(settings: dict[str, Any], stop: asyncio.Event) -> None:
     config = SfuConfig(**settings["sfu"])
     channel = CoordinatorChannel(str(settings["coordinator_url"]), config.api_secret)
+    registration: NodeRegistration | None = None
     if settings.get("engine", "embedded") == "janus":
         from switchboard.server.sfu_janus.janus_process import JanusConfig
         from switchboard.server.sfu_janus.node import serve_janus_node
 
-        try:
-            await serve_janus_node(
+        counter = SessionCounter(channel.participant_changed)
+        registered = asyncio.Event()  # set once Janus and the signalling endpoint are up
+
+        listening_at: list[str] = []
+
+        def listening(url: str) -> None:
+            listening_at.append(url)
+            registered.set()
+
+        janus_task = asyncio.create_task(
+            serve_janus_node(
                 config,
                 JanusConfig(**settings.get("janus", {})),
                 host=str(settings["host"]),
                 port=int(settings["port"]),
                 stop=stop,
                 admission=channel.admit,
-                on_participant=channel.participant_changed,
-                on_listening=lambda url: print(json.dumps({"sfu_url": url}), flush=True),
+                on_participant=counter.participant_changed,
+                on_listening=listening,
             )
+        )
+        waiter = asyncio.create_task(registered.wait())
+        try:
+            await asyncio.wait({janus_task, waiter}, return_when=asyncio.FIRST_COMPLETED)
+            if listening_at:  # registered before it says it listens, like the embedded engine
+                registration = _registration(settings, listening_at[0], counter.load)
+                if registration is not None:
+                    await registration.start()
+                print(json.dumps({"sfu_url": listening_at[0]}), flush=True)
+            await janus_task
         finally:
+            waiter.cancel()
+            if registration is not None:
+                await registration.stop()
+            if not janus_task.done():
+                stop.set()
+                await asyncio.gather(janus_task, return_exceptions=True)
             await channel.close()
         return
     sfu = SfuServer(config, admission=channel.admit, on_participant=channel.participant_changed)
@@ -169,9 +228,14 @@ async def _serve(settings: dict[str, Any], stop: asyncio.Event) -> None:
     try:
         await web.TCPSite(runner, str(settings["host"]), int(settings["port"])).start()
         host, port = runner.addresses[0][:2]
+        registration = _registration(settings, f"ws://{host}:{port}/sfu", lambda: signalling_load(sfu))
+        if registration is not None:
+            await registration.start()
         print(json.dumps({"sfu_url": f"ws://{host}:{port}/sfu"}), flush=True)
         await stop.wait()
     finally:
+        if registration is not None:
+            await registration.stop()
         await sfu.close()
         await runner.cleanup()
         await channel.close()
@@ -186,16 +250,25 @@ async def run_sfu_node(
     engine: str = "embedded",
     janus: dict[str, Any] | None = None,
     stop: asyncio.Event,
+    registration: dict[str, Any] | None = None,
 ) -> None:
     """An SFU node of either engine for the coordinator at ``coordinator_url`` until ``stop`` is set
-    (``switchboard sfu``); prints ``{"sfu_url": ...}`` once it listens."""
+    (``switchboard sfu``); prints ``{"sfu_url": ...}`` once it listens.
+
+    ``registration`` (``{"redis": URL, "prefix": ..., "node_id": ..., "public_url": ...}``) makes
+    it register and heartbeat in Redis as a node the coordinators place calls on
+    (``server/sfu/registration.py``); RuntimeError when that Redis does not answer.
+    """
+    # media stays on loopback when the node listens there (aioice gathers no loopback candidates)
+    config = SfuConfig(api_secret=api_secret, ice_loopback_address=loopback_ice_address(host))
     settings = {
-        "sfu": dataclasses.asdict(SfuConfig(api_secret=api_secret)),
+        "sfu": dataclasses.asdict(config),
         "host": host,
         "port": port,
         "coordinator_url": coordinator_url,
         "engine": engine,
         "janus": janus or {},
+        **(registration or {}),
     }
     await _serve(settings, stop)
 
@@ -220,7 +293,10 @@ async def _child_main() -> None:
 
 
 class SfuProcess:
-    """Starts, talks to and stops the SFU child process (used by :class:`EmbeddedServer`)."""
+    """Starts, talks to and stops the SFU child process (used by :class:`EmbeddedServer`).
+
+    ``registration``: see :func:`run_sfu_node` (the child registers as an SFU node in Redis).
+    """
 
     def __init__(
         self,
@@ -231,6 +307,7 @@ class SfuProcess:
         coordinator_url: str,
         engine: str = "embedded",
         janus: dict[str, Any] | None = None,
+        registration: dict[str, Any] | None = None,
     ) -> None:
         self._settings = {
             "sfu": dataclasses.asdict(config),
@@ -239,6 +316,7 @@ class SfuProcess:
             "coordinator_url": coordinator_url,
             "engine": engine,
             "janus": janus or {},
+            **(registration or {}),
         }
         self._auth = _AdminAuth(config.api_secret)
         self._proc: asyncio.subprocess.Process | None = None
