@@ -15,8 +15,6 @@ import signal
 import time
 from typing import Any
 
-import pytest
-
 from switchboard import (
     CallConnectOptions,
     ClientOptions,
@@ -57,7 +55,6 @@ async def client(cluster: LocalCluster, user_id: str, **options: Any) -> VideoCl
     return sdk
 
 
-@pytest.mark.xfail(strict=True, reason="needs the SDK rejoin (i13-rejoin)")
 async def test_an_sfu_node_killed_mid_call_moves_its_calls() -> None:
     redis_server_binary()
     async with LocalCluster(coordinators=2, nodes=1) as cluster:

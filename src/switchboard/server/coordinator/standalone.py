@@ -98,6 +98,17 @@ class RemoteSfu:
         if status >= 400:
             raise RuntimeError(f"the SFU refused a moderation command for {command.cid}: HTTP {status}")
 
+    async def update_grants(self, update: p.GrantsUpdate) -> int:
+        """Users' grants changed in ``update.cid``: to the call's node (``server/sfu/live_grants.py``);
+        the number of sessions the node acted on (0 when the own SFU handles the call)."""
+        base = await self._base_for(update.cid)
+        if base is None:
+            return 0
+        status, body = await self._post(base, p.INTERNAL_GRANTS_PATH, update.model_dump_json())
+        if status >= 400:
+            raise RuntimeError(f"the SFU refused a grants update for {update.cid}: HTTP {status}")
+        return p.GrantsReport.model_validate_json(body).sessions
+
     async def recording(self, command: p.RecordingCommand) -> p.RecordingsReport:
         """Start, stop or list recordings on the node of ``command.cid``."""
         base = await self._base_for(command.cid)
@@ -185,6 +196,7 @@ class CoordinatorServer:
             remote.own_recording = coordinator.recordings.sfu
             coordinator.call_ended_hooks.append(remote.end_call)
             coordinator.moderation.sfu_hooks.append(remote.moderate)
+            coordinator.live_grants.sfu_hooks.append(remote.update_grants)
             coordinator.recordings.sfu = remote.recording
             return
         config = CoordinatorConfig(api_key=self._api_key, api_secret=self._api_secret, sfu_url=self.sfu_url)
@@ -196,6 +208,7 @@ class CoordinatorServer:
         )
         coordinator.call_ended_hooks.append(remote.end_call)
         coordinator.moderation.sfu_hooks.append(remote.moderate)
+        coordinator.live_grants.sfu_hooks.append(remote.update_grants)
         coordinator.recordings.sfu = remote.recording
         runner = web.AppRunner(app, handle_signals=False, shutdown_timeout=1.0, **http_server_options(config))
         await runner.setup()
