@@ -145,6 +145,9 @@ HEADLINE: dict[str, list[tuple[str, str, Budget | None]]] = {
         ("ring_latency_1_coordinator_ms_p95", "ms", None),
         ("ring_latency_2_coordinators_ms_p50", "ms", None),
         ("ring_latency_2_coordinators_ms_p95", "ms", None),
+        ("sfu_place_new_ms_p50", "ms", None),
+        ("sfu_place_sticky_ms_p50", "ms", None),
+        ("sfu_heartbeat_ms_p50", "ms", None),
     ],
     "sfu": [
         ("sfu_audio_downtracks_per_core", "tracks/core", None),
@@ -152,7 +155,8 @@ HEADLINE: dict[str, list[tuple[str, str, Budget | None]]] = {
         ("mouth_to_ear_ms_p95", "ms", None),
     ],
     "engines": [
-        ("embedded_audio_downtracks_per_core", "tracks/core", None),
+        ("embedded_audio_downtracks_per_core", "tracks/core", Budget(">=", 600.0)),
+        ("embedded_aiortc_sender_audio_downtracks_per_core", "tracks/core", None),
         ("janus_audio_downtracks_per_core", "tracks/core", None),
     ],
 }

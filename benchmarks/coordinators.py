@@ -1,4 +1,5 @@
-"""Coordinator ring latency on Redis, with 1 and with 2 coordinator processes (``make bench``).
+"""Coordinator ring latency on Redis, with 1 and with 2 coordinator processes (``make bench``), and
+what SFU node placement adds to a join (one Redis script) and a node heartbeat costs.
 
 A private redis-server (unix socket in a temporary directory) and ``switchboard coordinator --redis``
 processes. The caller's client is on coordinator 1; the callee's on coordinator 1 (1 coordinator) or
@@ -28,6 +29,9 @@ from benchmarks.common import BenchResult, percentile
 from switchboard import ClientOptions, RejectReason, User, VideoClient
 from switchboard.protocol import coordinator as m
 from switchboard.protocol.tokens import create_user_token, generate_key_pair
+from switchboard.server.coordinator.redis_sfu_nodes import RedisSfuNodes
+from switchboard.server.coordinator.redis_store import RedisStore
+from switchboard.server.coordinator.sfu_nodes import SfuNode
 
 #: pause between rings (not timed): two requests per ring stay under the per-user rate limit (50/s)
 PACE_S = 0.045
@@ -116,6 +120,30 @@ async def _ring_latencies(caller: VideoClient, callee: VideoClient, rings: int, 
     return samples
 
 
+async def _placement_ms(redis_url: str, samples: int) -> dict[str, list[float]]:
+    """Time the SFU node registry's operations against the benchmark's Redis, from this process:
+    a node's heartbeat, placing a new call (two live nodes), and a later join of a placed call."""
+    store = RedisStore.from_url(redis_url, prefix="bench-nodes:")
+    nodes = RedisSfuNodes(store)
+    times: dict[str, list[float]] = {"heartbeat": [], "place_new": [], "place_sticky": []}
+    try:
+        for i in range(samples):
+            for name in ("a", "b"):
+                node = SfuNode(name, f"ws://127.0.0.1:9/{name}/sfu", "http://127.0.0.1:9", sessions=i)
+                start = time.perf_counter()
+                await nodes.heartbeat(node)
+                times["heartbeat"].append((time.perf_counter() - start) * 1000)
+            start = time.perf_counter()
+            await nodes.place(f"default:bench-{i}")
+            times["place_new"].append((time.perf_counter() - start) * 1000)
+            start = time.perf_counter()
+            await nodes.place(f"default:bench-{i}")
+            times["place_sticky"].append((time.perf_counter() - start) * 1000)
+    finally:
+        await store.close()
+    return times
+
+
 async def run(log_dir: Path, *, rings: int = 100) -> BenchResult:
     result = BenchResult("coordinators")
     keys = generate_key_pair()
@@ -147,6 +175,14 @@ async def run(log_dir: Path, *, rings: int = 100) -> BenchResult:
                         f"Call.ring() until the callee's client has the call.ring event, Redis, {what}",
                     )
                 result.details[f"ring_latency_{count}_samples"] = len(samples)
+            placement = await _placement_ms(redis_url, max(rings, 20))
+            explain = {
+                "heartbeat": "one SFU node heartbeat (URLs, engine, load) written to Redis",
+                "place_new": "placing a new call on the less loaded of two live SFU nodes (what join adds)",
+                "place_sticky": "finding the node of a call already placed (every later join's extra cost)",
+            }
+            for name, values in placement.items():
+                result.add(f"sfu_{name}_ms_p50", percentile(values, 50), "ms", explain[name])
         finally:
             for proc in reversed(processes):
                 if proc.returncode is None:

@@ -2,8 +2,10 @@
 
 No SDK, no decoding, no speaker: each participant speaks the SFU protocol directly
 (``switchboard.protocol.sfu``) after a coordinator ``/join``. A *publisher* joins with audio forwarding
-to it paused (it listens to nobody) and sends pre-encoded Opus frames of a tone through an
-:class:`EncodedTrack` (encoded once at start-up, so publishing costs no encoding). A *subscriber*
+to it paused (it listens to nobody) and sends pre-encoded Opus frames of a tone (encoded once at
+start-up, so publishing costs no encoding), each written as one RTP packet by a
+:class:`DirectRtpSender` when it is due (no sender task or queue: a publisher process short of CPU
+sends late rather than dropping frames from a queue). A *subscriber*
 publishes nothing and taps every received audio track with :func:`tap_receiver` (aiortc's transport,
 SRTP and RTP parsing, but no jitter-buffer delay and no decoder), counting frames.
 
@@ -22,6 +24,7 @@ import asyncio
 import contextlib
 import logging
 import os
+import time
 from typing import Any
 
 import aiohttp
@@ -33,11 +36,11 @@ from benchmarks.common import Json, ServerInfo, commands, emit, run_child
 from switchboard.media import ToneMicrophone
 from switchboard.media.local_ice import create_peer_connection, loopback_ice_address
 from switchboard.media.rtp_hooks import (
-    OPUS_CODEC,
-    EncodedFrame,
+    DirectRtpSender,
     EncodedTrack,
     OpusFrameEncoder,
     ReceiverTap,
+    ntp_now,
     tap_receiver,
 )
 from switchboard.protocol import coordinator as m
@@ -72,7 +75,8 @@ class RawParticipant:
         loopback = loopback_ice_address(server.sfu_url)
         self.publisher = create_peer_connection(loopback_address=loopback) if self.publishes else None
         self.subscriber = create_peer_connection(loopback_address=loopback)
-        self.track = EncodedTrack("audio") if self.publishes else None
+        self.track = EncodedTrack("audio") if self.publishes else None  # (its stats count what is sent)
+        self.direct: DirectRtpSender | None = None
         self.taps: list[ReceiverTap] = []
         self.pushed = 0
         self.phase = "starting"
@@ -121,6 +125,7 @@ class RawParticipant:
         if self.publisher is not None and self.track is not None:
             self.phase = "publishing"
             transceiver = self.publisher.addTransceiver(self.track, direction="sendonly")
+            self.direct = DirectRtpSender(transceiver.sender, self.track.stats)
             codecs = RTCRtpSender.getCapabilities("audio").codecs
             transceiver.setCodecPreferences([c for c in codecs if c.mimeType.lower() == "audio/opus"])
             await self.publisher.setLocalDescription(await self.publisher.createOffer())
@@ -177,11 +182,9 @@ class RawParticipant:
             self.taps.append(tap_receiver(receiver, lambda frame: None))
             self._tracks_changed.set()
 
-    def push(self, payload: bytes) -> None:
-        if self.track is not None:
-            self.track.push(
-                EncodedFrame(OPUS_CODEC, payload, self.pushed * 960, keyframe=True, stream_id=self.stream_id)
-            )
+    def push(self, payload: bytes, now: float, ntp: int) -> None:
+        if self.direct is not None:
+            self.direct.send(payload, self.pushed * 960, self.stream_id, now, ntp)
             self.pushed += 1
 
     async def close(self) -> None:
@@ -207,8 +210,9 @@ async def _go(publishers: list[RawParticipant], payloads: list[bytes], frames: i
             delay = t0 + n * 0.02 + g * 0.005 - loop.time()
             if delay > 0:
                 await asyncio.sleep(delay)
+            now, ntp = time.monotonic(), ntp_now()
             for publisher in group:
-                publisher.push(payload)
+                publisher.push(payload, now, ntp)
                 pushed += 1
     return pushed
 

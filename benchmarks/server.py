@@ -4,7 +4,8 @@ Prints one JSON line (``url``, ``api_key``, ``api_secret``, ``sfu_url``, ``pid``
 shuts down cleanly when its stdin closes. The per-user REST rate limit is raised so that load
 generators joining hundreds of sessions as one process are not throttled. ``{"sfu_process": true}``
 runs the SFU in its own process, as ``switchboard serve`` does; ``{"engine": "janus", "host": ...}``
-uses Janus as the media engine (``media_pids`` then names the Janus process).
+uses Janus as the media engine (``media_pids`` then names the Janus process); ``{"direct_audio": false}``
+sends the embedded SFU's audio through aiortc's sender task (the before-and-after baseline).
 """
 
 from __future__ import annotations
@@ -13,9 +14,11 @@ import os
 
 from benchmarks.common import Json, commands, emit, run_child
 from switchboard.server import EmbeddedServer
+from switchboard.server.sfu import forwarding
 
 
 async def main(config: Json) -> None:
+    forwarding.DIRECT_AUDIO = bool(config.get("direct_audio", True))
     server = EmbeddedServer(
         host=str(config.get("host", "127.0.0.1")),
         rate_limit_per_second=100_000.0,

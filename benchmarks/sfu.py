@@ -188,6 +188,11 @@ class LevelResult:
     machine_busy_cores: float  # every process on the machine, including the load generators
 
 
+def us_per_packet(level: LevelResult) -> float:
+    """SFU CPU per forwarded packet at ``level`` (idle tail removed), microseconds."""
+    return 1e6 * level.sfu_cpu_s / max(1, level.frames_per_publisher * level.downtracks)
+
+
 async def _sfu_counters(http: aiohttp.ClientSession, server: ServerInfo) -> Json:
     """Forwarding counters of the load rooms (not the probe's)."""
     stats = await server.sfu_stats(http)
@@ -444,6 +449,12 @@ async def run(
     )
     result.add(
         "sfu_downtracks_at_that_load", float(best.downtracks) if best else None, "tracks", "that level"
+    )
+    result.add(
+        "sfu_us_per_packet",
+        round(us_per_packet(best), 1) if best else None,
+        "us",
+        "SFU CPU per forwarded audio packet at that level",
     )
     result.add(
         "mouth_to_ear_ms_p50",

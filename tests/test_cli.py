@@ -293,7 +293,7 @@ def test_version(tmp_path: Path) -> None:
 def test_every_option_and_command_has_help() -> None:
     parser = build_parser()
     commands = next(a for a in parser._actions if isinstance(a, argparse._SubParsersAction))
-    assert set(commands.choices) == {"serve", "sfu", "coordinator", "token", "demo", "devices"}
+    assert set(commands.choices) == {"serve", "sfu", "coordinator", "cluster", "token", "demo", "devices"}
     for name, sub in commands.choices.items():
         assert sub.description, name
         for action in sub._actions:

@@ -1,4 +1,5 @@
-"""The ``switchboard`` command: ``serve``, ``sfu``, ``coordinator``, ``token``, ``demo`` and ``devices``.
+"""The ``switchboard`` command: ``serve``, ``sfu``, ``coordinator``, ``cluster``, ``token``, ``demo``,
+``devices``.
 
 Every error is one readable line on stderr and a non-zero exit: 2 for a bad command line (argparse's
 convention), 1 for anything else, 130 for Ctrl-C.
@@ -13,6 +14,7 @@ import logging
 import os
 import signal
 import sys
+from typing import Any
 
 from switchboard import __version__
 from switchboard.cli_common import (
@@ -118,8 +120,16 @@ async def _serve(
 # ---------------------------------------------------------------- sfu
 
 
-async def _sfu_node(engine: str, host: str, port: int, coordinator: str, event_loops: int) -> None:
-    """An SFU node for a coordinator elsewhere (prints ``{"sfu_url": ...}`` once it listens)."""
+async def _sfu_node(
+    engine: str,
+    host: str,
+    port: int,
+    coordinator: str,
+    event_loops: int,
+    registration: dict[str, Any] | None = None,
+) -> None:
+    """An SFU node for a coordinator elsewhere (prints ``{"sfu_url": ...}`` once it listens);
+    ``registration``: the node registers in Redis (``server/sfu/registration.py``)."""
     from switchboard.server.sfu.process import run_sfu_node
     from switchboard.server.sfu_janus.janus_process import JanusConfig
     from switchboard.server.sfu_janus.node import janus_config_for
@@ -145,6 +155,7 @@ async def _sfu_node(engine: str, host: str, port: int, coordinator: str, event_l
             engine=engine,
             janus=janus,
             stop=stop,
+            registration=registration,
         )
     except OSError as exc:
         raise bind_failure(host, f"port {port}", exc) from None
@@ -265,6 +276,9 @@ def build_parser() -> argparse.ArgumentParser:
     sfu.add_argument(
         "--janus-event-loops", type=int, default=2, metavar="N", help="Janus media event loops (default 2)"
     )
+    from switchboard.cli_cluster import add_node_arguments
+
+    add_node_arguments(sfu)
     sfu.add_argument(
         "--log-level", choices=("debug", "info", "warning", "error"), default="warning", help="stderr logging"
     )
@@ -280,6 +294,11 @@ def build_parser() -> argparse.ArgumentParser:
     )
     demo.add_argument("--json", dest="json_path", default=None, help="write the measurements here (JSON)")
     demo.add_argument("--plot", dest="plot_path", default=None, help="write a plot of the levels here (PNG)")
+    demo.add_argument(
+        "--cluster",
+        action="store_true",
+        help="run against a local cluster (redis-server, 2 coordinators, 2 SFU nodes) instead",
+    )
     sub.add_parser(
         "devices",
         help="list the audio devices DeviceMicrophone / DeviceSpeaker can use",
@@ -289,9 +308,11 @@ def build_parser() -> argparse.ArgumentParser:
             "accept."
         ),
     )
+    from switchboard.cli_cluster import add_cluster_parser
     from switchboard.cli_coordinator import add_coordinator_parser
 
     add_coordinator_parser(sub)
+    add_cluster_parser(sub)
     return parser
 
 
@@ -339,9 +360,24 @@ def _run(args: argparse.Namespace) -> int:
             return run_coordinator_command(args)
         except CoordinatorCommandError as exc:
             raise CliError(str(exc)) from None
+    if args.command == "cluster":
+        from switchboard.cli_cluster import run_cluster_command
+
+        return run_cluster_command(args)
     if args.command == "sfu":
         configure_logging(args.log_level)
-        asyncio.run(_sfu_node(args.engine, args.host, args.port, args.coordinator, args.janus_event_loops))
+        from switchboard.cli_cluster import node_registration
+
+        asyncio.run(
+            _sfu_node(
+                args.engine,
+                args.host,
+                args.port,
+                args.coordinator,
+                args.janus_event_loops,
+                node_registration(args),
+            )
+        )
         return 0
     if args.command == "token":
         keys = resolve_key_pair(create=False)
@@ -354,7 +390,7 @@ def _run(args: argparse.Namespace) -> int:
             require_writable(path, option)
     from switchboard.demo import run_demo
 
-    return asyncio.run(run_demo(json_path=args.json_path, plot_path=args.plot_path))
+    return asyncio.run(run_demo(json_path=args.json_path, plot_path=args.plot_path, cluster=args.cluster))
 
 
 def require_writable(path: str, option: str) -> None:

@@ -54,8 +54,9 @@ def add_coordinator_parser(sub: Any) -> None:
         description=(
             "Run a coordinator whose calls, rings and events live in Redis, so several coordinators "
             "behind one load balancer serve the same clients (see docs/deploy.md). The key pair comes "
-            f"from {KEY_ENV} / {SECRET_ENV} (the same on every coordinator). Without --sfu-url it "
-            "starts its own SFU process."
+            f"from {KEY_ENV} / {SECRET_ENV} (the same on every coordinator). Calls go to the SFU nodes "
+            "registered in Redis; without --sfu-url (and --no-sfu) it also starts its own SFU process, "
+            "which registers as one."
         ),
     )
     parser.add_argument(
@@ -70,6 +71,11 @@ def add_coordinator_parser(sub: Any) -> None:
         help="the shared SFU clients join (ws://host:3031/sfu); default: start an SFU process",
     )
     parser.add_argument("--sfu-port", type=_port, default=0, help="port of the own SFU process (default any)")
+    parser.add_argument(
+        "--no-sfu",
+        action="store_true",
+        help="start no SFU process: calls go to the SFU nodes registered in Redis (switchboard sfu --redis)",
+    )
     parser.add_argument("--prefix", default="sb:", help="Redis key prefix of this deployment (default sb:)")
     parser.add_argument(
         "--log-level", choices=("debug", "info", "warning", "error"), default="info", help="stderr log level"
@@ -104,6 +110,7 @@ async def _coordinator(args: argparse.Namespace) -> None:
         sfu_url=args.sfu_url,
         sfu_port=args.sfu_port,
         prefix=args.prefix,
+        own_sfu=not args.no_sfu,
     )
     try:
         await server.start()
@@ -114,7 +121,7 @@ async def _coordinator(args: argparse.Namespace) -> None:
         raise bind_failure(args.host, f"port {args.port}", exc) from None
     print(
         f"switchboard coordinator on {server.url} (Redis {args.redis}, prefix {args.prefix!r}), "
-        f"SFU {server.sfu_url}, API key {keys.api_key}",
+        f"SFU {server.sfu_url or 'nodes registered in Redis'}, API key {keys.api_key}",
         flush=True,
     )
     try:

@@ -103,16 +103,17 @@ async def browser(tmp_path: Path) -> AsyncIterator[Browser]:
 
 @pytest.fixture
 async def open_page(browser: Browser, server: EmbeddedServer) -> AsyncIterator[PageFactory]:
-    """Open the call page signed in as ``user`` (development token), with the given audio policy."""
+    """Open the call page signed in as ``user`` (development token), with the given audio policy and
+    suspend mode (what the policy's automatic suspends use: "silent" or "ducked")."""
     contexts: list[BrowserContext] = []
 
-    async def factory(user: str, *, policy: str = "suspend_existing") -> Page:
+    async def factory(user: str, *, policy: str = "suspend_existing", suspend: str = "silent") -> Page:
         context = await browser.new_context()
         contexts.append(context)
         page = await context.new_page()
         page.on("console", lambda msg: print(f"[{user} console.{msg.type}] {msg.text}"))
         page.on("pageerror", lambda exc: print(f"[{user} pageerror] {exc}"))
-        await page.goto(f"{server.url}/?user={user}&policy={policy}&autologin=1")
+        await page.goto(f"{server.url}/?user={user}&policy={policy}&suspend={suspend}&autologin=1")
         await page.wait_for_function("window.switchboardPage && window.switchboardPage.client !== null")
         return page
 

@@ -98,6 +98,23 @@ async def main() -> None:
             await page2.wait_for_selector('article[data-cid="livestream:show"] .badge:text("background")')
             await asyncio.sleep(1.0)
             await page2.screenshot(path=str(OUT / "browser-livestream-paused.png"))
+
+            # a supervisor: the standup in focus, whispering to maria; the queue quietly in the background
+            page3 = await browser.new_page(viewport=VIEWPORT)
+            await page3.goto(server.url + "/?user=lead&policy=suspend_incoming&suspend=ducked&autologin=1")
+            await page3.wait_for_selector("#lobby:not([hidden])")
+            for call_id in ("standup", "queue"):
+                await page3.fill("#call-id", call_id)
+                await page3.click("#join-button")
+                await page3.wait_for_selector(
+                    f'article[data-cid="default:{call_id}"] .badge:not(:text("joining"))'
+                )
+            standup = 'article[data-cid="default:standup"]'
+            await page3.click(f"{standup} .audio-controls summary")
+            await page3.select_option(f"{standup} select[data-control=audience]", "maria")
+            await page3.wait_for_selector(f"{standup} .tag:text('whispering to maria')")
+            await asyncio.sleep(1.0)
+            await page3.screenshot(path=str(OUT / "browser-supervisor.png"), full_page=True)
             await browser.close()
         for client in bots:
             await client.disconnect()

@@ -22,6 +22,7 @@ from switchboard.demo.scenarios import foreground_background_rooms, pause_on_inc
 from switchboard.demo.supervisor import supervisor_scenario
 from switchboard.demo.view import LEGEND, LiveView, PlainView, scenario_header, segments_table
 from switchboard.server import EmbeddedServer
+from switchboard.server.cluster import LocalCluster
 
 __all__ = ["run_demo"]
 
@@ -36,8 +37,14 @@ INTRO = (
 )
 
 
-async def run_demo(json_path: str | None = None, plot_path: str | None = None) -> int:
-    """Run both scenarios, show them, write the optional report and plot; returns the exit code."""
+async def run_demo(
+    json_path: str | None = None, plot_path: str | None = None, *, cluster: bool = False
+) -> int:
+    """Run both scenarios, show them, write the optional report and plot; returns the exit code.
+
+    ``cluster``: against a local cluster (redis-server, two coordinators, two SFU nodes, each a
+    process: :class:`~switchboard.server.cluster.LocalCluster`) instead of a server in this process.
+    """
     console = Console(highlight=False)
     live = console.is_interactive and sys.stdout.isatty()
     if not sys.stdout.isatty():
@@ -50,8 +57,13 @@ async def run_demo(json_path: str | None = None, plot_path: str | None = None) -
     console.print(INTRO, style="dim" if live else "")
     scenarios: list[Scenario] = []
     try:
-        async with asyncio.timeout(TIMEOUT_S), EmbeddedServer() as server:
-            console.print(Text(f"server: {server.url} (coordinator + SFU, embedded in this process)", "dim"))
+        async with asyncio.timeout(TIMEOUT_S), LocalCluster() if cluster else EmbeddedServer() as server:
+            where = (
+                "a local cluster: redis-server, 2 coordinators, 2 SFU nodes, a balancer"
+                if cluster
+                else "coordinator + SFU, embedded in this process"
+            )
+            console.print(Text(f"server: {server.url} ({where})", "dim"))
             scenarios.append(await foreground_background_rooms(server, narrator))
             scenarios.append(await pause_on_incoming_call(server, narrator))
             console.print()

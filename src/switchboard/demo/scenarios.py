@@ -17,8 +17,8 @@ from switchboard import (
     VideoClient,
 )
 from switchboard.demo.recorder import Narrator, Scenario, Voice
+from switchboard.demo.server import DemoServer
 from switchboard.media import CaptureSpeaker, Microphone, SilentMicrophone, ToneMicrophone
-from switchboard.server import EmbeddedServer
 
 #: my own voice; each bot has its own (tones on the 50 Hz grid of a 20 ms frame, >= 250 Hz apart)
 ME_HZ = 1000.0
@@ -32,7 +32,7 @@ SHORT_HOLD_S = 1.6
 class Cast:
     """Connects the people of a scenario to the server and disconnects them all at the end."""
 
-    def __init__(self, server: EmbeddedServer) -> None:
+    def __init__(self, server: DemoServer) -> None:
         self.server = server
         self.clients: list[VideoClient] = []
 
@@ -68,7 +68,7 @@ class Cast:
             raise asyncio.CancelledError
 
 
-async def foreground_background_rooms(server: EmbeddedServer, narrator: Narrator) -> Scenario:
+async def foreground_background_rooms(server: DemoServer, narrator: Narrator) -> Scenario:
     """Use case 1: two rooms joined at once, focus switched between them (SUSPEND_INCOMING)."""
     cast = Cast(server)
     try:
@@ -136,7 +136,7 @@ async def foreground_background_rooms(server: EmbeddedServer, narrator: Narrator
         await cast.close()
 
 
-async def pause_on_incoming_call(server: EmbeddedServer, narrator: Narrator) -> Scenario:
+async def pause_on_incoming_call(server: DemoServer, narrator: Narrator) -> Scenario:
     """Use case 2: a livestream paused by a ringing 1:1 and resumed after it (SUSPEND_EXISTING)."""
     cast = Cast(server)
     try:

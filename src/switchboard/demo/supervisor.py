@@ -19,9 +19,9 @@ from switchboard import (
     User,
     VideoClient,
 )
+from switchboard.demo.server import DemoServer
 from switchboard.media import CaptureSpeaker, ToneMicrophone
 from switchboard.media.analysis import tone_levels_dbfs
-from switchboard.server import EmbeddedServer
 
 SUPERVISOR_HZ = 1200.0
 #: (agent, customer) tone of each call, on the 50 Hz grid, apart from each other and the supervisor
@@ -84,7 +84,7 @@ async def _levels_of(client: VideoClient, hzs: list[float]) -> list[list[float]]
     return [[channel[i] for channel in per_channel] for i in range(len(hzs))]
 
 
-async def supervisor_scenario(server: EmbeddedServer, say: Callable[[str], None]) -> SupervisorRun:
+async def supervisor_scenario(server: DemoServer, say: Callable[[str], None]) -> SupervisorRun:
     """Play the supervisor story on ``server``; ``say`` prints each line. Returns the measured checks."""
     run = SupervisorRun()
     clients: list[VideoClient] = []

@@ -810,6 +810,8 @@ class EncodedTrackStats:
     dropped_waiting_keyframe: int = 0
     keyframe_requests: int = 0
     discontinuities: int = 0
+    #: packets sent again in answer to a NACK (:class:`DirectRtpSender`)
+    retransmitted: int = 0
 
 
 class EncodedTrack(MediaStreamTrack):
@@ -1422,6 +1424,379 @@ def ice_candidate_pairs(pc: RTCPeerConnection) -> list[IceCandidatePair]:
 
 
 # ---------------------------------------------------------------------------------------------
+# Direct RTP egress (SFU audio fan-out) -- hooks into aiortc 1.16.0 senders and DTLS transports
+# ---------------------------------------------------------------------------------------------
+#
+# Why a hook: an aiortc sender runs one task per track and wakes once per frame: ``track.recv()``,
+# an ``av.Packet`` and a ``Fraction``, the codec's ``pack()``, an ``RtpPacket`` object, header
+# serialisation, then ``await transport._send_rtp()`` through three coroutine layers. For an SFU
+# that is the whole per-packet cost of a down-track (profiled: ~50 us per forwarded packet, most of
+# it there). :class:`DirectRtpSender` writes the packet itself, synchronously, from the ingest
+# callback: a 12-byte header packed with ``struct`` in front of the header extensions serialised
+# once, SRTP with the DTLS transport's own libsrtp session, ``sendto`` on the ICE pair's socket.
+#
+# What stays aiortc's: the ``RTCRtpSender`` still exists, is negotiated, started and stopped by the
+# peer connection as usual, routes the subscriber's RTCP to itself (receiver reports, PLI/FIR, REMB)
+# and sends the RTCP sender reports, SDES and BYE. Its RTP task waits on a track nobody feeds. The
+# hook (per sender, never global) captures the ``RTCRtpSendParameters`` aiortc passes to
+# ``send()`` (payload type, MID, header extension ids) and keeps the sender's private counters
+# (packets, octets, last RTP/NTP timestamps: what its sender reports and ``getStats()`` say) and
+# the DTLS transport's (packets/bytes sent) up to date. NACKs are answered from a 128-packet history
+# of what was sent, kept whether or not NACK was negotiated, as aiortc does: as RTX (RFC 4588) when
+# negotiated; without RTX, aiortc's SRTP policy (no ``allow_repeat_tx``) makes libsrtp refuse a
+# sequence number a second time, so nothing is resent, for aiortc's own sender as for this one.
+#
+# Layout relied on, verified at import: ``RTCRtpSender.__init__`` sets the four counters and
+# ``send()`` registers with the transport and starts ``_run_rtp``; ``RTCDtlsTransport._send_rtp``
+# protects with ``_tx_srtp`` and sends with ``transport._send``; ``RTCIceTransport`` wraps an aioice
+# ``Connection`` in ``_connection`` whose ``sendto`` uses ``_nominated`` pairs and
+# ``protocol.send_data``, which is ``transport.sendto``.
+
+import random  # noqa: E402
+import struct  # noqa: E402
+
+import pylibsrtp  # noqa: E402
+from aiortc import clock as aiortc_clock  # noqa: E402
+from aiortc.rtcdtlstransport import State as DtlsState  # noqa: E402
+from aiortc.rtcrtpparameters import RTCRtpSendParameters  # noqa: E402
+from aiortc.rtp import (  # noqa: E402
+    RTCP_RTPFB_NACK,
+    RTP_HISTORY_SIZE,
+    HeaderExtensionsMap,
+    RtcpRtpfbPacket,
+)
+
+__all__ += ["DirectRtpSender", "ntp_now"]
+
+_TX: Final = "_RTCRtpSender__"
+#: the sender's private counters its RTCP sender reports and ``getStats()`` read
+_SENDER_COUNTERS: Final = ("packet_count", "octet_count", "ntp_timestamp", "rtp_timestamp")
+_DTLS_COUNTERS: Final = ("_RTCDtlsTransport__tx_packets", "_RTCDtlsTransport__tx_bytes")
+_DIRECT_CODE_EXPECTATIONS: Final[tuple[tuple[type, str, frozenset[str]], ...]] = (
+    (RTCRtpSender, "__init__", frozenset(_TX + c for c in _SENDER_COUNTERS) | {"_ssrc", "_enabled"}),
+    (RTCRtpSender, "send", frozenset({"_register_rtp_sender", "_run_rtp", "codecs", "muxId"})),
+    (RTCRtpSender, "_run_rtcp", frozenset(_TX + c for c in _SENDER_COUNTERS) | {"_ssrc"}),
+    (RTCRtpSender, "_handle_rtcp_packet", frozenset({"_retransmit", "lost"})),
+    (RTCDtlsTransport, "__init__", frozenset({"_tx_srtp", "_state", *_DTLS_COUNTERS})),
+    (RTCDtlsTransport, "_send_rtp", frozenset({"_tx_srtp", "protect", "_send", "_state", "CONNECTED"})),
+    (RTCIceTransport, "__init__", frozenset({"_connection", "_send"})),
+    (aioice.Connection, "sendto", frozenset({"_nominated", "send_data", "protocol", "remote_addr"})),
+    (aioice.ice.StunProtocol, "send_data", frozenset({"transport", "sendto"})),
+)
+
+
+def _verify_direct_egress() -> None:
+    """Raise ``RuntimeError`` unless the sender/DTLS/ICE code has the shape :class:`DirectRtpSender`
+    relies on (aiortc 1.16.0, aioice 0.13.0; the versions themselves are checked above)."""
+    problems: list[str] = []
+    for owner, name, names in _DIRECT_CODE_EXPECTATIONS:
+        code = getattr(getattr(owner, name, None), "__code__", None)
+        if code is None:
+            problems.append(f"{owner.__name__}.{name} is missing")
+        elif missing := names - _all_names(code):
+            problems.append(f"{owner.__name__}.{name} no longer references {sorted(missing)}")
+    if RTP_HISTORY_SIZE != 128:
+        problems.append(f"aiortc.rtp.RTP_HISTORY_SIZE is {RTP_HISTORY_SIZE}, not 128")
+    if problems:
+        raise RuntimeError(
+            "aiortc internals differ from what switchboard.media.rtp_hooks' direct RTP egress expects "
+            f"(aiortc {SUPPORTED_AIORTC_VERSION}): " + "; ".join(problems)
+        )
+
+
+_verify_direct_egress()
+
+_RTP_HEADER: Final = struct.Struct("!BBHII")
+_RTP_SEQ_TS: Final = struct.Struct("!HI")
+_DIRECT_ATTR: Final = "_switchboard_direct_sender"
+_HISTORY_MASK: Final = RTP_HISTORY_SIZE - 1
+
+
+def ntp_now() -> int:
+    """The current time as a 64-bit NTP timestamp (RFC 3550 section 4), as aiortc's senders use it."""
+    return aiortc_clock.current_ntp_time()
+
+
+class DirectRtpSender:
+    """Sends pre-encoded frames for one :class:`~aiortc.RTCRtpSender`, one RTP packet each, straight
+    to its SRTP transport: no task, no queue, no per-packet objects (see this section's comment).
+
+    Create it right after ``addTransceiver`` (before negotiation): it hooks the sender's ``send()``
+    to learn the negotiated payload type, MID and header extension ids. :meth:`send` takes one
+    frame: the codec payload (one Opus packet), its RTP timestamp in the codec's clock (48 kHz for
+    Opus), its timestamp domain (``stream_id``, as :class:`EncodedFrame`), the wall time
+    (``time.monotonic()``, seconds) and the NTP time (:func:`ntp_now`); callers fanning one frame
+    out compute the last two once. Frames before the sender started (DTLS up, description applied),
+    while the transceiver does not send (direction), or after the transport closed are dropped and
+    counted. One packet per frame: only for codecs whose frames fit a packet (Opus, RFC 7587).
+
+    Sequence numbers start at random below 2**15 and count every packet sent; timestamps start at
+    a random origin and are rewritten exactly as :class:`EncodedTrack` does it (consecutive frames
+    of one ``stream_id`` keep their spacing; after :meth:`resume`, a source switch, a backwards
+    step or a jump more than 1 s off the wall clock, the timeline advances by the wall time elapsed,
+    at least 20 ms). The marker bit is set on every packet, as aiortc's sender does for audio.
+    Counters go to ``stats`` (an :class:`EncodedTrackStats`, usually the idle track's own).
+    """
+
+    __slots__ = (
+        "_abs_send_time_at",
+        "_addr",
+        "_clock",
+        "_discontinuity",
+        "_dtls",
+        "_dtls_vars",
+        "_first_byte",
+        "_history",
+        "_ice",
+        "_last_wall",
+        "_min_step",
+        "_out_ts",
+        "_pair",
+        "_payload_type",
+        "_rtx_payload_type",
+        "_rtx_seq",
+        "_sender",
+        "_sender_vars",
+        "_sendto",
+        "_seq",
+        "_src_stream",
+        "_src_ts",
+        "_srtp",
+        "_ssrc",
+        "_suffix",
+        "_ts_origin",
+        "paused",
+        "stats",
+    )
+
+    def __init__(self, sender: RTCRtpSender, stats: EncodedTrackStats | None = None) -> None:
+        _check_sender(sender)
+        if getattr(sender, _DIRECT_ATTR, None) is not None:
+            raise RuntimeError("this sender already has a DirectRtpSender")
+        self._sender = sender
+        self._sender_vars = vars(sender)
+        for counter in _SENDER_COUNTERS:
+            if _TX + counter not in self._sender_vars:
+                raise RuntimeError(f"RTCRtpSender has no {_TX + counter}: not the aiortc 1.16.0 layout")
+        self.stats = stats if stats is not None else EncodedTrackStats()
+        self.paused = False
+        self._ssrc: int = sender._ssrc
+        self._seq = random.getrandbits(16) % 32768  # aiortc: the lower half, away from SRTP's wrap
+        self._ts_origin = random.getrandbits(32)
+        self._rtx_seq = random.getrandbits(16) % 32768
+        self._history: list[bytes | None] = [None] * RTP_HISTORY_SIZE
+        # negotiated (set by the hooked send())
+        self._payload_type: int | None = None
+        self._rtx_payload_type: int | None = None
+        self._first_byte = 0x80
+        self._suffix = b""  # header extensions, after the 12-byte fixed header
+        self._abs_send_time_at = -1
+        self._clock = 48000
+        self._min_step = 960
+        # transport (resolved on the first packet after the DTLS transport connected)
+        self._dtls: RTCDtlsTransport | None = None
+        self._dtls_vars: dict[str, Any] = {}
+        self._srtp: pylibsrtp.Session | None = None
+        self._ice: dict[int, Any] = {}
+        self._pair: Any = None
+        self._sendto: Callable[[bytes, tuple[str, int]], None] | None = None
+        self._addr: tuple[str, int] = ("", 0)
+        # timestamp rewriting
+        self._out_ts: int | None = None
+        self._src_ts = 0
+        self._src_stream: int | None = None
+        self._last_wall = 0.0
+        self._discontinuity = False
+        original_send = sender.send
+
+        async def send(parameters: RTCRtpSendParameters) -> None:
+            self._configure(parameters)
+            await original_send(parameters)
+
+        setattr(sender, "send", send)  # noqa: B010
+        original_rtcp = sender._handle_rtcp_packet
+
+        async def handle_rtcp_packet(packet: Any) -> None:
+            if isinstance(packet, RtcpRtpfbPacket) and packet.fmt == RTCP_RTPFB_NACK:
+                for seq in packet.lost:
+                    self._retransmit(seq)
+                return
+            await original_rtcp(packet)
+
+        setattr(sender, "_handle_rtcp_packet", handle_rtcp_packet)  # noqa: B010
+        setattr(sender, _DIRECT_ATTR, self)
+
+    @property
+    def ready(self) -> bool:
+        """Negotiated and started: frames are sent (unless paused or the transport is down)."""
+        return self._payload_type is not None
+
+    @property
+    def ssrc(self) -> int:
+        return self._ssrc
+
+    @property
+    def sequence_number(self) -> int:
+        """The RTP sequence number the next packet will carry (0..65535)."""
+        return self._seq
+
+    def _configure(self, parameters: RTCRtpSendParameters) -> None:
+        if self._payload_type is not None or not parameters.codecs:
+            return
+        codec = parameters.codecs[0]
+        assert codec.payloadType is not None  # negotiated codecs always have one
+        extensions = HeaderExtensionsMap()
+        extensions.configure(parameters)
+        template = RtpPacket(payload_type=codec.payloadType, marker=1)
+        template.extensions.mid = parameters.muxId
+        plain = template.serialize(extensions)
+        template.extensions.abs_send_time = 0xFFFFFF
+        with_abs = template.serialize(extensions)
+        if with_abs != plain:  # abs-send-time negotiated: find its 3 bytes (0 in the first copy)
+            template.extensions.abs_send_time = 0
+            plain = template.serialize(extensions)
+            self._abs_send_time_at = next(
+                i for i in range(12, len(plain)) if plain[i : i + 3] != with_abs[i : i + 3]
+            )
+        self._first_byte = plain[0]
+        self._suffix = bytes(plain[12:])
+        self._clock = codec.clockRate
+        self._min_step = round(_MIN_STEP_S["audio"] * codec.clockRate)
+        for rtx in parameters.codecs:
+            if rtx.mimeType.lower().endswith("/rtx") and rtx.parameters.get("apt") == codec.payloadType:
+                self._rtx_payload_type = rtx.payloadType
+                break
+        self._payload_type = codec.payloadType
+
+    def _resolve_transport(self) -> bool:
+        """Look up the SRTP session and the socket of the ICE pair in use; False if not connected."""
+        dtls = self._sender.transport
+        if dtls._state is not DtlsState.CONNECTED or dtls._tx_srtp is None:
+            return False
+        ice = _ice_connection(dtls.transport.iceGatherer)._nominated
+        pair = ice.get(1)
+        if pair is None:
+            return False
+        self._dtls = dtls
+        self._dtls_vars = vars(dtls)
+        self._srtp = dtls._tx_srtp
+        self._ice = ice
+        self._pair = pair
+        self._sendto = pair.protocol.transport.sendto
+        self._addr = pair.remote_addr
+        return True
+
+    def pause(self) -> None:
+        """Drop frames until :meth:`resume`."""
+        self.paused = True
+
+    def resume(self) -> None:
+        """Send again; the timeline jumps by the wall time elapsed (receivers see the gap)."""
+        if self.paused:
+            self.paused = False
+            self._discontinuity = True
+
+    def send(self, payload: bytes, timestamp: int, stream_id: int, now: float, ntp: int) -> None:
+        """Send one frame as one RTP packet (synchronous; on the event loop thread)."""
+        stats = self.stats
+        stats.pushed += 1
+        if self.paused:
+            stats.dropped_paused += 1
+            return
+        payload_type = self._payload_type
+        if payload_type is None or not self._sender._enabled:
+            stats.dropped_overflow += 1  # not negotiated yet / the transceiver does not send
+            return
+        dtls = self._dtls
+        stale = dtls is None or dtls._state is not DtlsState.CONNECTED or self._ice.get(1) is not self._pair
+        if stale and not self._resolve_transport():
+            stats.dropped_overflow += 1  # the transport is not (or no longer) connected
+            return
+        # timestamp rewriting (see EncodedTrack._rewrite_timestamp)
+        clock = self._clock
+        if self._out_ts is None:
+            out = 0
+        else:
+            delta = (timestamp - self._src_ts) & 0xFFFFFFFF
+            elapsed = now - self._last_wall
+            if (
+                self._discontinuity
+                or stream_id != self._src_stream
+                or delta == 0
+                or delta >= 0x80000000
+                or abs(delta / clock - elapsed) > _MAX_TIMESTAMP_DRIFT_S
+            ):
+                stats.discontinuities += 1
+                delta = max(round(max(elapsed, 0.0) * clock), self._min_step)
+            out = self._out_ts + delta
+        self._out_ts = out
+        self._src_ts = timestamp
+        self._src_stream = stream_id
+        self._last_wall = now
+        self._discontinuity = False
+        rtp_timestamp = (self._ts_origin + out) & 0xFFFFFFFF
+        seq = self._seq
+        self._seq = (seq + 1) & 0xFFFF
+        packet = _RTP_HEADER.pack(self._first_byte, 0x80 | payload_type, seq, rtp_timestamp, self._ssrc)
+        packet += self._suffix
+        if self._abs_send_time_at >= 0:
+            at = self._abs_send_time_at
+            packet = packet[:at] + ((ntp >> 14) & 0xFFFFFF).to_bytes(3, "big") + packet[at + 3 :]
+        packet += payload
+        self._history[seq & _HISTORY_MASK] = packet  # kept whatever was negotiated, as aiortc does
+        try:
+            protected = self._srtp.protect(packet)  # type: ignore[union-attr]
+        except pylibsrtp.Error:
+            stats.dropped_overflow += 1
+            return
+        self._sendto(protected, self._addr)  # type: ignore[misc]
+        stats.sent += 1
+        counters = self._sender_vars
+        counters["_RTCRtpSender__ntp_timestamp"] = ntp
+        counters["_RTCRtpSender__rtp_timestamp"] = rtp_timestamp
+        counters["_RTCRtpSender__octet_count"] += len(payload)
+        counters["_RTCRtpSender__packet_count"] += 1
+        transport = self._dtls_vars
+        transport["_RTCDtlsTransport__tx_packets"] += 1
+        transport["_RTCDtlsTransport__tx_bytes"] += len(protected)
+
+    def _retransmit(self, sequence_number: int) -> None:
+        """Answer a NACK (RFC 4585 section 6.2.1) from the history, as RTX (RFC 4588) if negotiated."""
+        packet = self._history[sequence_number & _HISTORY_MASK]
+        if packet is None or _RTP_SEQ_TS.unpack_from(packet, 2)[0] != sequence_number:
+            return
+        if self._rtx_payload_type is not None:
+            rtx_ssrc: int = self._sender._rtx_ssrc
+            head = _RTP_HEADER.pack(packet[0], 0x80 | self._rtx_payload_type, self._rtx_seq, 0, rtx_ssrc)
+            header_length = 12 + len(self._suffix)
+            timestamp = packet[4:8]
+            packet = (
+                head[:4]
+                + timestamp
+                + head[8:12]
+                + packet[12:header_length]
+                + sequence_number.to_bytes(2, "big")
+                + packet[header_length:]
+            )
+            self._rtx_seq = (self._rtx_seq + 1) & 0xFFFF
+        if self._srtp is None or self._sendto is None or self._dtls is None:
+            return
+        if self._dtls._state is not DtlsState.CONNECTED:
+            return
+        try:
+            self._sendto(self._srtp.protect(packet), self._addr)
+        except pylibsrtp.Error:
+            return
+        self.stats.retransmitted += 1
+
+
+def direct_sender(sender: RTCRtpSender) -> DirectRtpSender | None:
+    """The :class:`DirectRtpSender` of ``sender``, if it has one."""
+    found = getattr(sender, _DIRECT_ATTR, None)
+    return found if isinstance(found, DirectRtpSender) else None
+
+
+__all__ += ["direct_sender"]
 # Receivers whose m-line changes source (aiortc 1.16.0 RTCDtlsTransport RTP router)
 # ---------------------------------------------------------------------------------------------
 

@@ -28,7 +28,8 @@ class EventsCloseCode(IntEnum):
     TOO_SLOW = 4008
     #: too many frames per second on this socket, or too many socket opens per second by this user.
     RATE_LIMITED = 4029
-    #: this user already has the maximum number of open events sockets.
+    #: this user already has the maximum number of open events sockets, or too many sockets wait for
+    #: their auth frame (from this address, or in all).
     TOO_MANY_CONNECTIONS = 4030
 
 

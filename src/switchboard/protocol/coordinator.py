@@ -443,9 +443,38 @@ class CallEvent(Event):
     call: CallResponse
 
 
-class CallCreatedEvent(CallEvent):
-    type: Literal["call.created"] = "call.created"
+# Shapes several call events share. They have no ``type`` of their own (never sent as such): each
+# event below adds its ``type``; its fields come in the same order as when each event spelled them.
+
+
+class CallMembersEvent(CallEvent):
+    """A call event naming members (``call.created``, ``call.member_added``, ``call.member_updated``)."""
+
     members: list[MemberResponse]
+
+
+class CallUserEvent(CallEvent):
+    """A call event about one ``user`` (ringing, accepting, rejecting, asking for permissions)."""
+
+    user: UserResponse
+
+
+class CallSessionEvent(CallEvent):
+    """A call event about one media session ``session_id`` of ``user_id`` (joined or left)."""
+
+    user_id: str
+    session_id: str
+
+
+class CallModerationEvent(CallEvent):
+    """A moderator (``by``) acted on ``user_id`` (removed, blocked, unblocked)."""
+
+    user_id: str
+    by: str
+
+
+class CallCreatedEvent(CallMembersEvent):
+    type: Literal["call.created"] = "call.created"
 
 
 class CallUpdatedEvent(CallEvent):
@@ -465,14 +494,12 @@ class CallLiveStoppedEvent(CallEvent):
     type: Literal["call.live_stopped"] = "call.live_stopped"
 
 
-class CallMemberAddedEvent(CallEvent):
+class CallMemberAddedEvent(CallMembersEvent):
     type: Literal["call.member_added"] = "call.member_added"
-    members: list[MemberResponse]
 
 
-class CallMemberUpdatedEvent(CallEvent):
+class CallMemberUpdatedEvent(CallMembersEvent):
     type: Literal["call.member_updated"] = "call.member_updated"
-    members: list[MemberResponse]
 
 
 class CallMemberRemovedEvent(CallEvent):
@@ -480,24 +507,21 @@ class CallMemberRemovedEvent(CallEvent):
     members: list[str]
 
 
-class CallRingEvent(CallEvent):
+class CallRingEvent(CallUserEvent):
     """Sent to each callee's connections: the call is ringing for you."""
 
     type: Literal["call.ring"] = "call.ring"
-    user: UserResponse
     members: list[MemberResponse]
     video: bool = False
     ring_id: str | None = None
 
 
-class CallAcceptedEvent(CallEvent):
+class CallAcceptedEvent(CallUserEvent):
     type: Literal["call.accepted"] = "call.accepted"
-    user: UserResponse
 
 
-class CallRejectedEvent(CallEvent):
+class CallRejectedEvent(CallUserEvent):
     type: Literal["call.rejected"] = "call.rejected"
-    user: UserResponse
     reason: RejectReason
 
 
@@ -517,16 +541,12 @@ class CallRingEndedEvent(CallEvent):
     ring_id: str | None = None
 
 
-class ParticipantJoinedEvent(CallEvent):
+class ParticipantJoinedEvent(CallSessionEvent):
     type: Literal["call.session_participant_joined"] = "call.session_participant_joined"
-    user_id: str
-    session_id: str
 
 
-class ParticipantLeftEvent(CallEvent):
+class ParticipantLeftEvent(CallSessionEvent):
     type: Literal["call.session_participant_left"] = "call.session_participant_left"
-    user_id: str
-    session_id: str
 
 
 class CallUserMutedEvent(CallEvent):
@@ -539,32 +559,25 @@ class CallUserMutedEvent(CallEvent):
     video: bool
 
 
-class CallParticipantRemovedEvent(CallEvent):
+class CallParticipantRemovedEvent(CallModerationEvent):
     """A moderator (``by``) removed ``user_id`` from the call's media (and blocked them: ``blocked``)."""
 
     type: Literal["call.participant_removed"] = "call.participant_removed"
-    user_id: str
-    by: str
     blocked: bool = False
 
 
-class CallBlockedUserEvent(CallEvent):
+class CallBlockedUserEvent(CallModerationEvent):
     type: Literal["call.blocked_user"] = "call.blocked_user"
-    user_id: str
-    by: str
 
 
-class CallUnblockedUserEvent(CallEvent):
+class CallUnblockedUserEvent(CallModerationEvent):
     type: Literal["call.unblocked_user"] = "call.unblocked_user"
-    user_id: str
-    by: str
 
 
-class CallPermissionRequestEvent(CallEvent):
+class CallPermissionRequestEvent(CallUserEvent):
     """``user`` asks for ``permissions`` (request-to-speak); for the moderators to grant or not."""
 
     type: Literal["call.permission_request"] = "call.permission_request"
-    user: UserResponse
     permissions: list[Capability]
 
 

@@ -33,6 +33,8 @@ INTERNAL_END_CALL_PATH = "/sfu/internal/end_call"
 INTERNAL_MODERATE_PATH = "/sfu/internal/moderate"
 #: ... and starts, stops and lists recordings (:class:`RecordingCommand` -> :class:`RecordingsReport`)
 INTERNAL_RECORDING_PATH = "/sfu/internal/recording"
+#: ... and that users' grants changed in a call, for the sessions already in it (:class:`GrantsUpdate`)
+INTERNAL_GRANTS_PATH = "/sfu/internal/grants"
 
 
 class CloseCode(IntEnum):
@@ -323,7 +325,8 @@ class ModerationNotice(_Msg):
 class ModerationCommand(_Msg):
     """Coordinator -> SFU (internal, not a client message): act on the sessions of ``user_ids``
     (None: every session of the call except those of ``by``). ``grants``: the sessions' send grants
-    are now ``grants`` (request-to-speak granted or revoked)."""
+    are now ``grants`` (kept for engines that implement it; the coordinator sends grants changes as a
+    :class:`GrantsUpdate`)."""
 
     cid: str
     action: Literal["mute", "remove", "grants"]
@@ -332,6 +335,38 @@ class ModerationCommand(_Msg):
     kinds: list[TrackKind] = Field(default_factory=list)
     blocked: bool = False
     grants: SfuGrants | None = None
+
+
+class UserGrants(_Msg):
+    """One user's grants in a call from now on: ``grants`` for the send kinds, or None when the user
+    may no longer be in the call's media at all (``join-call`` lost: backstage again, blocked)."""
+
+    user_id: str
+    grants: SfuGrants | None = None
+
+
+class GrantsUpdate(_Msg):
+    """Coordinator -> SFU (internal, engine-neutral): the grants of ``users`` in call ``cid`` changed
+    while they may have sessions in its media (SPEC §2.7, §2.10).
+
+    Every SFU engine applies it to the live sessions of those users: a send kind no longer granted
+    stops being forwarded at once (``track_unpublished`` to the others, ``error``
+    ``permission_denied`` to the session); a kind newly granted whose track the client already sends
+    is forwarded; ``grants: null`` removes the user's sessions (a fatal ``error``
+    ``permission_denied``, close 4003, ``participant_left`` reason ``permission_denied`` to the
+    others). ``reason`` says what changed (``permissions_updated``, ``members_updated``,
+    ``live_stopped``, ``call_updated``), for logs.
+    """
+
+    cid: str
+    reason: str
+    users: list[UserGrants]
+
+
+class GrantsReport(_Msg):
+    """SFU -> coordinator: the answer to a :class:`GrantsUpdate`, how many sessions it acted on."""
+
+    sessions: int
 
 
 class RecordingCommand(_Msg):

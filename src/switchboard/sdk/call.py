@@ -6,12 +6,21 @@ import asyncio
 import contextlib
 import dataclasses
 import logging
+import random
 from collections.abc import AsyncIterator, Callable, Coroutine, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
-from switchboard.errors import CallStateError, InvalidRequestError, PermissionDeniedError
+from switchboard.errors import (
+    AuthenticationError,
+    CallStateError,
+    InvalidRequestError,
+    NotFoundError,
+    PermissionDeniedError,
+    RateLimitedError,
+    SwitchboardError,
+)
 from switchboard.media.audio_config import AudioConfigurationPolicy
 from switchboard.media.audio_session import AudioDeviceModule
 from switchboard.media.microphones import Microphone
@@ -22,7 +31,7 @@ from switchboard.protocol.sfu import MAX_AUDIENCE
 from switchboard.sdk.emitter import EventEmitter, local_event
 from switchboard.sdk.messages import MessageBudget, ParticipantMessageEvent, json_object
 from switchboard.sdk.observable import Observable
-from switchboard.sdk.session import CallSession
+from switchboard.sdk.session import CallSession, connection_refused
 from switchboard.sdk.stats import CallStats, StatsCollector
 from switchboard.sdk.types import (
     CallConnectOptions,
@@ -39,7 +48,17 @@ from switchboard.sdk.validation import require_identifiers, require_instance
 
 log = logging.getLogger("switchboard.sdk.call")
 
+#: a rejoin's first retry comes after this many seconds, doubling up to ``REJOIN_MAX_DELAY`` (each
+#: delay drawn within +-20 %, so the clients of a dead SFU do not all ask the coordinator at once)
+REJOIN_FIRST_DELAY = 0.1
+REJOIN_MAX_DELAY = 1.0
+#: a rejoin stops early when the coordinator itself refuses connections this long (s): the whole
+#: server is down, not just its SFU
+COORDINATOR_DOWN_GRACE = 2.0
+
 if TYPE_CHECKING:
+    from aiortc.mediastreams import MediaStreamTrack
+
     from switchboard.sdk.client import VideoClient
     from switchboard.sdk.multicall import Handover
 
@@ -114,6 +133,12 @@ class CallState:
         return self.ended_at is not None
 
 
+def _provided_camera(options: CallConnectOptions) -> MediaStreamTrack | None:
+    """The application's own camera track (``TrackOption.provided``), else None (a synthetic one)."""
+    camera = options.camera
+    return camera.track if camera is not None and camera.state == "provided" else None
+
+
 def _reject_reason(reason: object) -> RejectReason:
     """``reason`` as a RejectReason (its string value is accepted too), else InvalidRequestError."""
     if isinstance(reason, str) and reason in {r.value for r in RejectReason}:
@@ -175,6 +200,14 @@ class Call:
         self._audience: tuple[str, ...] | None = None
         #: what the others hear while this call is suspended (SPEC §2.8); None: silence
         self._hold: Microphone | None = None
+        #: the options of the last join(): a rejoin uses the same microphone and camera sources
+        self._connect_options = CallConnectOptions()
+        #: joining again after the SFU session was lost (docs/architecture.md, "When an SFU dies")
+        self._rejoin_task: asyncio.Task[None] | None = None
+        #: a moderator removed this user while its SFU socket was down: the call must not rejoin
+        self._removed = False
+        #: when the SFU signalling socket dropped (loop time), for ``call.reconnected``'s duration
+        self._reconnecting_since: float | None = None
 
     def __repr__(self) -> str:
         return f"Call({self.cid!r}, status={self.state.value.status.value})"
@@ -235,6 +268,8 @@ class Call:
             self._update(members=tuple(mb for mb in self.state.value.members if mb.user_id not in gone))
         elif isinstance(event, m.CallPermissionsUpdatedEvent) and event.user_id == self._client.user.id:
             self._permissions_changed(frozenset(event.own_capabilities))
+        elif isinstance(event, m.CallParticipantRemovedEvent) and event.user_id == self._client.user.id:
+            self._removed_while_away(event)
         self._client._on_call_event(self, event)
         self._events.emit(event)
 
@@ -624,14 +659,29 @@ class Call:
 
         Joining a call that is already joined or joining does nothing. Without ``connect_options`` the
         call type's defaults decide the microphone and camera.
+
+        Once joined, the call looks after its SFU connection (status ``RECONNECTING`` meanwhile;
+        events ``call.reconnecting`` / ``call.reconnected``): a dropped signalling socket resumes the
+        same session, and a lost session (its SFU died or restarted) joins the call again through
+        the coordinator, with the same microphone and camera sources and everything set on this
+        call (suspension and its mode, microphone and camera intent, hold audio, audience, gain,
+        pan), for at most ``ClientOptions.rejoin_window`` seconds; then it ends (``call.left``
+        with ``reason`` and ``detail``). See docs/architecture.md, "When an SFU dies".
         """
         if connect_options is not None:
             require_instance(connect_options, CallConnectOptions, "connect_options")
-        if self._media is not None or self._join_task is not None or self._join_lock.locked():
+        if (
+            self._media is not None
+            or self._join_task is not None
+            or self._rejoin_task is not None
+            or self._join_lock.locked()
+        ):
             return  # joined, joining or reconnecting: nothing to do
         async with self._join_lock:
             self._client._require_api()
             self._join_task = asyncio.current_task()
+            self._removed = False
+            self._reconnecting_since = None
             self._update(status=CallStatus.JOINING)
             handover: Handover | None = None
             try:
@@ -654,16 +704,12 @@ class Call:
             self._sync_participants()
             await self._client._active.join_succeeded(self, handover)
             self._client._joined_while_ringing(self)
+            if self._media is not None and self._media.lost is not None:
+                self._media_lost(self._media.lost)  # lost while the join was finishing
 
     async def _connect_media(self, options: CallConnectOptions) -> None:
-        client = self._client
-        response = await client._require_api().request(
-            "POST",
-            self._path("/join"),
-            m.JoinCallResponse,
-            m.JoinCallRequest(create=True, connection_id=client._connection_id()),
-        )
-        self._apply_state(response)
+        self._connect_options = options
+        response = await self._request_join(create=True)
         settings = response.call.settings
         self._mic_intent = self._track_intent(
             options.microphone, settings.audio.mic_default_on, m.Capability.SEND_AUDIO
@@ -673,7 +719,27 @@ class Call:
             settings.video.camera_default_on and settings.video.enabled,
             m.Capability.SEND_VIDEO,
         )
-        adm = client.audio_session.create_module(self.audio_configuration_policy, self.cid)
+        adm = self._build_adm(options)
+        session = self._open_session(response.credentials, adm)
+        self._update(session_id=response.session_id)
+        await self._start_media(session, adm, video=self._camera_intent, camera=_provided_camera(options))
+
+    async def _request_join(self, *, create: bool) -> m.JoinCallResponse:
+        """The coordinator's ``join``: a new SFU session and its credentials (the call's state applied)."""
+        client = self._client
+        response = await client._require_api().request(
+            "POST",
+            self._path("/join"),
+            m.JoinCallResponse,
+            m.JoinCallRequest(create=create, connection_id=client._connection_id()),
+        )
+        self._apply_state(response)
+        return response
+
+    def _build_adm(self, options: CallConnectOptions) -> AudioDeviceModule:
+        """A new audio device module carrying everything set on this call (mic intent, suspension,
+        hold audio, gain, pan); it becomes the call's ADM."""
+        adm = self._client.audio_session.create_module(self.audio_configuration_policy, self.cid)
         if options.microphone is not None and options.microphone.state == "provided":
             adm.microphone = options.microphone.track
         adm.microphone_enabled = self._mic_intent
@@ -682,8 +748,13 @@ class Call:
             adm.suspend(self._duck_gain_db())
         adm.set_playout(gain_db=self._playout_gain_db, pan=self._playout_pan)
         self._adm = adm
+        return adm
+
+    def _open_session(self, credentials: m.Credentials, adm: AudioDeviceModule) -> CallSession:
+        """A new SFU session (not connected yet); it becomes the call's media."""
+        client = self._client
         session = CallSession(
-            response.credentials,
+            credentials,
             adm,
             client._http(),
             on_change=self._sync_participants,
@@ -692,26 +763,32 @@ class Call:
             refresh_credentials=self._fresh_sfu_credentials,
             on_message=self._on_participant_message,
             on_moderation=self._on_moderation,
+            on_lost=self._media_lost,
         )
         self._media = session
-        self._update(session_id=response.session_id)
+        return session
+
+    async def _start_media(
+        self,
+        session: CallSession,
+        adm: AudioDeviceModule,
+        *,
+        video: bool,
+        camera: MediaStreamTrack | None,
+    ) -> None:
+        """Connect ``session`` to the SFU with this call's suspension and audience, then publish."""
         await session.connect(audio_paused=self._forwarding_paused)
         if self._forwarding_paused:  # suspended while the socket was connecting: tell the SFU now
             await session.set_audio_forwarding(paused=True)
         if self._audience is not None:
             await session.set_audience(self._audience)
         adm.start()
-        camera_track = (
-            options.camera.track
-            if options.camera is not None and options.camera.state == "provided"
-            else None
-        )
         await session.publish(
             audio=m.Capability.SEND_AUDIO in self.state.value.own_capabilities,
-            video=self._camera_intent,
+            video=video,
             audio_muted=not self._effective_mic,
             video_muted=not self._camera_intent,
-            camera=camera_track,
+            camera=camera,
         )
 
     @property
@@ -742,7 +819,12 @@ class Call:
             join.cancel()
             await asyncio.wait({join})
             return
-        if self._media is None and self.state.value.status not in (CallStatus.JOINING, CallStatus.JOINED):
+        await self._stop_rejoin()
+        if self._media is None and self.state.value.status not in (
+            CallStatus.JOINING,
+            CallStatus.JOINED,
+            CallStatus.RECONNECTING,
+        ):
             self._reset_suspension()  # nothing to leave, but a left call is never suspended (SPEC §2.4.3)
             return
         log.info("%s: leaving (%s)", self.cid, reason)
@@ -755,10 +837,12 @@ class Call:
     async def _close_media(self) -> None:
         media, self._media = self._media, None
         adm, self._adm = self._adm, None
-        if media is not None:
-            await media.close()
-        if adm is not None:
-            adm.close()
+        try:
+            if media is not None:  # shielded: a leave cancelling a rejoin must not leak the old session
+                await asyncio.shield(media.close())
+        finally:
+            if adm is not None:
+                adm.close()
 
     def _reset_suspension(self) -> None:
         """Leaving resets suspension (SPEC §2.4.3)."""
@@ -774,14 +858,34 @@ class Call:
 
     def _media_connection(self, state: str) -> None:
         """The SFU signalling socket dropped ("reconnecting") or the session resumed ("connected")."""
-        if self._media is None:
+        if self._media is None or self._rejoin_task is not None:
             return
         if state == "reconnecting" and self.state.value.status is CallStatus.JOINED:
             self._update(status=CallStatus.RECONNECTING)
+            self._reconnecting_since = asyncio.get_running_loop().time()
+            self._emit(local_event("call.reconnecting", self.cid, reason="sfu_disconnected", migrating=False))
         elif state == "connected":
             if self.state.value.status is CallStatus.RECONNECTING:
                 self._update(status=CallStatus.JOINED)
+                self._emit_reconnected(migrated=False, previous_session_id=self.state.value.session_id)
             self._spawn(self._resync_media())
+
+    def _emit_reconnected(
+        self, *, migrated: bool, previous_session_id: str | None, attempts: int = 1
+    ) -> None:
+        since, self._reconnecting_since = self._reconnecting_since, None
+        duration = asyncio.get_running_loop().time() - since if since is not None else 0.0
+        self._emit(
+            local_event(
+                "call.reconnected",
+                self.cid,
+                migrated=migrated,
+                session_id=self.state.value.session_id,
+                previous_session_id=previous_session_id,
+                attempts=attempts,
+                duration_ms=round(duration * 1000),
+            )
+        )
 
     async def _resync_media(self) -> None:
         """After the SFU session resumed: re-send what may have changed while the socket was down."""
@@ -799,15 +903,165 @@ class Call:
         """The SFU ended this session (call ended, or the connection is gone)."""
         if self._media is None:
             return
+        if self._rejoin_task is not None and reason == "sfu_disconnected":
+            return  # a rejoin attempt's session failed to connect: the rejoin retries
         self._spawn(self._on_ended(reason))
 
-    async def _on_ended(self, reason: str = "call_ended") -> None:
-        """The call ended remotely (or its media died): it is left and leaves ``active_calls``."""
+    # ---------------------------------------------------------------- media: rejoin when the SFU is gone
+
+    def _media_lost(self, reason: str) -> None:
+        """The SFU session cannot be resumed (``CallSession`` ``on_lost``): join the call again.
+
+        ``reason``: ``sfu_unreachable``, ``session_lost`` or ``media_failed``. A call still joining
+        is left to its join (which then fails); a call whose user a moderator removed, or a client
+        with ``ClientOptions.rejoin_window`` 0, ends instead.
+        """
+        if self._media is None or self._rejoin_task is not None:
+            return
+        if self.state.value.status not in (CallStatus.JOINED, CallStatus.RECONNECTING):
+            return
+        if self._removed:
+            self._spawn(self._on_ended("removed"))
+        elif self._client.options.rejoin_window <= 0:
+            self._spawn(self._on_ended("sfu_disconnected", "the SFU session was lost and rejoining is off"))
+        else:
+            self._rejoin_task = asyncio.get_running_loop().create_task(self._rejoin(reason))
+
+    def _removed_while_away(self, event: m.CallParticipantRemovedEvent) -> None:
+        """A moderator removed this user (coordinator event) while the SFU could not tell us (its
+        socket was down): a call rejoining ends (``call.removed``, then ``call.left`` ``removed``),
+        one still resuming will not rejoin."""
+        if self._rejoin_task is None and self.state.value.status is not CallStatus.RECONNECTING:
+            return  # joined: the SFU's own notice ends the call
+        self._emit(local_event("call.removed", self.cid, by=event.by, blocked=event.blocked))
+        if self._rejoin_task is not None:
+            self._spawn(self._on_ended("removed"))
+        else:
+            self._removed = True
+
+    async def _stop_rejoin(self) -> None:
+        task, self._rejoin_task = self._rejoin_task, None
+        if task is not None and task is not asyncio.current_task():
+            task.cancel()
+            await asyncio.wait({task})
+
+    async def _rejoin(self, reason: str) -> None:
+        """Join again with a new SFU session (maybe on another SFU node), keeping what the user set.
+
+        Same ``Call`` object, so its place in ``active_calls`` and the focus do not move; the new
+        session starts with the call's suspension (and mode), microphone and camera intent, hold
+        audio, audience, forwarding pause, playout gain and pan. Retries with backoff
+        (``REJOIN_FIRST_DELAY`` doubling up to ``REJOIN_MAX_DELAY``) for at most
+        ``ClientOptions.rejoin_window`` seconds. Ends the call when the coordinator refuses the join:
+        ``call_ended`` (409: the call ended) or ``rejoin_refused`` (403/404/401: blocked, no longer
+        allowed); ``sfu_disconnected`` when the window passes or the coordinator itself refuses
+        connections for ``COORDINATOR_DOWN_GRACE`` seconds. Events: ``call.reconnecting``
+        (``migrating: true``), then ``call.reconnected`` (``migrated: true``) or ``call.left``.
+        """
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + self._client.options.rejoin_window
+        previous = self.state.value.session_id
+        video = self._media is not None and "video" in self._media.published
+        if self.state.value.status is CallStatus.JOINED:
+            self._update(status=CallStatus.RECONNECTING)
+        if self._reconnecting_since is None:
+            self._reconnecting_since = loop.time()
+        log.info("%s: SFU session %s lost (%s): joining the call again", self.cid, previous, reason)
+        self._emit(local_event("call.reconnecting", self.cid, reason=reason, migrating=True))
+        await self._close_media()
+        attempts = 0
+        delay = REJOIN_FIRST_DELAY
+        refused_since: float | None = None
+        end_reason, detail = (
+            "sfu_disconnected",
+            f"no SFU took the call within {self._client.options.rejoin_window:g} s",
+        )
+        try:
+            while (remaining := deadline - loop.time()) > 0:
+                attempts += 1
+                pause = delay * random.uniform(0.8, 1.2)
+                try:
+                    async with asyncio.timeout(remaining):
+                        response = await self._request_join(create=False)
+                except CallStateError as exc:
+                    end_reason, detail = "call_ended", str(exc)
+                    break
+                except (
+                    AuthenticationError,
+                    PermissionDeniedError,
+                    NotFoundError,
+                    InvalidRequestError,
+                ) as exc:
+                    end_reason, detail = "rejoin_refused", str(exc)
+                    break
+                except (SwitchboardError, TimeoutError) as exc:
+                    if isinstance(exc, RateLimitedError):
+                        pause = max(pause, exc.retry_after)
+                    if connection_refused(exc):
+                        refused_since = refused_since if refused_since is not None else loop.time()
+                        if loop.time() - refused_since >= COORDINATOR_DOWN_GRACE:
+                            detail = f"the server is down: {exc}"
+                            break
+                    else:
+                        refused_since = None
+                    detail = f"cannot join the call again: {exc}"
+                else:
+                    refused_since = None
+                    try:
+                        async with asyncio.timeout(max(0.0, deadline - loop.time())):
+                            await self._connect_again(response, video=video)
+                    except CallStateError as exc:
+                        if exc.code == "call_ended":
+                            end_reason, detail = "call_ended", str(exc)
+                            break
+                        detail = f"the SFU refused the new session: {exc}"
+                    except (SwitchboardError, TimeoutError, OSError) as exc:
+                        detail = f"the SFU at {response.credentials.server.url} did not take the call: {exc}"
+                    else:
+                        self._update(status=CallStatus.JOINED)
+                        self._sync_participants()
+                        self._spawn(self._resync_media())
+                        log.info("%s: joined again as %s", self.cid, self.state.value.session_id)
+                        self._emit_reconnected(migrated=True, previous_session_id=previous, attempts=attempts)
+                        return
+                    await self._close_media()
+                log.info("%s: rejoin attempt %d failed: %s", self.cid, attempts, detail)
+                await asyncio.sleep(min(pause, max(0.0, deadline - loop.time())))
+                delay = min(delay * 2, REJOIN_MAX_DELAY)
+        finally:
+            if self._rejoin_task is asyncio.current_task():
+                self._rejoin_task = None
+        log.warning("%s: cannot join the call again (%s): %s", self.cid, end_reason, detail)
+        self._reconnecting_since = None
+        await self._close_media()
+        await self._on_ended(end_reason, detail)
+
+    async def _connect_again(self, response: m.JoinCallResponse, *, video: bool) -> None:
+        """Build and connect the new session of a rejoin from the coordinator's ``join`` answer."""
+        caps = self.state.value.own_capabilities
+        if m.Capability.SEND_AUDIO not in caps:
+            self._mic_intent = False
+        if m.Capability.SEND_VIDEO not in caps:
+            self._camera_intent = video = False
+        options = self._connect_options
+        adm = self._build_adm(options)
+        session = self._open_session(response.credentials, adm)
+        await self._start_media(
+            session, adm, video=video or self._camera_intent, camera=_provided_camera(options)
+        )
+        self._update(session_id=response.session_id)
+
+    async def _on_ended(self, reason: str = "call_ended", detail: str | None = None) -> None:
+        """The call ended remotely (or its media died): it is left and leaves ``active_calls``.
+
+        ``call.left`` carries ``reason`` and, when given, ``detail`` (a sentence for a person).
+        """
         join = self._join_task
         if join is not None and join is not asyncio.current_task():
             self._join_cancelled = True  # ended while joining: the join stops and cleans up
             join.cancel()
             await asyncio.wait({join})
+        await self._stop_rejoin()
         status = self.state.value.status
         if self._media is not None or status in (CallStatus.JOINED, CallStatus.RECONNECTING):
             # state first, so a second report of the same end (REST answer and event) finds nothing to do
@@ -815,7 +1069,8 @@ class Call:
                 status=CallStatus.DISCONNECTED, participants=(), local_participant=None, dominant_speaker=None
             )
             self._reset_suspension()
-            self._emit(local_event("call.left", self.cid, reason=reason))
+            extra = {"detail": detail} if detail else {}
+            self._emit(local_event("call.left", self.cid, reason=reason, **extra))
             await self._close_media()
         elif status in (CallStatus.INCOMING, CallStatus.OUTGOING):
             self._update(status=CallStatus.IDLE)

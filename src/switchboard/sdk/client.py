@@ -43,6 +43,7 @@ from switchboard.sdk.validation import (
     require_base_url,
     require_identifier,
     require_instance,
+    require_non_negative_number,
     require_optional_identifier,
     require_positive_number,
 )
@@ -76,6 +77,9 @@ class ClientOptions:
     suspend_mode: SuspendMode = SuspendMode.SILENT
     #: the gain (dB, <= 0) a DUCKED call's remote audio plays at
     duck_gain_db: float = -18.0
+    #: seconds a call whose SFU session is lost (its SFU died or restarted) keeps trying to join
+    #: again through the coordinator before it ends; 0: it ends at once (docs/architecture.md)
+    rejoin_window: float = 30.0
 
     def __post_init__(self) -> None:
         require_base_url(self.base_url)
@@ -97,6 +101,7 @@ class ClientOptions:
                 "ClientOptions.audio_configuration_policy",
             )
         require_positive_number(self.health_check_interval, "ClientOptions.health_check_interval", "seconds")
+        require_non_negative_number(self.rejoin_window, "ClientOptions.rejoin_window", "seconds")
         warn_if_policy_ignored(self.allow_multiple_active_calls, self.multi_call_audio_policy)
 
 

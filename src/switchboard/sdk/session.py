@@ -4,12 +4,19 @@ The client offers the *publisher* connection (its microphone as pre-encoded Opus
 audio device module, its camera as VP8); the SFU offers the *subscriber* connection with everyone
 else's tracks and renegotiates it as they come and go. Which participant a remote track belongs to is
 told by the SFU per transceiver ``mid``.
+
+When the signalling socket drops, the session is resumed on the same SFU within a short window (peer
+connections untouched). When that cannot work (the SFU refuses connections twice in a row, does not
+know the session any more, or the window passes) or the media transport itself fails (ICE/DTLS), the
+session is *lost*: ``on_lost`` tells the owning :class:`~switchboard.sdk.call.Call`, which rejoins the
+call through the coordinator with a new session (``docs/architecture.md``, "When an SFU dies").
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import errno
 import logging
 import time
 from collections.abc import Awaitable, Callable, Coroutine, Sequence
@@ -48,6 +55,14 @@ SOCKET_TIMEOUT = 10.0
 TOKEN_REFRESH_MARGIN = 10.0
 #: SFU refusals a fresh token cures
 _STALE_TOKEN_CODES = frozenset({"token_expired", "grants_changed"})
+#: connections the SFU refuses in a row before the session counts as lost without waiting out the
+#: resume window (nothing listens there any more: the SFU process or node is gone)
+REFUSALS_BEFORE_LOST = 2
+#: why a session is lost (``on_lost``): the SFU cannot be reached, it no longer has (or admits) the
+#: session, or the media transport (ICE/DTLS) failed
+LOST_UNREACHABLE = "sfu_unreachable"
+LOST_SESSION = "session_lost"
+LOST_MEDIA = "media_failed"
 M = TypeVar("M", bound=p._Msg)
 _PREFERRED = {"audio": ("audio/opus",), "video": ("video/vp8", "video/rtx")}
 
@@ -84,6 +99,7 @@ class CallSession:
         refresh_credentials: Callable[[str], Awaitable[m.Credentials]] | None = None,
         on_message: Callable[[p.ParticipantMessage], None] | None = None,
         on_moderation: Callable[[p.ModerationNotice], None] | None = None,
+        on_lost: Callable[[str], None] | None = None,
     ) -> None:
         self.credentials = credentials
         self.adm = adm
@@ -95,6 +111,9 @@ class CallSession:
         self._refresh_credentials = refresh_credentials
         self._on_message = on_message or (lambda message: None)
         self._on_moderation = on_moderation or (lambda notice: None)
+        self._on_lost = on_lost
+        #: why the session cannot be resumed (reported once through ``on_lost``); None while it can
+        self.lost: str | None = None
         #: a moderator removed this session: the socket's close that follows is not a drop to resume
         self.removed = False
         #: the SFU's latest audio levels by session (``audio_levels``) and dominant speaker's session
@@ -122,6 +141,26 @@ class CallSession:
         self.closed = False
         self.errors: list[p.ErrorMessage] = []
         self.subscriber.on("track", self._on_track)
+        self.publisher.on("connectionstatechange", lambda: self._transport_changed(self.publisher))
+        self.subscriber.on("connectionstatechange", lambda: self._transport_changed(self.subscriber))
+
+    # ---------------------------------------------------------------- losing the session
+
+    def _lose(self, reason: str) -> None:
+        """The session cannot be resumed: ``on_lost(reason)`` (the call rejoins), else the call ends."""
+        if self.closed or self.lost is not None:
+            return
+        self.lost = reason
+        log.info("SFU session %s lost (%s)", self.session_id, reason)
+        if self._on_lost is not None:
+            self._on_lost(reason)
+        else:
+            self._on_ended("sfu_disconnected")
+
+    def _transport_changed(self, pc: RTCPeerConnection) -> None:
+        """ICE or DTLS failed on a joined session: its media cannot come back by resuming."""
+        if pc.connectionState == "failed" and self.session_id is not None and not self.removed:
+            self._lose(LOST_MEDIA)
 
     # ---------------------------------------------------------------- signalling
 
@@ -192,8 +231,8 @@ class CallSession:
                 self._pending.clear()
                 if self.session_id is None:
                     self._on_ended("sfu_disconnected")
-                elif self.removed:
-                    pass  # removed by a moderator: the session is over, nothing to resume
+                elif self.removed or self.lost is not None:
+                    pass  # removed by a moderator, or already lost: nothing to resume
                 elif not self._reconnecting:
                     self._spawn(self._reconnect())
 
@@ -223,15 +262,19 @@ class CallSession:
     async def _resume_session(self) -> None:
         """Resume within the reconnect window; a call older than its SFU token gets a fresh token.
 
-        Errors end the call (``on_ended("sfu_disconnected")``): the SFU refusing the session, or the
-        coordinator refusing a fresh token (session left, call ended, no longer allowed to join).
+        The SFU saying the call ended ends the call (``on_ended("call_ended")``). Every other failure
+        loses the session (:meth:`_lose`): the window passing, the SFU refusing connections
+        ``REFUSALS_BEFORE_LOST`` times in a row (``sfu_unreachable``), or the SFU or the coordinator
+        no longer admitting the session (``session_lost``: a restarted SFU or another node does not
+        know it; the coordinator forgot it or refuses a fresh token).
         """
         self._on_connection("reconnecting")
         loop = asyncio.get_running_loop()
         deadline = loop.time() + self._reconnect_window
         delay = 0.05
         refreshed = False
-        while not self.closed and loop.time() < deadline:
+        refusals = 0
+        while not self.closed and self.lost is None and loop.time() < deadline:
             try:
                 if self._refresh_credentials is not None and not refreshed and self._token_expires_soon():
                     await self._refresh_token()
@@ -239,17 +282,24 @@ class CallSession:
                 ws = await self._open_socket()
             except (AuthenticationError, CallStateError, PermissionDeniedError, NotFoundError) as exc:
                 log.info("cannot get a fresh SFU token: %s", exc)
-                break
+                self._lose(LOST_SESSION)
+                return
             except (
                 SwitchboardError,
                 aiohttp.ClientError,
                 OSError,
                 RuntimeError,
                 TimeoutError,
-            ):  # RuntimeError: the client is closing
+            ) as exc:  # RuntimeError: the client is closing
+                refusals = refusals + 1 if connection_refused(exc) else 0
+                if refusals >= REFUSALS_BEFORE_LOST:
+                    log.info("the SFU at %s refuses connections", self.credentials.server.url)
+                    self._lose(LOST_UNREACHABLE)
+                    return
                 await asyncio.sleep(delay)
                 delay = min(delay * 2, 1.0)
                 continue
+            refusals = 0
             self._ws = ws
             joined = self._expect("join_response")
             self._reader = loop.create_task(self._read(ws))
@@ -265,14 +315,21 @@ class CallSession:
                         await self._refresh_token()
                     except SwitchboardError as refresh_exc:
                         log.info("cannot get a fresh SFU token: %s", refresh_exc)
-                        break
+                        self._lose(LOST_SESSION)
+                        return
                     refreshed = True
                     continue
                 log.info("SFU refused to resume the session: %s", exc)
-                break
+                self._lose(LOST_SESSION)
+                return
             except (CallStateError, PermissionDeniedError) as exc:
                 log.info("SFU refused to resume the session: %s", exc)
-                break
+                if exc.code == "call_ended":
+                    if not self.closed:
+                        self._on_ended("call_ended")
+                else:
+                    self._lose(LOST_SESSION)
+                return
             except (SwitchboardError, TimeoutError, aiohttp.ClientError, OSError):
                 with contextlib.suppress(Exception):
                     await ws.close()
@@ -281,8 +338,7 @@ class CallSession:
             self.reconnects += 1
             self._on_connection("connected")
             return
-        if not self.closed:
-            self._on_ended("sfu_disconnected")
+        self._lose(LOST_UNREACHABLE)
 
     async def _handle(self, message: p._Msg) -> None:
         future = self._pending.pop(getattr(message, "type", ""), None)
@@ -295,6 +351,11 @@ class CallSession:
                 for f in waiting:
                     f.set_exception(exc)
                 self._pending.clear()
+            # the SFU removed the session: its user may no longer be in the call (a refused resume
+            # ends the call in _resume_session instead)
+            if message.fatal and message.code == "permission_denied" and self._in_call():
+                self.removed = True
+                self._on_ended("permission_denied")
             return
         if future is not None and not future.done():
             future.set_result(message)
@@ -350,6 +411,10 @@ class CallSession:
                 self._on_ended("removed")
                 return
         self._on_change()
+
+    def _in_call(self) -> bool:
+        """Joined and not resuming right now."""
+        return self.session_id is not None and not self._reconnecting
 
     def _add_participant(self, info: p.ParticipantInfo) -> None:
         if info.session_id == self.session_id:
@@ -519,6 +584,23 @@ class CallSession:
         await asyncio.gather(self.publisher.close(), self.subscriber.close(), return_exceptions=True)
 
 
+def connection_refused(exc: BaseException) -> bool:
+    """Whether ``exc`` (or what caused it) is a refused TCP connection: nothing listens at that address."""
+    seen: set[int] = set()
+    cause: BaseException | None = exc
+    while cause is not None and id(cause) not in seen:
+        seen.add(id(cause))
+        if isinstance(cause, ConnectionRefusedError) or (
+            isinstance(cause, OSError) and cause.errno == errno.ECONNREFUSED
+        ):
+            return True
+        os_error = getattr(cause, "os_error", None)  # aiohttp.ClientConnectorError keeps the OSError
+        if isinstance(os_error, ConnectionRefusedError):
+            return True
+        cause = cause.__cause__ or cause.__context__
+    return False
+
+
 def _audience(user_ids: list[str] | None) -> tuple[str, ...] | None:
     return tuple(user_ids) if user_ids is not None else None
 
@@ -542,4 +624,4 @@ def _error_for(message: p.ErrorMessage) -> SwitchboardError:
     return SwitchboardError(f"SFU error {message.code}: {message.message}")
 
 
-__all__ = ["CallSession", "RemoteParticipant"]
+__all__ = ["CallSession", "RemoteParticipant", "connection_refused"]

@@ -74,6 +74,14 @@ def require_positive_number(value: object, what: str, unit: str) -> float:
     return float(value)
 
 
+def require_non_negative_number(value: object, what: str, unit: str) -> float:
+    """``value`` as a float if it is a number >= 0 (bools, NaN and infinity are refused), else
+    InvalidRequestError."""
+    if isinstance(value, bool) or not isinstance(value, int | float) or not 0 <= value < float("inf"):
+        raise InvalidRequestError(f"{what} must be a number of {unit} >= 0, not {value!r}")
+    return float(value)
+
+
 def require_base_url(value: object) -> str:
     """The coordinator's base URL: ``http://host[:port][/path]`` or ``https://...``.
 

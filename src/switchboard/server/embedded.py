@@ -3,9 +3,12 @@ the SFU in a process of its own (``sfu_process=True``, what ``switchboard serve`
 
 from __future__ import annotations
 
+import asyncio
 import dataclasses
+import logging
 import os
 from types import TracebackType
+from typing import Any
 from urllib.parse import urlsplit
 
 from aiohttp import web
@@ -24,6 +27,15 @@ from switchboard.server.sfu_janus import JanusConfig, JanusProcess, JanusSfuServ
 from switchboard.server.sfu_janus.node import janus_config_for
 from switchboard.web import WebOptions
 
+log = logging.getLogger("switchboard.server")
+
+#: a dead SFU child process is restarted at once; a restarted one that dies again within
+#: ``SFU_STABLE_AFTER`` seconds is restarted after a delay doubling from ``SFU_RESTART_FIRST_DELAY``
+#: up to ``SFU_RESTART_MAX_DELAY`` (s)
+SFU_STABLE_AFTER = 30.0
+SFU_RESTART_FIRST_DELAY = 0.5
+SFU_RESTART_MAX_DELAY = 30.0
+
 
 class EmbeddedServer:
     """``async with EmbeddedServer() as server:`` — a complete server on free local ports.
@@ -38,7 +50,10 @@ class EmbeddedServer:
 
     ``sfu_process=False`` (default) runs the SFU in this event loop, where ``server.sfu`` exposes its
     rooms to tests and tools; ``True`` runs it in a child process with its own event loop, so no
-    client traffic on the coordinator can delay media forwarding (``docs/architecture.md``).
+    client traffic on the coordinator can delay media forwarding (``docs/architecture.md``). A child
+    that dies (crash, SIGKILL, out of memory) is restarted on the same port (at once, then with a
+    growing delay if it keeps dying; ``server.sfu_restarts`` counts them) and the coordinator
+    forgets the sessions it held, so their clients join again there.
     ``sfu_token_ttl`` (seconds) is the lifetime of the SFU tokens ``join`` mints; ``sfu_config``
     sets the SFU's limits (:class:`SfuConfig`; its ``api_secret`` is replaced by the server's).
 
@@ -122,6 +137,13 @@ class EmbeddedServer:
             self._new_sfu() if self._in_process_sfu and engine == "embedded" else None
         )
         self._sfu_process: SfuProcess | None = None
+        self._sfu_supervisor: asyncio.Task[None] | None = None
+        #: media sessions the SFU child holds, as it reported them: session id -> (cid, user id)
+        self._sfu_child_sessions: dict[str, tuple[str, str]] = {}
+        #: how many times the SFU child process was restarted after it died
+        self.sfu_restarts = 0
+        #: with ``sfu_process``: the child registers as an SFU node in Redis (``SfuProcess(registration=)``)
+        self.sfu_registration: dict[str, Any] | None = None
         self._sfu_port = sfu_port
         self.store: Store = store if store is not None else MemoryStore()
         #: browsers: CORS origins (None: any) and the page's development tokens (docs/browser.md)
@@ -218,6 +240,7 @@ class EmbeddedServer:
         if self._sfu is not None:
             coordinator.call_ended_hooks.append(self._sfu.end_call)
             coordinator.moderation.sfu_hooks.append(self._sfu.moderate)
+            coordinator.live_grants.sfu_hooks.append(self._sfu.update_grants)
             coordinator.recordings.sfu = self._sfu.recording
         elif self._janus_sfu is not None:
             coordinator.call_ended_hooks.append(self._janus_sfu.end_call)
@@ -245,6 +268,7 @@ class EmbeddedServer:
                 janus=janus_config_for(self.host, self.janus_config).to_json()
                 if self.engine == "janus"
                 else None,
+                registration=self.sfu_registration,
             )
             try:
                 self.sfu_url = await self._sfu_process.start()
@@ -255,7 +279,66 @@ class EmbeddedServer:
                 raise
             coordinator.call_ended_hooks.append(self._sfu_process.end_call)
             coordinator.moderation.sfu_hooks.append(self._sfu_process.moderate)
+            coordinator.live_grants.sfu_hooks.append(self._sfu_process.update_grants)
             coordinator.recordings.sfu = self._sfu_process.recording
+            coordinator.participant_hooks.append(self._sfu_child_session)
+            self._sfu_supervisor = asyncio.get_running_loop().create_task(
+                self._supervise_sfu(self._sfu_process)
+            )
+
+    async def _sfu_child_session(self, cid: str, user_id: str, session_id: str, joined: bool) -> None:
+        if joined:
+            self._sfu_child_sessions[session_id] = (cid, user_id)
+        else:
+            self._sfu_child_sessions.pop(session_id, None)
+
+    async def _supervise_sfu(self, sfu: SfuProcess) -> None:
+        """Restart the SFU child process on its port whenever it dies; its sessions are forgotten."""
+        loop = asyncio.get_running_loop()
+        delay = SFU_RESTART_FIRST_DELAY
+        restarted = False
+        while True:
+            started = loop.time()
+            code = await sfu.wait_exit()
+            if code is None:
+                return  # stopped on purpose
+            await self._forget_sfu_sessions()
+            if not restarted or loop.time() - started >= SFU_STABLE_AFTER:
+                pause, delay = 0.0, SFU_RESTART_FIRST_DELAY
+            else:  # a restarted child died again soon: wait, longer each time
+                pause, delay = delay, min(delay * 2, SFU_RESTART_MAX_DELAY)
+            log.error(
+                "the SFU process exited (code %s); restarting it on port %d in %.1f s",
+                code,
+                self._sfu_port,
+                pause,
+            )
+            while True:
+                await asyncio.sleep(pause)
+                try:
+                    url = await sfu.start()
+                except (RuntimeError, OSError) as exc:
+                    log.error("the SFU process did not restart (%s); trying again in %.1f s", exc, delay)
+                    pause, delay = delay, min(delay * 2, SFU_RESTART_MAX_DELAY)
+                    continue
+                break
+            self.sfu_restarts += 1
+            restarted = True
+            self.sfu_url = url
+            self.config.sfu_url = self._public_sfu_url or url
+            log.warning("the SFU process is back (pid %s) at %s", sfu.pid, url)
+
+    async def _forget_sfu_sessions(self) -> None:
+        """The SFU child died without reporting its sessions leaving: they left (their clients rejoin,
+        so a ring their user started keeps ringing)."""
+        lost, self._sfu_child_sessions = self._sfu_child_sessions, {}
+        if lost:
+            log.warning("forgetting the %d media sessions of the dead SFU process", len(lost))
+        for session_id, (cid, user_id) in lost.items():
+            try:
+                await self.coordinator.participant_changed(cid, user_id, session_id, False, sfu_lost=True)
+            except Exception:
+                log.exception("could not forget SFU session %s in %s", session_id, cid)
 
     async def _start_janus(self) -> None:
         """Start Janus and the Janus engine's signalling endpoint (in this event loop)."""
@@ -304,6 +387,10 @@ class EmbeddedServer:
     async def stop(self) -> None:
         """Close every socket and peer connection (within about 2 s; the SFU process within 5 s)."""
         self._stopped = True
+        supervisor, self._sfu_supervisor = self._sfu_supervisor, None
+        if supervisor is not None:
+            supervisor.cancel()
+            await asyncio.wait({supervisor})
         runner, self._runner = self._runner, None
         sfu_runner, self._sfu_runner = self._sfu_runner, None
         if sfu_runner is not None and self._sfu is not None:

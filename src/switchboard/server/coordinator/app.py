@@ -36,6 +36,7 @@ from switchboard.server.coordinator.limits import FrameBudget
 from switchboard.server.coordinator.ratelimit import Limiter, RateLimiter
 from switchboard.server.coordinator.redis_events import RedisEventHub
 from switchboard.server.coordinator.redis_ratelimit import RedisRateLimiter
+from switchboard.server.coordinator.redis_sfu_nodes import RedisSfuNodes
 from switchboard.server.coordinator.redis_sfu_sessions import RedisSfuSessions
 from switchboard.server.coordinator.redis_store import RedisStore
 from switchboard.server.coordinator.request_log import request_log_middleware
@@ -356,17 +357,34 @@ async def events_socket(request: web.Request) -> web.WebSocketResponse:
     Limits (``CoordinatorLimits``): the auth frame within ``auth_timeout`` s (else 4001), frames up to
     ``max_frame_bytes`` (else 1009), ``frames_per_second``/``frame_burst`` per socket and
     ``socket_opens_per_second``/``socket_open_burst`` per user (else 4029), ``max_sockets_per_user``
-    (else 4030). The socket is closed with 4001 ``token_expired`` when the user token expires (SPEC
-    §2.10). Close codes: :class:`switchboard.protocol.close_codes.EventsCloseCode`.
+    (else 4030), ``max_unauthenticated_sockets_per_address``/``max_unauthenticated_sockets`` sockets
+    waiting for their auth frame (else 4030). The socket is closed with 4001 ``token_expired`` when
+    the user token expires (SPEC §2.10).
+    Close codes: :class:`switchboard.protocol.close_codes.EventsCloseCode`.
     """
     coordinator = request.app[COORDINATOR_KEY]
     limits = coordinator.config.limits
     interval = coordinator.config.health_check_interval
     ws = web.WebSocketResponse(heartbeat=interval, max_msg_size=limits.max_frame_bytes)
     await ws.prepare(request)
+    slots, address = coordinator.hub.unauthenticated, request.remote or ""
+    if not slots.acquire(
+        address,
+        per_address=limits.max_unauthenticated_sockets_per_address,
+        total=limits.max_unauthenticated_sockets,
+    ):
+        message = "too many sockets waiting to authenticate (from this address, or in all)"
+        await _close_with_error(
+            request, ws, EventsCloseCode.TOO_MANY_CONNECTIONS, "too_many_connections", message
+        )
+        return ws
     try:
         first = await ws.receive(timeout=limits.auth_timeout)
     except TimeoutError:
+        first = None
+    finally:
+        slots.release(address)
+    if first is None:
         await _close_with_error(
             request,
             ws,
@@ -676,6 +694,7 @@ def create_app(
     if isinstance(store, RedisStore):  # state shared by several coordinators
         hub: EventHub = RedisEventHub(store)
         coordinator = Coordinator(config, store, hub, RedisSfuSessions(store))
+        coordinator.sfu_nodes = RedisSfuNodes(store)
     else:
         hub = EventHub(store)
         coordinator = Coordinator(config, store, hub)

@@ -54,9 +54,7 @@ class CustomEvents:
         over the limit, 429 over the rate.
         """
         c = self._coordinator
-        call = await c.get_call_record(call_type, call_id)
-        await c.require(call, user_id, Capability.READ_CALL)
-        c.require_active(call)
+        call = await c.authorized_call(user_id, call_type, call_id, Capability.READ_CALL)
         if user_id not in await c.member_user_ids(call.cid) and not await c.has_media_session(
             call.cid, user_id
         ):

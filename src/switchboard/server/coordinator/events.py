@@ -22,6 +22,7 @@ from typing import Any
 from aiohttp import web
 
 from switchboard.protocol.coordinator import Event
+from switchboard.server.address_slots import AddressSlots
 from switchboard.server.coordinator.store import Store, StoredEvent
 
 log = logging.getLogger("switchboard.coordinator.events")
@@ -68,6 +69,8 @@ class EventHub:
         self._watchers: dict[str, set[str]] = {}
         self._watching: dict[str, set[str]] = {}
         self._dropped: dict[str, tuple[str, float]] = {}
+        #: events sockets of this coordinator that have not sent their auth frame yet, per address
+        self.unauthenticated = AddressSlots()
 
     # ---------------------------------------------------------------- connections
 

@@ -10,6 +10,9 @@ from __future__ import annotations
 import time
 from dataclasses import dataclass
 
+from switchboard.errors import RateLimitedError
+from switchboard.server.coordinator.store import Store
+
 
 @dataclass(frozen=True)
 class CoordinatorLimits:
@@ -37,6 +40,14 @@ class CoordinatorLimits:
     socket_opens_per_second: float = 1.0
     #: ... in bursts of up to this many; one more is closed with 4029.
     socket_open_burst: int = 10
+    #: events sockets from one remote address that have not sent their auth frame yet; one more is
+    #: closed with 4030 ``too_many_connections`` (the TCP peer: a reverse proxy counts as one address).
+    max_unauthenticated_sockets_per_address: int = 50
+    #: events sockets that have not sent their auth frame yet, all addresses together (same close).
+    max_unauthenticated_sockets: int = 1000
+    #: calls one user may have created and not ended; one more ``get_or_create`` (or ``join`` with
+    #: ``create``) of a new call is refused with 429 ``too_many_calls``.
+    max_open_calls_per_user: int = 1000
 
     def __post_init__(self) -> None:
         if self.linger_time < 0:
@@ -46,7 +57,15 @@ class CoordinatorLimits:
                 raise ValueError(f"{name} must be > 0")
         if self.socket_opens_per_second <= 0:
             raise ValueError("socket_opens_per_second must be > 0")
-        for name in ("max_frame_bytes", "frame_burst", "max_sockets_per_user", "socket_open_burst"):
+        for name in (
+            "max_frame_bytes",
+            "frame_burst",
+            "max_sockets_per_user",
+            "socket_open_burst",
+            "max_unauthenticated_sockets_per_address",
+            "max_unauthenticated_sockets",
+            "max_open_calls_per_user",
+        ):
             if getattr(self, name) < 1:
                 raise ValueError(f"{name} must be >= 1")
 
@@ -71,4 +90,19 @@ class FrameBudget:
         return True
 
 
-__all__ = ["CoordinatorLimits", "FrameBudget"]
+async def check_open_calls(store: Store, limits: CoordinatorLimits, user_id: str, cid: str) -> None:
+    """RateLimitedError (429 ``too_many_calls``) when ``user_id`` would create call ``cid`` while
+    already holding ``max_open_calls_per_user`` calls they created and have not ended. Getting a call
+    that exists is never refused. Concurrent creations may overshoot the cap by the few in flight."""
+    if await store.get_call(cid) is not None:
+        return
+    held = await store.open_calls_created_by(user_id)
+    if held >= limits.max_open_calls_per_user:
+        raise RateLimitedError(
+            f"{user_id!r} already has {held} open calls (the limit is {limits.max_open_calls_per_user}); "
+            "end one (mark_ended) before creating another",
+            code="too_many_calls",
+        )
+
+
+__all__ = ["CoordinatorLimits", "FrameBudget", "check_open_calls"]

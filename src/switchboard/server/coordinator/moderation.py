@@ -64,9 +64,7 @@ class Moderation:
     ) -> m.AckResponse:
         """Mute others' audio and/or video (``mute-users``); the SFU stops forwarding it at once."""
         c = self._c
-        call = await c.get_call_record(call_type, call_id)
-        await c.require(call, user_id, Capability.MUTE_USERS)
-        c.require_active(call)
+        call = await c.authorized_call(user_id, call_type, call_id, Capability.MUTE_USERS)
         if not request.mute_all_users and not request.user_ids:
             raise InvalidRequestError("name user_ids, or set mute_all_users")
         kinds: list[p.TrackKind] = []
@@ -97,9 +95,7 @@ class Moderation:
     ) -> m.AckResponse:
         """Remove ``request.user_id``'s sessions from the call now; optionally block them too."""
         c = self._c
-        call = await c.get_call_record(call_type, call_id)
-        await c.require(call, user_id, Capability.UPDATE_CALL_MEMBER)
-        c.require_active(call)
+        call = await c.authorized_call(user_id, call_type, call_id, Capability.UPDATE_CALL_MEMBER)
         self._not_self(user_id, request.user_id, "remove")
         if request.block:
             await self._block(call, user_id, request.user_id)
@@ -124,9 +120,7 @@ class Moderation:
     ) -> m.AckResponse:
         """Block ``request.user_id`` from the call: removed from its media now, cannot join again."""
         c = self._c
-        call = await c.get_call_record(call_type, call_id)
-        await c.require(call, user_id, Capability.UPDATE_CALL_MEMBER)
-        c.require_active(call)
+        call = await c.authorized_call(user_id, call_type, call_id, Capability.UPDATE_CALL_MEMBER)
         self._not_self(user_id, request.user_id, "block")
         await self._block(call, user_id, request.user_id)
         await self.tell_sfu(
@@ -140,8 +134,9 @@ class Moderation:
         self, user_id: str, call_type: str, call_id: str, request: m.BlockUserRequest
     ) -> m.AckResponse:
         c = self._c
-        call = await c.get_call_record(call_type, call_id)
-        await c.require(call, user_id, Capability.UPDATE_CALL_MEMBER)
+        call = await c.authorized_call(
+            user_id, call_type, call_id, Capability.UPDATE_CALL_MEMBER, active=False
+        )
         blocked = self._blocked.get(call.cid, set())
         if request.user_id in blocked:
             blocked.discard(request.user_id)

@@ -14,7 +14,6 @@ from typing import TYPE_CHECKING
 
 from switchboard.errors import InvalidRequestError
 from switchboard.protocol import coordinator as m
-from switchboard.protocol import sfu as p
 from switchboard.protocol.coordinator import REQUESTABLE_CAPABILITIES, Capability, utcnow
 
 if TYPE_CHECKING:
@@ -45,9 +44,7 @@ class CallPermissions:
     ) -> m.AckResponse:
         """Ask for ``send-audio``/``send-video`` (any user who may read the call)."""
         c = self._c
-        call = await c.get_call_record(call_type, call_id)
-        await c.require(call, user_id, Capability.READ_CALL)
-        c.require_active(call)
+        call = await c.authorized_call(user_id, call_type, call_id, Capability.READ_CALL)
         wanted = _requestable(request.permissions, "permissions")
         event = m.CallPermissionRequestEvent(
             created_at=utcnow(),
@@ -64,9 +61,7 @@ class CallPermissions:
     ) -> m.AckResponse:
         """Grant and revoke ``request.user_id``'s send capabilities (``update-call-member``)."""
         c = self._c
-        call = await c.get_call_record(call_type, call_id)
-        await c.require(call, user_id, Capability.UPDATE_CALL_MEMBER)
-        c.require_active(call)
+        call = await c.authorized_call(user_id, call_type, call_id, Capability.UPDATE_CALL_MEMBER)
         grant = _requestable(request.grant_permissions, "grant_permissions")
         revoke = _requestable(request.revoke_permissions, "revoke_permissions")
         if grant & revoke:
@@ -79,15 +74,7 @@ class CallPermissions:
         revoked |= revoke
         revoked -= grant
         caps = await c.capabilities(call, request.user_id)
-        await c.moderation.tell_sfu(
-            p.ModerationCommand(
-                cid=call.cid,
-                action="grants",
-                by=user_id,
-                user_ids=[request.user_id],
-                grants=c.sfu_grants(caps),
-            )
-        )
+        await c.live_grants.apply(call, "permissions_updated", users=[request.user_id], announce=False)
         event = m.CallPermissionsUpdatedEvent(
             created_at=utcnow(),
             cid=call.cid,

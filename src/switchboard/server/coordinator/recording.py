@@ -46,9 +46,7 @@ class CallRecordings:
     async def start(self, user_id: str, call_type: str, call_id: str) -> m.RecordingsResponse:
         """Start recording (``update-call``); 409 when already recording or nobody is in the media."""
         c = self._c
-        call = await c.get_call_record(call_type, call_id)
-        await c.require(call, user_id, Capability.UPDATE_CALL)
-        c.require_active(call)
+        call = await c.authorized_call(user_id, call_type, call_id, Capability.UPDATE_CALL)
         report = await self._command(call.cid, "start")
         info = report.recordings[0]
         await c.broadcast(
@@ -65,8 +63,7 @@ class CallRecordings:
     async def stop(self, user_id: str, call_type: str, call_id: str) -> m.RecordingsResponse:
         """Stop recording (``update-call``): the files and their durations; 409 when not recording."""
         c = self._c
-        call = await c.get_call_record(call_type, call_id)
-        await c.require(call, user_id, Capability.UPDATE_CALL)
+        call = await c.authorized_call(user_id, call_type, call_id, Capability.UPDATE_CALL, active=False)
         report = await self._command(call.cid, "stop")
         recording = _recording(report.recordings[0])
         await c.broadcast(
@@ -79,7 +76,6 @@ class CallRecordings:
 
     async def list(self, user_id: str, call_type: str, call_id: str) -> m.RecordingsResponse:
         c = self._c
-        call = await c.get_call_record(call_type, call_id)
-        await c.require(call, user_id, Capability.READ_CALL)
+        call = await c.authorized_call(user_id, call_type, call_id, Capability.READ_CALL, active=False)
         report = await self._command(call.cid, "list")
         return m.RecordingsResponse(recordings=[_recording(info) for info in report.recordings])

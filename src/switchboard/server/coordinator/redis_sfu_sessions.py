@@ -114,9 +114,24 @@ class RedisSfuSessions(SfuSessions):
     async def left(self, session_id: str) -> None:
         await self._left(keys=[self._key(session_id)], args=[time.time(), AFTER_EXPIRY])
 
+    async def media_users(self, cid: str) -> dict[str, list[str]]:
+        """Every user with media sessions in call ``cid``: their session ids (a ``SCAN`` of the call's
+        ``media:<cid>:*`` keys; ids never hold glob characters)."""
+        prefix = self._store.key("media", cid, "")
+        users: dict[str, list[str]] = {}
+        async for raw in self._redis.scan_iter(match=prefix + "*", count=1000):
+            key = _text(raw)
+            sessions = sorted(_text(s) for s in await self._redis.smembers(key))
+            if sessions:
+                users[key[len(prefix) :]] = sessions
+        return users
+
     async def media_sessions(self, cid: str, user_id: str) -> int:
         """How many media sessions ``user_id`` has in call ``cid`` (as the SFU reported them)."""
         return int(await self._redis.scard(self._store.key("media", cid, user_id)))
+
+    async def media_session_ids(self, cid: str, user_id: str) -> set[str]:
+        return {_text(s) for s in await self._redis.smembers(self._store.key("media", cid, user_id))}
 
     async def media_changed(self, cid: str, user_id: str, session_id: str, joined: bool) -> int:
         key = self._store.key("media", cid, user_id)

@@ -3,6 +3,7 @@
 Keys, all under one prefix (``sb:`` by default, so one Redis can hold several deployments):
 
 - ``user:<id>``, ``call:<cid>``: JSON records; ``members:<cid>``: hash user id → JSON member;
+  ``open-calls:<user_id>``: set of the cids that user created and has not ended;
 - ``ring:<ring_id>``: JSON ring; ``rings`` / ``rings:<cid>``: sets of ring ids in progress;
   ``ring_deadlines``: sorted set of ``<cid> <ring_id>`` by deadline (Unix seconds), from which a live
   coordinator claims overdue rings with a lease (:meth:`RedisStore.claim_due_rings`), so a ring's
@@ -212,11 +213,18 @@ class RedisStore:
             await self.redis.hset(
                 self.key("members", call.cid), mapping={mb.user_id: _member_json(mb) for mb in members}
             )
+        if call.ended_at is None:
+            await self.redis.sadd(self.key("open-calls", call.created_by), call.cid)
         return _call_from(_call_json(call)), True
 
     async def save_call(self, call: CallRecord) -> None:
         call.updated_at = utcnow()
         await self.redis.set(self.key("call", call.cid), _call_json(call))
+        if call.ended_at is not None:
+            await self.redis.srem(self.key("open-calls", call.created_by), call.cid)
+
+    async def open_calls_created_by(self, user_id: str) -> int:
+        return int(await self.redis.scard(self.key("open-calls", user_id)))
 
     async def list_members(self, cid: str) -> list[MemberRecord]:
         table = await self.redis.hgetall(self.key("members", cid))

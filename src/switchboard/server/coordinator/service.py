@@ -31,10 +31,12 @@ from switchboard.server.coordinator.call_types import (
 from switchboard.server.coordinator.custom_events import CustomEvents
 from switchboard.server.coordinator.events import EventHub
 from switchboard.server.coordinator.ice_servers import IceServerSettings, ice_servers_for
-from switchboard.server.coordinator.limits import CoordinatorLimits
+from switchboard.server.coordinator.limits import CoordinatorLimits, check_open_calls
+from switchboard.server.coordinator.live_grants import LiveGrants
 from switchboard.server.coordinator.moderation import Moderation
 from switchboard.server.coordinator.permissions import CallPermissions
 from switchboard.server.coordinator.recording import CallRecordings
+from switchboard.server.coordinator.sfu_nodes import NoSfuNodeError, SfuNodes
 from switchboard.server.coordinator.sfu_sessions import SfuSessions
 from switchboard.server.coordinator.store import CallRecord, MemberRecord, Store, UserRecord
 
@@ -45,7 +47,8 @@ log = logging.getLogger("switchboard.coordinator")
 class CoordinatorConfig:
     api_key: str
     api_secret: str
-    #: where clients reach the SFU; filled in by the server that runs one.
+    #: where clients reach the SFU; filled in by the server that runs one ("": only registered SFU
+    #: nodes, ``server/coordinator/sfu_nodes.py``).
     sfu_url: str = "ws://127.0.0.1:3031/sfu"
     ice_servers: list[m.IceServer] = field(default_factory=list)
     #: STUN/TURN handed out with each SFU credential (TURN with per-user, time-limited credentials)
@@ -60,6 +63,8 @@ class CoordinatorConfig:
 
 
 CallEndedHook = Callable[[str], Awaitable[None]]
+#: ``(cid, user_id, session_id, joined)``, after the coordinator took an SFU's report into account
+ParticipantHook = Callable[[str, str, str, bool], Awaitable[None]]
 
 
 class Coordinator:
@@ -73,12 +78,17 @@ class Coordinator:
         self.hub = hub
         self.ringer = Ringer(self)
         self.call_ended_hooks: list[CallEndedHook] = []
+        self.participant_hooks: list[ParticipantHook] = []
         #: minted SFU sessions and the media sessions per call and user (in Redis when shared)
         self.sfu_sessions = sfu_sessions if sfu_sessions is not None else SfuSessions()
+        #: registered SFU nodes and the node of each call (in Redis when shared; none: ``config.sfu_url``)
+        self.sfu_nodes = SfuNodes()
         self.custom_events = CustomEvents(self)
         self.moderation = Moderation(self)
         self.permissions = CallPermissions(self)
         self.recordings = CallRecordings(self)
+        #: grants changed for sessions already in a call's media: told to the SFU (``live_grants.py``)
+        self.live_grants = LiveGrants(self)
 
     async def start(self) -> None:
         """Pick up where the store left off: re-arm the deadlines of rings still in progress."""
@@ -182,6 +192,22 @@ class Coordinator:
         if call.ended_at is not None:
             raise CallStateError(f"call {call.cid} has ended")
 
+    async def authorized_call(
+        self, user_id: str, call_type: str, call_id: str, capability: Capability, *, active: bool = True
+    ) -> CallRecord:
+        """The call ``call_type:call_id``, for an operation of ``user_id`` that needs ``capability``
+        (SPEC §2.7) and, with ``active``, a call that has not ended.
+
+        Raises NotFoundError (404: unknown call type or call), PermissionDeniedError (403: the user's
+        capabilities in the call lack ``capability``), CallStateError (409: the call ended), in that
+        order.
+        """
+        call = await self.get_call_record(call_type, call_id)
+        await self.require(call, user_id, capability)
+        if active:
+            self.require_active(call)
+        return call
+
     async def member_user_ids(self, cid: str) -> set[str]:
         return {member.user_id for member in await self.store.list_members(cid)}
 
@@ -208,6 +234,7 @@ class Coordinator:
         self, user_id: str, call_type: str, call_id: str, request: m.GetOrCreateCallRequest
     ) -> m.GetOrCreateCallResponse:
         definition = self.call_type(call_type)
+        await check_open_calls(self.store, self.config.limits, user_id, f"{call_type}:{call_id}")
         members = self._members_with_creator(user_id, request.data.members)
         for member in members:
             if await self.store.get_user(member.user_id) is None:
@@ -271,6 +298,7 @@ class Coordinator:
         await self.store.save_call(call)
         response = await self.call_response(call)
         await self.broadcast(call, m.CallUpdatedEvent(created_at=utcnow(), cid=call.cid, call=response))
+        await self.live_grants.apply(call, "call_updated")
         return await self.call_state(call, user_id)
 
     async def end_call(self, user_id: str, call_type: str, call_id: str) -> m.CallStateResponse:
@@ -311,6 +339,8 @@ class Coordinator:
             else m.CallLiveStoppedEvent(created_at=utcnow(), cid=call.cid, call=response)
         )
         await self.broadcast(call, event)
+        if not live:
+            await self.live_grants.apply(call, "live_stopped", users=await self.member_user_ids(call.cid))
         return await self.call_state(call, user_id)
 
     async def update_members(
@@ -354,6 +384,8 @@ class Coordinator:
                 event, users=await self.member_user_ids(call.cid) | set(removed), watchers_of=call.cid
             )
             await self.ringer.members_removed(call, removed)
+        named = [mr.user_id for mr in added + updated] + removed
+        await self.live_grants.apply(call, "members_updated", users=named)
         return m.UpdateMembersResponse(
             members=await self.member_responses(await self.store.list_members(call.cid))
         )
@@ -398,7 +430,18 @@ class Coordinator:
     async def _sfu_credentials(
         self, call: CallRecord, user_id: str, session_id: str, caps: list[Capability]
     ) -> m.Credentials:
-        """Mint an SFU token for ``session_id`` with the grants ``caps`` give, and remember it."""
+        """Mint an SFU token for ``session_id`` with the grants ``caps`` give, and remember it.
+
+        The SFU is the call's node (``sfu_nodes.py``: placed on the least-loaded live node, sticky,
+        moved off a dead one), or ``config.sfu_url`` while no node is registered;
+        :class:`NoSfuNodeError` (503) when neither exists.
+        """
+        placement = await self.sfu_nodes.place(call.cid)  # the call's node; None: no node registered
+        if placement is None and not self.config.sfu_url:
+            raise NoSfuNodeError(f"no SFU node is live to place call {call.cid} on: try again shortly")
+        if placement is not None and placement.moved:
+            log.info("call %s moved to SFU node %s (its node stopped)", call.cid, placement.node.id)
+            await self._media_lost_with_node(call, user_id)
         grants = self.sfu_grants(caps)
         ttl = self.config.sfu_token_ttl
         token = create_sfu_token(
@@ -411,10 +454,31 @@ class Coordinator:
         )
         await self.sfu_sessions.minted(call.cid, user_id, session_id, grants, time.time() + ttl)
         return m.Credentials(
-            server=m.SfuServer(url=self.config.sfu_url),
+            server=m.SfuServer(url=placement.node.url if placement is not None else self.config.sfu_url),
             token=token,
             ice_servers=[*self.config.ice_servers, *ice_servers_for(self.config.ice, user_id)],
         )
+
+    async def _media_lost_with_node(self, call: CallRecord, user_id: str) -> None:
+        """The call's SFU node died: the media sessions it held are gone though it never said so.
+
+        Each one is marked left (its tokens are refused) and leaves the call's participants
+        (``call.session_participant_left`` to the members); rings are left alone, since the users
+        are joining again on the new node. Sessions of users who are neither members nor the
+        joining user are not listed by user here: they expire with their records.
+        """
+        for member in await self.member_user_ids(call.cid) | {user_id}:
+            for session_id in await self.sfu_sessions.media_session_ids(call.cid, member):
+                await self.sfu_sessions.left(session_id)
+                await self.sfu_sessions.media_changed(call.cid, member, session_id, False)
+                event = m.ParticipantLeftEvent(
+                    created_at=utcnow(),
+                    cid=call.cid,
+                    call=await self.call_response(call),
+                    user_id=member,
+                    session_id=session_id,
+                )
+                await self.broadcast(call, event)
 
     async def refresh_sfu_token(
         self, user_id: str, call_type: str, call_id: str, request: m.SfuTokenRequest
@@ -502,20 +566,25 @@ class Coordinator:
         await self.ringer.reject(call, user_id, request.reason)
         return m.AckResponse()
 
-    async def participant_changed(self, cid: str, user_id: str, session_id: str, joined: bool) -> None:
+    async def participant_changed(
+        self, cid: str, user_id: str, session_id: str, joined: bool, *, sfu_lost: bool = False
+    ) -> None:
         """The SFU reports a session joining or leaving the call's media.
 
-        When a user's last session leaves, a ring they started that nobody accepted is cancelled.
+        When a user's last session leaves, a ring they started that nobody accepted is cancelled,
+        unless ``sfu_lost``: the session's SFU died, and its client is joining again.
         """
         if joined:
             await self.sfu_sessions.joined(session_id)
         else:
             await self.sfu_sessions.left(session_id)
         remaining = await self.sfu_sessions.media_changed(cid, user_id, session_id, joined)
+        for hook in self.participant_hooks:
+            await hook(cid, user_id, session_id, joined)
         call = await self.store.get_call(cid)
         if call is None:
             return
-        if not joined and not remaining:
+        if not joined and not remaining and not sfu_lost:
             await self.ringer.caller_left(call, user_id)
         response = await self.call_response(call)
         now = utcnow()

@@ -100,9 +100,17 @@ class SfuSessions:
             del self._media[cid]
         return remaining
 
+    async def media_users(self, cid: str) -> dict[str, list[str]]:
+        """Every user with media sessions in call ``cid`` (as the SFU reported them): their session ids."""
+        return {user: sorted(sessions) for user, sessions in self._media.get(cid, {}).items()}
+
     async def media_sessions(self, cid: str, user_id: str) -> int:
         """How many media sessions ``user_id`` has in call ``cid`` (as the SFU reported them)."""
         return len(self._media.get(cid, {}).get(user_id, ()))
+
+    async def media_session_ids(self, cid: str, user_id: str) -> set[str]:
+        """The media sessions ``user_id`` has in call ``cid`` (as the SFU reported them)."""
+        return set(self._media.get(cid, {}).get(user_id, ()))
 
     def _prune(self) -> None:
         now = time.time()

@@ -93,6 +93,10 @@ class Store(Protocol):
         ...
 
     async def save_call(self, call: CallRecord) -> None: ...
+    async def open_calls_created_by(self, user_id: str) -> int:
+        """How many calls ``user_id`` created that have not ended."""
+        ...
+
     async def list_members(self, cid: str) -> list[MemberRecord]: ...
     async def upsert_members(self, cid: str, members: list[MemberRecord]) -> None: ...
     async def remove_members(self, cid: str, user_ids: list[str]) -> list[str]: ...
@@ -154,6 +158,8 @@ class MemoryStore:
         self._lock = asyncio.Lock()
         self._leases: dict[str, float] = {}
         self._named_locks: dict[str, asyncio.Lock] = {}
+        #: calls not ended, by the user who created them
+        self._open_by_creator: dict[str, set[str]] = {}
 
     async def upsert_user(self, user: UserRecord) -> UserRecord:
         existing = self._users.get(user.id)
@@ -178,11 +184,21 @@ class MemoryStore:
                 return copy.deepcopy(existing), False
             self._calls[call.cid] = copy.deepcopy(call)
             self._members[call.cid] = {m.user_id: copy.deepcopy(m) for m in members}
+            if call.ended_at is None:
+                self._open_by_creator.setdefault(call.created_by, set()).add(call.cid)
             return copy.deepcopy(call), True
 
     async def save_call(self, call: CallRecord) -> None:
         call.updated_at = utcnow()
         self._calls[call.cid] = copy.deepcopy(call)
+        if call.ended_at is not None:
+            open_calls = self._open_by_creator.get(call.created_by, set())
+            open_calls.discard(call.cid)
+            if not open_calls:
+                self._open_by_creator.pop(call.created_by, None)
+
+    async def open_calls_created_by(self, user_id: str) -> int:
+        return len(self._open_by_creator.get(user_id, ()))
 
     async def list_members(self, cid: str) -> list[MemberRecord]:
         return [copy.deepcopy(m) for m in self._members.get(cid, {}).values()]

@@ -1,15 +1,23 @@
 """The forwarding graph: one published track fans its encoded frames out to every subscriber.
 
-A :class:`PublishedTrack` taps the publisher's receiver (no decoder is ever created) and pushes each
-frame into the :class:`DownTrack` of every subscriber. A down-track is one sending transceiver of a
+A :class:`PublishedTrack` taps the publisher's receiver (no decoder is ever created) and hands each
+frame to the :class:`DownTrack` of every subscriber. A down-track is one sending transceiver of a
 subscriber's peer connection with one long-lived :class:`EncodedTrack`; when its source goes away it
 is kept idle and reused for the next track of the same kind (aiortc's sender loop ends for good when
 its track ends, so tracks are never swapped under it). Keyframe requests from any subscriber reach
 the publisher as a PLI, coalesced.
+
+Audio is written straight from the ingest callback: each Opus packet becomes one RTP packet per
+subscriber (its own SSRC, sequence numbers and timestamp timeline), SRTP-protected and sent by the
+down-track's :class:`DirectRtpSender`, with no task, queue or per-packet object in between; the
+aiortc sender keeps doing the RTCP (reports, PLI, NACK answers come from the direct sender's
+history). Video goes through the down-track's :class:`EncodedTrack` and aiortc's sender, which
+packetizes frames (``docs/performance.md``, SFU section).
 """
 
 from __future__ import annotations
 
+import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Literal
@@ -17,9 +25,11 @@ from typing import Literal
 from aiortc import RTCRtpReceiver, RTCRtpTransceiver
 
 from switchboard.media.rtp_hooks import (
+    DirectRtpSender,
     EncodedFrame,
     EncodedTrack,
     ReceiverTap,
+    ntp_now,
     on_keyframe_request,
     request_keyframe,
     tap_receiver,
@@ -28,6 +38,9 @@ from switchboard.media.rtp_hooks import (
 Kind = Literal["audio", "video"]
 #: at most one PLI per publisher track per this many seconds, however many subscribers ask
 PLI_MIN_INTERVAL = 0.3
+#: audio down-tracks created from now on send RTP straight from the ingest path; False: through
+#: aiortc's sender task like video (kept as the benchmarks' baseline, ``benchmarks/engines.py``)
+DIRECT_AUDIO = True
 
 
 class DownTrack:
@@ -39,6 +52,12 @@ class DownTrack:
         self.track = track
         self.source: PublishedTrack | None = None
         self._paused = False
+        #: audio: writes this down-track's RTP itself (its counters are the track's ``stats``)
+        self.direct: DirectRtpSender | None = (
+            DirectRtpSender(transceiver.sender, track.stats) if kind == "audio" and DIRECT_AUDIO else None
+        )
+        if self.direct is not None:
+            self.direct.pause()
         track.on_keyframe_needed = self._keyframe_needed
         on_keyframe_request(transceiver.sender, self._keyframe_needed)
 
@@ -66,17 +85,25 @@ class DownTrack:
             self.source.downtracks.remove(self)
         self.source = None
         self.track.pause()
+        if self.direct is not None:
+            self.direct.pause()
 
     def set_paused(self, paused: bool, *, force: bool = False) -> None:
         if paused == self._paused and not force:
             return
         self._paused = paused
+        direct = self.direct
         if paused or self.source is None:
             self.track.pause()
+            if direct is not None:
+                direct.pause()
         else:
             # flush, then resume: timestamps jump with wall time, video waits for a keyframe
             self.track.pause()
             self.track.resume()
+            if direct is not None:
+                direct.pause()
+                direct.resume()
 
     def close(self) -> None:
         self.unbind()
@@ -117,8 +144,19 @@ class PublishedTrack:
             self.on_audio_level(frame.audio_level)
         for sink in self.sinks:
             sink(frame)
-        for down in self.downtracks:
-            down.track.push(frame)
+        if self.kind == "audio":
+            now = time.monotonic()
+            ntp = ntp_now()
+            data, timestamp, stream = frame.data, frame.timestamp, frame.stream_id
+            for down in self.downtracks:
+                direct = down.direct
+                if direct is not None:
+                    direct.send(data, timestamp, stream, now, ntp)
+                else:
+                    down.track.push(frame)
+        else:
+            for down in self.downtracks:
+                down.track.push(frame)
 
     def request_keyframe(self) -> None:
         if self.kind == "video":

@@ -20,6 +20,7 @@ from aiohttp import web
 
 from switchboard.protocol import sfu as p
 from switchboard.protocol.tokens import SfuClaims
+from switchboard.server.sfu.live_grants import apply_grants_update
 from switchboard.server.sfu.messages import MessageRelay
 from switchboard.server.sfu.moderation import moderate
 from switchboard.server.sfu.participant import Participant
@@ -59,6 +60,8 @@ class SfuConfig:
     max_sessions_per_user: int = 128
     #: sockets that have not joined yet, all clients together (over it: close 1013)
     max_unjoined_sockets: int = 1000
+    #: sockets from one remote address (the TCP peer) that have not joined yet (over it: close 1013)
+    max_unjoined_sockets_per_address: int = 50
     #: where call recordings are written (None: ``switchboard-recordings`` in the system temp dir)
     recordings_dir: str | None = None
 
@@ -130,6 +133,11 @@ class SfuServer(SignallingServer[Participant, Room]):
         """A moderator's command (``moderation.py``); the number of sessions it acted on."""
         room = self.rooms.get(command.cid)
         return 0 if room is None else await moderate(room, command)
+
+    async def update_grants(self, update: p.GrantsUpdate) -> int:
+        """Users' grants changed in a call (``live_grants.py``); the number of sessions it acted on."""
+        room = self.rooms.get(update.cid)
+        return 0 if room is None else await apply_grants_update(room, update)
 
     async def close(self) -> None:
         self._closing = True

@@ -20,6 +20,7 @@ from pydantic import ValidationError
 from switchboard.errors import AuthenticationError, CallStateError, RateLimitedError, SwitchboardError
 from switchboard.protocol import sfu as p
 from switchboard.protocol.tokens import SfuClaims, SfuGrants, verify_admin_token, verify_sfu_token
+from switchboard.server.address_slots import AddressSlots
 from switchboard.server.sfu.limits import SocketGuard
 
 if TYPE_CHECKING:
@@ -84,7 +85,8 @@ class SignallingServer(Generic[P, R]):
         self.rooms: dict[str, R] = {}
         self._admission = admission
         self._closing = False
-        self._unjoined = 0
+        #: sockets that have not joined yet, per remote address
+        self._unjoined = AddressSlots()
 
     # ------------------------------------------------------------ engine hooks
 
@@ -150,7 +152,7 @@ class SignallingServer(Generic[P, R]):
     @property
     def unjoined_sockets(self) -> int:
         """Signalling sockets open now that have not joined (yet)."""
-        return self._unjoined
+        return self._unjoined.total
 
     def sessions_of(self, user_id: str) -> int:
         """SFU sessions ``user_id`` holds on this SFU (connected or within their reconnect grace)."""
@@ -160,14 +162,26 @@ class SignallingServer(Generic[P, R]):
         ws = web.WebSocketResponse(heartbeat=10.0, max_msg_size=self.config.max_message_bytes)
         await ws.prepare(request)
         guard = SocketGuard(self.config.message_rate, self.config.message_burst, self.config.max_bad_messages)
-        if self._unjoined >= self.config.max_unjoined_sockets:
+        if self._unjoined.total >= self.config.max_unjoined_sockets:
             await close(ws, "server_busy", "too many sockets waiting to join", p.CloseCode.TRY_AGAIN_LATER)
             return ws
-        self._unjoined += 1
+        address = request.remote or ""
+        if not self._unjoined.acquire(
+            address,
+            per_address=self.config.max_unjoined_sockets_per_address,
+            total=self.config.max_unjoined_sockets,
+        ):
+            await close(
+                ws,
+                "too_many_connections",
+                "too many sockets from this address waiting to join",
+                p.CloseCode.TRY_AGAIN_LATER,
+            )
+            return ws
         try:
             participant = await self._join(ws, guard)
         finally:
-            self._unjoined -= 1
+            self._unjoined.release(address)
         if participant is None:
             return ws
         room = participant.room

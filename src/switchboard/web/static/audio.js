@@ -2,8 +2,9 @@
 /**
  * The page's audio session: one microphone (getUserMedia) shared by every call, and one speaker (a
  * WebAudio graph) that every call's remote audio plays through. Each call gets a CallAudio: its own
- * gain stage into the speaker (0 while the call is suspended) and its own microphone track (a clone
- * of the shared one, so each call's microphone can be on or off on its own).
+ * gain and pan stage into the speaker (gain 0 while the call is suspended SILENT, the duck gain
+ * while DUCKED, SPEC §2.8) and its own microphone track (a clone of the shared one, so each call's
+ * microphone can be on or off on its own).
  *
  * Levels are measured like the Python SDK's `switchboard.media.analysis`: RMS in dBFS
  * (`20 * log10(rms)`, a full-scale sine is -3 dBFS), a tone's level from a Hann-windowed transform at
@@ -11,8 +12,67 @@
  * @module audio
  */
 
+import { InvalidRequestError } from "./errors.js";
+
 const ANALYSIS_SAMPLES = 16384; // ~0.34 s at 48 kHz
 const FLOOR_DBFS = -120;
+/** the lowest playout gain accepted, in dB (-120 dB is 1e-6: inaudible), as in the Python SDK */
+export const MIN_GAIN_DB = -120;
+/** the highest playout gain accepted, in dB (a quiet call can be lifted, not blasted) */
+export const MAX_GAIN_DB = 24;
+
+/**
+ * Linear amplitude factor of `db` decibels (`10 ** (db / 20)`).
+ * @param {number} db
+ */
+export function dbToGain(db) {
+  return 10 ** (db / 20);
+}
+
+/**
+ * `db` if it is a finite number within -120..+24 dB, else InvalidRequestError naming `what` (the
+ * Python SDK's `check_gain_db`).
+ * @param {unknown} db
+ * @param {string} what
+ * @returns {number}
+ */
+export function checkGainDb(db, what) {
+  if (typeof db !== "number" || !Number.isFinite(db)) {
+    throw new InvalidRequestError(`${what} must be a finite number of dB, got ${JSON.stringify(db) ?? String(db)}`);
+  }
+  if (db < MIN_GAIN_DB || db > MAX_GAIN_DB) {
+    throw new InvalidRequestError(`${what} must be within ${MIN_GAIN_DB}..${MAX_GAIN_DB} dB, got ${db}`);
+  }
+  return db;
+}
+
+/**
+ * `pan` if it is a finite number within -1 (left) .. +1 (right), else InvalidRequestError (the Python
+ * SDK's `check_pan`).
+ * @param {unknown} pan
+ * @returns {number}
+ */
+export function checkPan(pan) {
+  if (typeof pan !== "number" || !Number.isFinite(pan)) {
+    throw new InvalidRequestError(
+      `pan must be a number from -1 (left) to +1 (right), got ${JSON.stringify(pan) ?? String(pan)}`,
+    );
+  }
+  if (pan < -1 || pan > 1) throw new InvalidRequestError(`pan must be within -1 (left) .. +1 (right), got ${pan}`);
+  return pan;
+}
+
+/**
+ * (left, right) amplitude factors of the Python SDK's pan law (`switchboard.media.playout_shaping`):
+ * constant power with the centre at unity, `theta = (pan + 1) * pi / 4`, left `sqrt(2) * cos(theta)`,
+ * right `sqrt(2) * sin(theta)`. At 0 both are 1; at -1 the left is +3 dB and the right silent.
+ * @param {number} pan -1 .. +1
+ * @returns {[number, number]}
+ */
+export function panGains(pan) {
+  const theta = ((pan + 1) * Math.PI) / 4;
+  return [Math.SQRT2 * Math.cos(theta), Math.SQRT2 * Math.sin(theta)];
+}
 
 /**
  * RMS level in dBFS of the tone at `hz` in `samples` (Hann window, exact-frequency correlation).
@@ -107,20 +167,48 @@ class RemoteAudio {
   }
 }
 
-/** One call's audio: its remote audio into the speaker through a gain (0 while suspended). */
+/**
+ * One call's audio: its remote audio into the speaker through a gain stage and a pan stage.
+ *
+ * Graph: remote sources -> `input` (two channels; a mono source is played on both, as the Python
+ * SDK does) -> `gain` (0 while suspended SILENT; the playout gain, plus the duck gain while DUCKED)
+ * -> a channel splitter -> one gain per channel (the pan law of `panGains`) -> a merger -> the
+ * speaker. (WebAudio's StereoPannerNode is not used: for a stereo source it sums the channels at a
+ * hard pan and for a mono one it is -3 dB at the centre, neither of which is the Python SDK's law.)
+ */
 export class CallAudio {
   /** @param {AudioSession} session */
   constructor(session) {
     this.session = session;
     const context = session.context;
+    this.input = new GainNode(context, { channelCount: 2, channelCountMode: "explicit", channelInterpretation: "speakers" });
     this.gain = context.createGain();
-    this.gain.connect(session.speakerInput);
+    this.input.connect(this.gain);
+    const splitter = context.createChannelSplitter(2);
+    this.gain.connect(splitter);
+    /** @type {[GainNode, GainNode]} the pan stage: one gain per output channel */
+    this.channels = [context.createGain(), context.createGain()];
+    this._merger = context.createChannelMerger(2);
+    this.channels.forEach((channel, index) => {
+      splitter.connect(channel, index);
+      channel.connect(this._merger, 0, index);
+    });
+    this._merger.connect(session.speakerInput);
     this.meter = new LevelMeter(context, this.gain);
     /** @type {Map<string, RemoteAudio>} mid -> remote audio */
     this.remotes = new Map();
-    this.suspended = false;
+    /** @type {string|null} one of SuspendMode while suspended */
+    this.suspendMode = null;
+    this.duckGainDb = -18;
+    this.playoutGainDb = 0;
+    this.pan = 0;
     /** @type {MediaStreamTrack | null} this call's microphone track (a clone of the shared one) */
     this.microphone = null;
+  }
+
+  /** Whether the call's remote audio is suspended (in either mode). */
+  get suspended() {
+    return this.suspendMode !== null;
   }
 
   /**
@@ -130,7 +218,7 @@ export class CallAudio {
    */
   addRemote(mid, track) {
     this.remotes.get(mid)?.close();
-    this.remotes.set(mid, new RemoteAudio(this.session.context, track, this.gain));
+    this.remotes.set(mid, new RemoteAudio(this.session.context, track, this.input));
     this._apply();
   }
 
@@ -139,16 +227,36 @@ export class CallAudio {
     return this.remotes.get(mid)?.meter ?? null;
   }
 
-  /** Mute (suspend) or unmute (resume) this call's remote audio. */
-  /** @param {boolean} suspended */
-  setSuspended(suspended) {
-    this.suspended = suspended;
+  /**
+   * Suspend (`mode` "silent": nothing plays; "ducked": plays at `duckGainDb` dB) or resume (null).
+   * @param {string|null} mode one of SuspendMode, or null
+   * @param {number} [duckGainDb]
+   */
+  setSuspension(mode, duckGainDb = this.duckGainDb) {
+    this.suspendMode = mode;
+    this.duckGainDb = duckGainDb;
+    this._apply();
+  }
+
+  /**
+   * Shape this call's audio at the speaker: `gainDb` dB (added to the duck gain while ducked) and
+   * `pan` (-1 left .. +1 right). Applies at once (the next render quantum, 128 samples).
+   * @param {{gainDb?: number, pan?: number}} playout
+   */
+  setPlayout({ gainDb = this.playoutGainDb, pan = this.pan }) {
+    this.playoutGainDb = gainDb;
+    this.pan = pan;
     this._apply();
   }
 
   _apply() {
-    this.gain.gain.setValueAtTime(this.suspended ? 0 : 1, this.session.context.currentTime);
-    for (const remote of this.remotes.values()) remote.track.enabled = !this.suspended;
+    const now = this.session.context.currentTime;
+    const silent = this.suspendMode === "silent";
+    const db = this.playoutGainDb + (this.suspendMode === "ducked" ? this.duckGainDb : 0);
+    this.gain.gain.setValueAtTime(silent ? 0 : dbToGain(db), now);
+    const gains = panGains(this.pan);
+    this.channels.forEach((channel, index) => channel.gain.setValueAtTime(gains[index], now));
+    for (const remote of this.remotes.values()) remote.track.enabled = !silent;
   }
 
   /** A microphone track for this call (created on first use). */
@@ -160,7 +268,8 @@ export class CallAudio {
   close() {
     for (const remote of this.remotes.values()) remote.close();
     this.remotes.clear();
-    this.gain.disconnect();
+    this.input.disconnect();
+    this._merger.disconnect();
     this.microphone?.stop();
     this.microphone = null;
   }
@@ -214,6 +323,36 @@ export class AudioSession {
 
   createCallAudio() {
     return new CallAudio(this);
+  }
+
+  /**
+   * A steady sine as an audio track, made in this page's audio context: hold audio for
+   * `call.suspendAudio({holdAudio})`, or a test signal (the JavaScript face of the Python SDK's
+   * ToneMicrophone). `track.stop()` also stops the oscillator.
+   * @param {number} hz frequency in Hz (20 .. 20000)
+   * @param {number} [dbfs] RMS level in dBFS (default -15; a full-scale sine is -3 dBFS)
+   * @returns {MediaStreamTrack}
+   */
+  toneTrack(hz, dbfs = -15) {
+    if (typeof hz !== "number" || !(hz >= 20 && hz <= 20000)) {
+      throw new InvalidRequestError(`toneTrack needs a frequency within 20..20000 Hz, got ${hz}`);
+    }
+    if (typeof dbfs !== "number" || !(dbfs <= -3)) {
+      throw new InvalidRequestError(`toneTrack needs a level in dBFS of at most -3 (full scale), got ${dbfs}`);
+    }
+    const oscillator = new OscillatorNode(this.context, { frequency: hz });
+    const level = new GainNode(this.context, { gain: dbToGain(dbfs) * Math.SQRT2 });
+    const out = this.context.createMediaStreamDestination();
+    oscillator.connect(level).connect(out);
+    oscillator.start();
+    const track = out.stream.getAudioTracks()[0];
+    const stopTrack = track.stop.bind(track);
+    track.stop = () => {
+      stopTrack();
+      oscillator.stop();
+      out.disconnect();
+    };
+    return track;
   }
 
   async close() {

@@ -11,7 +11,8 @@ import { Call, CallStatus, RejectReason } from "./call.js";
 import { CoordinatorApi, EventsConnection } from "./coordinator.js";
 import { Emitter, Observable } from "./emitter.js";
 import { CallStateError, InvalidRequestError } from "./errors.js";
-import { ActiveCalls, MultiCallAudioPolicy } from "./multicall.js";
+import { checkGainDb } from "./audio.js";
+import { ActiveCalls, MultiCallAudioPolicy, SuspendMode, checkSuspendMode } from "./multicall.js";
 import { RingBook } from "./rings.js";
 
 /**
@@ -20,6 +21,16 @@ import { RingBook } from "./rings.js";
  * @property {boolean} [allowMultipleActiveCalls] several calls joined at once (default false)
  * @property {string} [multiCallAudioPolicy] one of MultiCallAudioPolicy (default SUSPEND_EXISTING)
  * @property {boolean} [rejectCallWhenBusy] reject rings while a call is active (default false)
+ * @property {string} [suspendMode] one of SuspendMode: what the policies' automatic suspends (and
+ *   `suspendAudio()` without a mode) use (default SILENT; SPEC §2.8)
+ * @property {number} [duckGainDb] the gain of a DUCKED call's audio, in dB, -120..0 (default -18)
+ */
+
+/**
+ * Per-call preferences (the Python SDK's CallPreferences). `priority` (an integer, default 0): under
+ * SUSPEND_EXISTING and RESTORE_PREVIOUS a call joining with a lower priority than the focused call
+ * joins suspended instead of taking focus (SPEC §2.8).
+ * @typedef {{priority?: number}} CallPreferences
  */
 
 export class VideoClient {
@@ -39,11 +50,20 @@ export class VideoClient {
       allowMultipleActiveCalls: options.allowMultipleActiveCalls ?? false,
       multiCallAudioPolicy: options.multiCallAudioPolicy ?? MultiCallAudioPolicy.SUSPEND_EXISTING,
       rejectCallWhenBusy: options.rejectCallWhenBusy ?? false,
+      suspendMode: options.suspendMode ?? SuspendMode.SILENT,
+      duckGainDb: options.duckGainDb ?? -18,
     };
     if (!(/** @type {string[]} */ (Object.values(MultiCallAudioPolicy))).includes(this.options.multiCallAudioPolicy)) {
       throw new InvalidRequestError(
         `unknown multiCallAudioPolicy ${JSON.stringify(this.options.multiCallAudioPolicy)}; ` +
           `use one of ${Object.keys(MultiCallAudioPolicy).join(", ")}`,
+      );
+    }
+    checkSuspendMode(this.options.suspendMode, "ClientOptions suspendMode");
+    checkGainDb(this.options.duckGainDb, "ClientOptions duckGainDb");
+    if (this.options.duckGainDb > 0) {
+      throw new InvalidRequestError(
+        `ClientOptions duckGainDb must be <= 0 dB (ducking lowers), got ${this.options.duckGainDb}`,
       );
     }
     this.state = {
@@ -160,17 +180,27 @@ export class VideoClient {
    * The Call for type:id (the same object each time for the same cid).
    * @param {string} [type] call type (default "default")
    * @param {string} [id] call id (default: a random one)
+   * @param {CallPreferences} [preferences] replace the call's preferences (kept when omitted).
+   *   InvalidRequestError when `priority` is not an integer.
    * @returns {Call}
    */
-  makeCall(type = "default", id) {
+  makeCall(type = "default", id, preferences) {
     const callId = id ?? crypto.randomUUID().replaceAll("-", "");
     const cid = `${type}:${callId}`;
+    const prefs = preferences === undefined ? undefined : checkPreferences(preferences);
     let call = this._calls.get(cid);
     if (!call) {
-      call = new Call(this, type, callId);
+      call = new Call(this, type, callId, prefs);
       this._calls.set(cid, call);
+    } else if (prefs) {
+      call.preferences = prefs;
     }
     return call;
+  }
+
+  /** The active calls in the order they last gained focus, newest last (RESTORE_PREVIOUS's stack). */
+  get focusStack() {
+    return this._active.focusStack;
   }
 
   /**
@@ -268,4 +298,20 @@ export class VideoClient {
     }
     if (outcome !== null) call._update({ ringOutcome: outcome });
   }
+}
+
+/**
+ * `preferences` as the call's preferences, else InvalidRequestError.
+ * @param {unknown} preferences
+ * @returns {{priority: number}}
+ */
+function checkPreferences(preferences) {
+  if (typeof preferences !== "object" || preferences === null) {
+    throw new InvalidRequestError(`call preferences must be an object like {priority: 1}, not ${String(preferences)}`);
+  }
+  const priority = /** @type {{priority?: unknown}} */ (preferences).priority ?? 0;
+  if (!Number.isInteger(priority)) {
+    throw new InvalidRequestError(`call preferences priority must be an integer, got ${typeof priority === "string" ? JSON.stringify(priority) : String(priority)}`);
+  }
+  return { priority: /** @type {number} */ (priority) };
 }

@@ -48,18 +48,18 @@ export function errorForStatus(status, code, message) {
 }
 
 /**
- * The error class for an SFU `error` message's code.
+ * The error class for an SFU `error` message's code (as the Python SDK's CallSession maps them).
  * @param {string} code
  * @param {string} message
  * @returns {SwitchboardError}
  */
 export function errorForSfuCode(code, message) {
-  if (["token_invalid", "token_expired", "unauthenticated", "session_mismatch"].includes(code)) {
-    return new AuthenticationError(message, code);
-  }
+  const authentication = ["token_invalid", "token_expired", "unauthenticated", "session_mismatch", "session_ended", "grants_changed"];
+  if (authentication.includes(code)) return new AuthenticationError(message, code);
   if (code === "permission_denied") return new PermissionDeniedError(message, code);
-  if (["call_ended", "session_in_use", "session_expired"].includes(code)) {
+  if (["call_ended", "session_in_use", "session_expired", "server_shutdown"].includes(code)) {
     return new CallStateError(message, code);
   }
+  if (["rate_limited", "too_many_sessions"].includes(code)) return new RateLimitedError(message, code);
   return new SwitchboardError(`SFU error ${code}: ${message}`, code);
 }

@@ -19,8 +19,17 @@ const RECONNECT_WINDOW_MS = 4_000;
 
 /**
  * @typedef {{user_id: string, session_id: string, kind: "audio"|"video"}} RemoteTrack
- * @typedef {{userId: string, sessionId: string, tracks: Record<string, boolean>, video: MediaStreamTrack|null, audioMid: string|null}} RemoteParticipant
- *   tracks: kind -> muted, as the SFU announced
+ * @typedef {{userId: string, sessionId: string, tracks: Record<string, boolean>, video: MediaStreamTrack|null, audioMid: string|null, audience: string[]|null}} RemoteParticipant
+ *   tracks: kind -> muted, as the SFU announced; audience: who hears its audio (null: everyone)
+ * @typedef {{user_id: string, session_id: string, tracks: {kind: "audio"|"video", muted: boolean}[], audience?: string[]|null}} ParticipantInfo
+ * @typedef {{user_id: string, session_id: string, level: number, speaking: boolean}} AudioLevel
+ *   one session's microphone as the SFU measured it: level is an RMS amplitude (0..1) from the
+ *   RFC 6464 levels its packets carry; speaking: above -50 dBov
+ * @typedef {{action: "muted"|"removed", by: string, kinds: ("audio"|"video")[], blocked: boolean}} ModerationNotice
+ *   what a moderator did to this session (the SFU already enforces it)
+ * @typedef {{onChange: () => void, onEnded: (reason: string) => void, onConnection: (state: "reconnecting"|"connected") => void, refreshCredentials?: (sessionId: string) => Promise<any>, onModeration?: (notice: ModerationNotice) => void, onMessage?: (message: {user_id: string, session_id: string, data: object}) => void}} SessionHooks
+ *   refreshCredentials: a fresh SFU token for this session (`POST .../sfu_token`), used on resume;
+ *   onModeration: a moderator muted or removed this session; onMessage: a participant message
  */
 
 /**
@@ -53,8 +62,7 @@ export class CallSession {
    * @param {{server: {url: string}, token: string, ice_servers: {urls: string[], username?: string|null, credential?: string|null}[]}} credentials
    *   the `credentials` of the coordinator's join answer
    * @param {import("./audio.js").CallAudio} audio
-   * @param {{onChange: () => void, onEnded: (reason: string) => void, onConnection: (state: "reconnecting"|"connected") => void, refreshCredentials?: (sessionId: string) => Promise<any>}} hooks
-   *   refreshCredentials: a fresh SFU token for this session (`POST .../sfu_token`), used on resume
+   * @param {SessionHooks} hooks
    */
   constructor(credentials, audio, hooks) {
     this.credentials = credentials;
@@ -74,6 +82,14 @@ export class CallSession {
     this.sessionId = null;
     /** @type {Map<string, RemoteParticipant>} session id -> participant */
     this.participants = new Map();
+    /** @type {Map<string, AudioLevel>} the SFU's latest audio levels (`audio_levels`), by session id */
+    this.audioLevels = new Map();
+    /** @type {string|null} the dominant speaker's session id, as the SFU says (null before anyone spoke) */
+    this.dominantSpeaker = null;
+    /** @type {Record<string, "excellent"|"good"|"poor">} the SFU's connection ratings, by session id */
+    this.connectionQuality = {};
+    /** a moderator removed this session: it is not resumed */
+    this.removed = false;
     /** @type {Record<string, RemoteTrack>} mid -> owner, from the newest subscriber offer */
     this.midOwner = {};
     /** @type {{mid: string, kind: string, streamId: string|null}[]} every `track` event, in order */
@@ -155,7 +171,7 @@ export class CallSession {
       const err = new NetworkError("the SFU connection dropped");
       for (const p of this._pending.values()) p.reject(err);
       this._pending.clear();
-      if (this.closed || this._resuming) return;
+      if (this.closed || this._resuming || this.removed) return;
       if (this.sessionId === null) this.hooks.onEnded("sfu_disconnected");
       else void this._resume();
     };
@@ -328,6 +344,29 @@ export class CallSession {
         if (part && message.kind in part.tracks) part.tracks[message.kind] = message.muted;
         break;
       }
+      case "audience_changed": {
+        const part = this.participants.get(message.session_id);
+        if (part) part.audience = message.user_ids ?? null;
+        break;
+      }
+      case "audio_levels":
+        this.audioLevels = new Map(message.levels.map((/** @type {AudioLevel} */ l) => [l.session_id, l]));
+        this.dominantSpeaker = message.dominant_speaker ?? null;
+        break;
+      case "connection_quality":
+        this.connectionQuality = { ...message.qualities };
+        break;
+      case "participant_message":
+        this.hooks.onMessage?.(message);
+        return;
+      case "moderation":
+        if (message.action === "removed") this.removed = true;
+        this.hooks.onModeration?.(message);
+        if (this.removed) {
+          this.hooks.onEnded("removed");
+          return;
+        }
+        break;
       case "call_ended":
         pending?.resolve(message);
         this.hooks.onEnded("call_ended");
@@ -339,7 +378,7 @@ export class CallSession {
 
   /**
    * Events were missed while the socket was down: take the SFU's view of who is here.
-   * @param {{user_id: string, session_id: string, tracks: {kind: "audio"|"video", muted: boolean}[]}[]} participants
+   * @param {ParticipantInfo[]} participants
    */
   _resync(participants) {
     const present = new Set(participants.map((p) => p.session_id));
@@ -347,11 +386,14 @@ export class CallSession {
     for (const info of participants) {
       const known = this.participants.get(info.session_id);
       if (!known) this._addParticipant(info);
-      else known.tracks = Object.fromEntries(info.tracks.map((t) => [t.kind, t.muted]));
+      else {
+        known.tracks = Object.fromEntries(info.tracks.map((t) => [t.kind, t.muted]));
+        known.audience = info.audience ?? null;
+      }
     }
   }
 
-  /** @param {{user_id: string, session_id: string, tracks: {kind: "audio"|"video", muted: boolean}[]}} info */
+  /** @param {ParticipantInfo} info */
   _addParticipant(info) {
     if (info.session_id === this.sessionId) return;
     /** @type {Record<string, boolean>} */
@@ -363,6 +405,7 @@ export class CallSession {
       tracks,
       video: null,
       audioMid: null,
+      audience: info.audience ?? null,
     });
     this._bindTracks();
   }
@@ -533,6 +576,27 @@ export class CallSession {
     try {
       this._send({ type: "update_subscription", kind: "audio", paused });
     } catch {}
+  }
+
+  /**
+   * Ask the SFU to forward this session's audio only to the sessions of `userIds` (null: everyone);
+   * docs/protocol.md "Microphone audience". While the socket is down the resumed session re-sends it.
+   * @param {string[]|null} userIds
+   */
+  setAudience(userIds) {
+    try {
+      this._send({ type: "update_audience", kind: "audio", user_ids: userIds });
+    } catch {}
+  }
+
+  /**
+   * Send a participant message (relayed by the SFU to the others joined now, never stored).
+   * NetworkError while the socket is down.
+   * @param {object} data
+   * @param {string[]|null} sessionIds
+   */
+  sendMessage(data, sessionIds) {
+    this._send({ type: "send_message", data, session_ids: sessionIds });
   }
 
   /** Leave: tell the SFU, close the socket and both peer connections. */

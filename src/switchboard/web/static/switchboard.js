@@ -1,7 +1,8 @@
 // @ts-check
 /**
  * switchboard's browser client: join calls from a web page, with multicall (several calls joined,
- * one audio focus). No build step: `import { VideoClient } from "/sdk/switchboard.js"`.
+ * one audio focus; ducked suspension, per-call gain and pan, whisper, hold audio and a focus that
+ * returns, SPEC §2.8). No build step: `import { VideoClient } from "/sdk/switchboard.js"`.
  *
  * ```js
  * const client = new VideoClient(apiKey, { user: { id: "alice" }, token, options: {
@@ -15,10 +16,10 @@
  */
 
 export { VideoClient } from "./client.js";
-export { Call, CallStatus, RejectReason } from "./call.js";
-export { MultiCallAudioPolicy } from "./multicall.js";
+export { Call, CallStatus, RejectReason, MAX_AUDIENCE } from "./call.js";
+export { MultiCallAudioPolicy, SuspendMode } from "./multicall.js";
 export { Observable } from "./emitter.js";
-export { toneLevelDbfs, levelDbfs } from "./audio.js";
+export { toneLevelDbfs, levelDbfs, panGains, MIN_GAIN_DB, MAX_GAIN_DB } from "./audio.js";
 export {
   SwitchboardError,
   AuthenticationError,
