@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import os
 import subprocess
 import sys
 from collections.abc import Iterator
@@ -101,6 +102,50 @@ def test_the_foreground_background_example_runs_on_real_devices(sinks: Pulse) ->
 def test_an_unknown_device_is_a_clear_error(pulse: Pulse) -> None:
     with pytest.raises(DeviceError, match="no input audio device matches 'no-such-device'"):
         DeviceMicrophone("no-such-device")
+
+
+def switchboard_command(*args: str, env: dict[str, str] | None = None) -> subprocess.Popen[str]:
+    return subprocess.Popen(
+        [sys.executable, "-m", "switchboard.cli", *args],
+        cwd=Path(__file__).resolve().parents[2],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        env=env,
+    )
+
+
+def test_demo_on_devices_plays_the_far_side_into_the_default_speaker(sinks: Pulse) -> None:
+    """``switchboard demo --devices``: the livestream story runs to the end on the default devices,
+    and the sink's monitor carries the far side's tones (Carol's livestream at 500 Hz, then Erin's
+    1:1 at 800 Hz)."""
+    sinks.null_sink("desk")
+    sinks.pactl("set-default-sink", "desk")
+    sinks.pactl("set-default-source", "desk.monitor")
+    demo = switchboard_command("demo", "--devices")
+    try:
+        heard = sinks.record("desk.monitor", 12.0)  # the demo takes about 10 s after its start-up
+        out, errors = demo.communicate(timeout=90)
+    finally:
+        if demo.poll() is None:
+            demo.kill()
+            demo.wait()
+    assert demo.returncode == 0, (out[-2000:], errors[-2000:])
+    assert "segments follow the policy" in out
+    windows = [heard[i : i + 24000] for i in range(0, heard.size - 24000 + 1, 24000)]
+    for hz in (500.0, 800.0):
+        assert max(tone_level_dbfs(w, hz) for w in windows) > -25.0, hz  # played at -15 dBFS RMS
+
+
+def test_demo_on_devices_without_a_usable_device_says_so_in_one_line(tmp_path: Path) -> None:
+    require_pulse()
+    env = {**os.environ, "PULSE_SERVER": f"unix:{tmp_path / 'no-such-server'}", "HOME": str(tmp_path)}
+    demo = switchboard_command("demo", "--devices", env=env)
+    out, errors = demo.communicate(timeout=60)
+    assert demo.returncode == 1, (out, errors)
+    lines = [line for line in errors.splitlines() if line.startswith("switchboard demo:")]
+    assert len(lines) == 1 and "no usable audio device" in lines[0], errors[-2000:]
+    assert "Traceback" not in errors
 
 
 async def test_device_speaker_plays_a_call_into_the_sink(sinks: Pulse, make_client: ClientFactory) -> None:

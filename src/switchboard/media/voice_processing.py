@@ -40,6 +40,10 @@ class VoiceProcessor:
             auto_gain_control=auto_gain_control,
         )
         self.frames_processed = 0
+        #: the render-to-capture delay (ms) handed to the echo canceller before each capture frame:
+        #: from a frame's arrival at :meth:`process_render` to its echo's arrival at
+        #: :meth:`process_capture`, outside the acoustic path (device FIFOs and stream latencies)
+        self.stream_delay_ms = 0
 
     def _frame(self, interleaved: npt.NDArray[np.int16], channels: int) -> Any:
         return self._rtc.AudioFrame(
@@ -56,6 +60,7 @@ class VoiceProcessor:
         for half in (0, APM_FRAME):
             chunk = np.ascontiguousarray(pcm[:, half : half + APM_FRAME].T).reshape(-1)
             frame = self._frame(chunk, channels)
+            self._apm.set_stream_delay_ms(self.stream_delay_ms)
             self._apm.process_stream(frame)
             processed = np.frombuffer(bytes(frame.data), dtype=np.int16).reshape(APM_FRAME, channels).T
             out[:, half : half + APM_FRAME] = processed
