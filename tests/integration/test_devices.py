@@ -216,10 +216,12 @@ def test_echo_cancellation_on_a_real_echo_path(tmp_path: Path) -> None:
     hears its own voice come back clearly quieter when the near end uses ``broadcaster()`` than with
     voice processing off. A fresh process, like the unplug test.
 
-    The SPEC's figure is 20 dB. On this rig it is reached in some runs and not others (10-28 dB, see
-    docs/performance.md): the echo delay wanders as the device FIFOs absorb clock drift, and the
-    canceller re-converges. What is asserted here is what holds every time: processing removes most
-    of the echo (at least 6 dB, i.e. three quarters of its power).
+    The SPEC's figure is 20 dB. With drift compensation by resampling (no more dropped samples) and
+    the measured delay given to the canceller, the median of 10 runs is 25 dB, but single runs on
+    this shared 2-core machine still range from 13 to 88 dB (docs/performance.md): stalls of the
+    event loop and of PortAudio's callback thread (hundreds of ms under load) underrun the device
+    queues, which moves the echo, and the canceller re-converges. What is asserted is what held in
+    every run: at least 10 dB (nine tenths of the echo's power removed).
     """
     require_pulse()
     done = subprocess.run(
@@ -235,4 +237,4 @@ def test_echo_cancellation_on_a_real_echo_path(tmp_path: Path) -> None:
     assert done.returncode == 0 and lines, f"scenario failed ({done.returncode}): {done.stdout[-2000:]}"
     result = json.loads(lines[-1])
     assert result["echo_off_dbfs"] > -35.0, result  # the echo path really returns the far end's voice
-    assert result["reduction_db"] >= 6.0, result
+    assert result["reduction_db"] >= 10.0, result

@@ -57,14 +57,16 @@ def test_the_expected_loss_starts_at_the_policy_value_and_follows_the_reports() 
     applied: list[int] = []
     loss = ReceiverReportLoss(cast(RTCRtpSender, object()), applied.append, start_percent=10)
     assert loss.percent == 10
-    for _ in range(10):
+    for _ in range(12):
         loss.observe(0.0)
-    assert loss.percent <= 1 and applied[0] == 7  # a clean path: the FEC budget goes
-    for _ in range(10):
+    assert loss.percent <= 1 and applied[0] == 8  # a clean path: the FEC budget goes, slowly
+    loss.observe(0.2)
+    assert loss.percent == 10  # loss is followed quickly
+    for _ in range(8):
         loss.observe(0.2)
     assert 19 <= loss.percent <= 20
     for _ in range(20):
         loss.observe(1.0)
     assert loss.percent == MAX_EXPECTED_LOSS_PERCENT
-    assert loss.reports == 40 and applied[-1] == MAX_EXPECTED_LOSS_PERCENT
+    assert loss.reports == 41 and applied[-1] == MAX_EXPECTED_LOSS_PERCENT
     assert all(a != b for a, b in itertools.pairwise(applied))  # only changes are applied

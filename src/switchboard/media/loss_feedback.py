@@ -8,7 +8,8 @@ path and under-protects a bad one. :class:`ReceiverReportLoss` reads the RTCP re
 fixed-point fraction, RFC 3550 §6.4.1), smooths them and hands the result to the encoder.
 
 Rules: the policy's ``opus_expected_loss_percent`` is the *start* value (used until the first
-report); each new report moves the estimate a share :data:`SMOOTHING` of the way to what it says;
+report); each new report moves the estimate a share of the way to what it says (:data:`ATTACK`
+up, :data:`RELEASE` down: quick to protect, slow to drop protection);
 the estimate is clamped to 0..:data:`MAX_EXPECTED_LOSS_PERCENT`. Reports come from the SFU, so they
 describe the uplink (this client to the SFU), not each listener's downlink.
 """
@@ -25,14 +26,18 @@ from typing import Final
 from aiortc import RTCRtpSender
 from aiortc.stats import RTCRemoteInboundRtpStreamStats
 
-__all__ = ["MAX_EXPECTED_LOSS_PERCENT", "POLL_INTERVAL_S", "SMOOTHING", "ReceiverReportLoss"]
+__all__ = ["ATTACK", "MAX_EXPECTED_LOSS_PERCENT", "POLL_INTERVAL_S", "RELEASE", "ReceiverReportLoss"]
 
 log = logging.getLogger(__name__)
 
 #: how often the sender's statistics are read (s); aiortc's receivers report every 0.5-1.5 s
 POLL_INTERVAL_S: Final = 0.5
-#: share of the way each new report moves the estimate (about 3 reports to follow a step)
-SMOOTHING: Final = 0.3
+#: share of the way a report moves the estimate up: loss is followed within a report or two, since
+#: an encoder expecting too little loss codes with more inter-frame prediction (CELT's energy
+#: prediction, SILK without LBRR) and the frames after a loss then suffer
+ATTACK: Final = 0.5
+#: share of the way a report moves it down: a clean stretch frees the FEC budget over ~5 reports
+RELEASE: Final = 0.2
 #: above this, more FEC buys nothing: libopus's FEC only covers one lost packet in a row (percent)
 MAX_EXPECTED_LOSS_PERCENT: Final = 40
 
@@ -66,7 +71,8 @@ class ReceiverReportLoss:
     def observe(self, fraction_lost: float) -> int:
         """Take one report's fraction lost (0..1) into the estimate; returns the expected loss in %."""
         self.reports += 1
-        self.estimate += SMOOTHING * (min(max(fraction_lost, 0.0), 1.0) - self.estimate)
+        error = min(max(fraction_lost, 0.0), 1.0) - self.estimate
+        self.estimate += (ATTACK if error > 0 else RELEASE) * error
         percent = min(max(round(self.estimate * 100), 0), MAX_EXPECTED_LOSS_PERCENT)
         if percent != self.percent:
             self.percent = percent
