@@ -20,8 +20,8 @@ from switchboard.media import CaptureSpeaker, ToneMicrophone
 from switchboard.server import EmbeddedServer
 from tests.lossy_call import NFT_RULES, run
 
-CLEAN_S = 6
-LOSSY_S = 10
+CLEAN_S = 8
+LOSSY_S = 8
 
 
 async def main(loss: int) -> dict[str, Any]:

@@ -65,4 +65,5 @@ def test_expected_loss_follows_the_receiver_reports(lossy_path_available: None) 
     assert report["start"] == 10 and report["reports"] >= 5, report
     assert report["clean"][-1] <= 3, report  # no loss: the FEC budget goes (nearly) to zero
     settled = report["lossy"][-4:]
-    assert all(5 <= p <= 18 for p in settled), report  # 10 % loss: about 10 % expected
+    # 10 % loss: about 10 % expected (each report covers ~50 packets, so it wanders a few points)
+    assert all(5 <= p <= 20 for p in settled), report
