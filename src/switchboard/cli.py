@@ -358,19 +358,19 @@ def _run(args: argparse.Namespace) -> int:
         if path is not None:
             require_writable(path, option)
     if args.devices:
-        return _devices_demo(args.json_path)
+        return _devices_demo(args.json_path, args.plot_path)
     from switchboard.demo import run_demo
 
     return asyncio.run(run_demo(json_path=args.json_path, plot_path=args.plot_path))
 
 
-def _devices_demo(json_path: str | None) -> int:
+def _devices_demo(json_path: str | None, plot_path: str | None) -> int:
     """``demo --devices``: one line and exit 1 when there is no usable audio device."""
     from switchboard.demo.devices import run_devices_demo
     from switchboard.errors import DeviceError
 
     try:
-        return asyncio.run(run_devices_demo(json_path=json_path))
+        return asyncio.run(run_devices_demo(json_path=json_path, plot_path=plot_path))
     except DeviceError as exc:
         raise CliError(f"no usable audio device: {exc}") from exc
 

@@ -17,7 +17,7 @@ from rich.console import Console
 from rich.text import Text
 
 from switchboard.demo.recorder import Narrator, Scenario
-from switchboard.demo.report import write_json
+from switchboard.demo.report import write_json, write_plot
 from switchboard.demo.scenarios import pause_on_incoming_call
 from switchboard.demo.view import LEGEND, LiveView, PlainView, scenario_header, segments_table
 from switchboard.errors import DeviceError
@@ -46,7 +46,7 @@ async def open_default_devices() -> tuple[DeviceMicrophone, DeviceSpeaker]:
     return microphone, speaker
 
 
-async def run_devices_demo(json_path: str | None = None) -> int:
+async def run_devices_demo(json_path: str | None = None, plot_path: str | None = None) -> int:
     """Run the livestream story on the default devices; returns the exit code (1: not as the policy says).
 
     Raises :class:`~switchboard.errors.DeviceError` when there is no usable audio device.
@@ -88,6 +88,9 @@ async def run_devices_demo(json_path: str | None = None) -> int:
         names = {"microphone": microphone.device.name, "speaker": speaker.device.name}
         write_json([scenario], json_path, {"devices": names})
         console.print(f"JSON report: {json_path}")
+    if plot_path:
+        write_plot([scenario], plot_path)
+        console.print(f"plot: {plot_path}")
     problems = (
         scenario.problems
         + [
