@@ -40,22 +40,40 @@ WARMUP_S = 6.0  # the echo canceller converges
 MEASURE_S = 4.0
 
 
-def voice_wav(path: Path, seconds: float = 20.0) -> Path:
-    """A gliding harmonic complex with a syllable-rate envelope and pauses: speech-like, not a tone."""
-    t = np.arange(int(48000 * seconds)) / 48000
-    phase = 2 * np.pi * np.cumsum(140 + 30 * np.sin(2 * np.pi * 0.7 * t)) / 48000
-    x = sum(np.sin(k * phase) / k for k in range(1, 20))
-    envelope = np.clip(np.sin(2 * np.pi * 2.5 * t), 0, None) * (np.sin(2 * np.pi * 0.3 * t) > -0.5)
+def voice_wav(path: Path, seconds: float = 20.0, seed: int = 11) -> Path:
+    """Speech-like audio, not a tone: a harmonic voice whose pitch wanders (100-220 Hz) in syllables of
+    random length (120-320 ms) separated by random pauses, with a little breath noise.
+
+    Nothing in it repeats: a signal with a fixed syllable rate or pitch cycle correlates with itself
+    at lags of a few hundred ms, where an echo canceller searches for the echo's delay, and makes
+    it lock on the wrong one (the delay estimator sees several equally good candidates).
+    """
+    rate = 48000
+    rng = np.random.default_rng(seed)
+    n = int(rate * seconds)
+    envelope = np.zeros(n)
+    pitch = np.full(n, 150.0)
+    at = 0
+    while at < n:
+        length = int(rate * rng.uniform(0.12, 0.32))
+        end = min(at + length, n)
+        envelope[at:end] = np.sin(np.linspace(0, np.pi, end - at)) ** 0.5
+        pitch[at:end] = np.linspace(rng.uniform(100, 220), rng.uniform(100, 220), end - at)
+        at = end + int(rate * rng.choice([rng.uniform(0.03, 0.12), rng.uniform(0.2, 0.6)], p=[0.75, 0.25]))
+    phase = 2 * np.pi * np.cumsum(pitch) / rate
+    x = sum(np.sin(k * phase) / k for k in range(1, 20)) + 0.3 * rng.standard_normal(n)
     pcm = (x / np.max(np.abs(x)) * 0.4 * envelope * 32767).astype("<i2")
     with wave.open(str(path), "wb") as out:
         out.setnchannels(1)
         out.setsampwidth(2)
-        out.setframerate(48000)
+        out.setframerate(rate)
         out.writeframes(pcm.tobytes())
     return path
 
 
-async def echo_level(server: EmbeddedServer, wav: Path, processing: bool, room: str) -> float:
+async def echo_level(
+    server: EmbeddedServer, wav: Path, processing: bool, room: str
+) -> tuple[float, dict[str, object]]:
     def client(user: str, **options: object) -> VideoClient:
         return VideoClient(
             server.api_key,
@@ -66,7 +84,8 @@ async def echo_level(server: EmbeddedServer, wav: Path, processing: bool, room: 
 
     far_ears = CaptureSpeaker()
     far = client("far", microphone=FileMicrophone(wav), speaker=far_ears)
-    near = client("near", microphone=DeviceMicrophone("pulse"), speaker=DeviceSpeaker("pulse"))
+    mic, speaker = DeviceMicrophone("pulse"), DeviceSpeaker("pulse")
+    near = client("near", microphone=mic, speaker=speaker)
     policy = (
         AudioConfigurationPolicy.broadcaster()
         if processing
@@ -80,7 +99,15 @@ async def echo_level(server: EmbeddedServer, wav: Path, processing: bool, room: 
             await call.get_or_create()
             await call.join(MIC_ON)
         await asyncio.sleep(WARMUP_S + MEASURE_S)
-        return level_dbfs(far_ears.samples(MEASURE_S))
+        devices: dict[str, object] = {
+            "mic_resyncs": mic.resyncs,
+            "mic_silent_frames": mic.silent_frames,
+            "speaker_resyncs": speaker.resyncs,
+            "speaker_underruns": speaker.underruns,
+            "xruns": mic.xruns + speaker.xruns,
+            "delay_ms": round(mic.input_delay_ms + speaker.output_delay_ms, 1),
+        }
+        return level_dbfs(far_ears.samples(MEASURE_S)), devices
     finally:
         await near.disconnect()
         await far.disconnect()
@@ -94,9 +121,14 @@ async def scenario(pulse: Pulse, root: Path) -> dict[str, object]:
     pulse.pactl("set-default-source", "air.monitor")
     wav = voice_wav(root / "voice.wav")
     async with EmbeddedServer() as server:
-        off = await echo_level(server, wav, processing=False, room="echo-off")
-        on = await echo_level(server, wav, processing=True, room="echo-on")
-    return {"echo_off_dbfs": round(off, 1), "echo_on_dbfs": round(on, 1), "reduction_db": round(off - on, 1)}
+        off, _ = await echo_level(server, wav, processing=False, room="echo-off")
+        on, devices = await echo_level(server, wav, processing=True, room="echo-on")
+    return {
+        "echo_off_dbfs": round(off, 1),
+        "echo_on_dbfs": round(on, 1),
+        "reduction_db": round(off - on, 1),
+        "near_devices": devices,
+    }
 
 
 def main() -> None:

@@ -299,6 +299,11 @@ def build_parser() -> argparse.ArgumentParser:
         action="store_true",
         help="run against a local cluster (redis-server, 2 coordinators, 2 SFU nodes) instead",
     )
+    demo.add_argument(
+        "--devices",
+        action="store_true",
+        help="the livestream story on this machine's default microphone and speaker (PortAudio)",
+    )
     sub.add_parser(
         "devices",
         help="list the audio devices DeviceMicrophone / DeviceSpeaker can use",
@@ -388,9 +393,24 @@ def _run(args: argparse.Namespace) -> int:
     for option, path in (("--json", args.json_path), ("--plot", args.plot_path)):
         if path is not None:
             require_writable(path, option)
+    if args.devices and args.cluster:
+        raise CliError("--devices and --cluster cannot be combined: the devices demo runs in this process")
+    if args.devices:
+        return _devices_demo(args.json_path, args.plot_path)
     from switchboard.demo import run_demo
 
     return asyncio.run(run_demo(json_path=args.json_path, plot_path=args.plot_path, cluster=args.cluster))
+
+
+def _devices_demo(json_path: str | None, plot_path: str | None) -> int:
+    """``demo --devices``: one line and exit 1 when there is no usable audio device."""
+    from switchboard.demo.devices import run_devices_demo
+    from switchboard.errors import DeviceError
+
+    try:
+        return asyncio.run(run_devices_demo(json_path=json_path, plot_path=plot_path))
+    except DeviceError as exc:
+        raise CliError(f"no usable audio device: {exc}") from exc
 
 
 def require_writable(path: str, option: str) -> None:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import os
 import subprocess
 import sys
 from collections.abc import Iterator
@@ -103,6 +104,50 @@ def test_an_unknown_device_is_a_clear_error(pulse: Pulse) -> None:
         DeviceMicrophone("no-such-device")
 
 
+def switchboard_command(*args: str, env: dict[str, str] | None = None) -> subprocess.Popen[str]:
+    return subprocess.Popen(
+        [sys.executable, "-m", "switchboard.cli", *args],
+        cwd=Path(__file__).resolve().parents[2],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        env=env,
+    )
+
+
+def test_demo_on_devices_plays_the_far_side_into_the_default_speaker(sinks: Pulse) -> None:
+    """``switchboard demo --devices``: the livestream story runs to the end on the default devices,
+    and the sink's monitor carries the far side's tones (Carol's livestream at 500 Hz, then Erin's
+    1:1 at 800 Hz)."""
+    sinks.null_sink("desk")
+    sinks.pactl("set-default-sink", "desk")
+    sinks.pactl("set-default-source", "desk.monitor")
+    demo = switchboard_command("demo", "--devices")
+    try:
+        heard = sinks.record("desk.monitor", 12.0)  # the demo takes about 10 s after its start-up
+        out, errors = demo.communicate(timeout=90)
+    finally:
+        if demo.poll() is None:
+            demo.kill()
+            demo.wait()
+    assert demo.returncode == 0, (out[-2000:], errors[-2000:])
+    assert "segments follow the policy" in out
+    windows = [heard[i : i + 24000] for i in range(0, heard.size - 24000 + 1, 24000)]
+    for hz in (500.0, 800.0):
+        assert max(tone_level_dbfs(w, hz) for w in windows) > -25.0, hz  # played at -15 dBFS RMS
+
+
+def test_demo_on_devices_without_a_usable_device_says_so_in_one_line(tmp_path: Path) -> None:
+    require_pulse()
+    env = {**os.environ, "PULSE_SERVER": f"unix:{tmp_path / 'no-such-server'}", "HOME": str(tmp_path)}
+    demo = switchboard_command("demo", "--devices", env=env)
+    out, errors = demo.communicate(timeout=60)
+    assert demo.returncode == 1, (out, errors)
+    lines = [line for line in errors.splitlines() if line.startswith("switchboard demo:")]
+    assert len(lines) == 1 and "no usable audio device" in lines[0], errors[-2000:]
+    assert "Traceback" not in errors
+
+
 async def test_device_speaker_plays_a_call_into_the_sink(sinks: Pulse, make_client: ClientFactory) -> None:
     sinks.null_sink("speaker")
     sinks.pactl("set-default-sink", "speaker")
@@ -171,10 +216,13 @@ def test_echo_cancellation_on_a_real_echo_path(tmp_path: Path) -> None:
     hears its own voice come back clearly quieter when the near end uses ``broadcaster()`` than with
     voice processing off. A fresh process, like the unplug test.
 
-    The SPEC's figure is 20 dB. On this rig it is reached in some runs and not others (10-28 dB, see
-    docs/performance.md): the echo delay wanders as the device FIFOs absorb clock drift, and the
-    canceller re-converges. What is asserted here is what holds every time: processing removes most
-    of the echo (at least 6 dB, i.e. three quarters of its power).
+    The SPEC's figure is 20 dB. With drift compensation by resampling (no more dropped samples) and
+    the measured delay given to the canceller, a quiet machine measures 80-91 dB (5 runs of 5), but
+    on this shared 2-core machine under heavy load single runs range from 13 to 88 dB (median 23),
+    and down to 3 dB when a benchmark runs alongside (docs/performance.md): stalls of the event loop
+    and of PortAudio's callback thread (hundreds of ms under load) underrun the device queues, which
+    moves the echo, and the canceller re-converges. Asserted: at least 10 dB (nine tenths of the
+    echo's power removed), which held in every run not overlapping another benchmark.
     """
     require_pulse()
     done = subprocess.run(
@@ -190,4 +238,4 @@ def test_echo_cancellation_on_a_real_echo_path(tmp_path: Path) -> None:
     assert done.returncode == 0 and lines, f"scenario failed ({done.returncode}): {done.stdout[-2000:]}"
     result = json.loads(lines[-1])
     assert result["echo_off_dbfs"] > -35.0, result  # the echo path really returns the far end's voice
-    assert result["reduction_db"] >= 6.0, result
+    assert result["reduction_db"] >= 10.0, result

@@ -6,13 +6,17 @@ other's path to the SFU are dropped in each direction. What each one hears is an
 
 from __future__ import annotations
 
+import json
 import os
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
 from benchmarks.loss import measure
 from benchmarks.lossy_path import LossyPathUnavailable, check_available
 
+REPO = Path(__file__).resolve().parents[2]
 LOSS_PERCENT = 20.0
 SECONDS = 6.0
 
@@ -40,3 +44,26 @@ async def test_concealment_makes_a_lossy_path_sound_whole(lossy_path_available: 
         # jitter, i.e. on how loaded the machine is: that figure belongs to the benchmark.)
         assert on["jitter_buffer"]["concealed"] + on["jitter_buffer"]["recovered"] > 0, (direction, on)
         assert on["share_within_3db"] >= off["share_within_3db"] + 0.1, (direction, on, off)
+
+
+@pytest.mark.timeout(120)
+def test_expected_loss_follows_the_receiver_reports(lossy_path_available: None) -> None:
+    """The encoder's expected loss starts at the policy's 10 %, falls on a clean path and climbs back
+    to about the loss once 10 % of every UDP datagram is dropped (private network namespace)."""
+    env = dict(os.environ)
+    env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(REPO), env.get("PYTHONPATH", "")]))
+    done = subprocess.run(
+        ["unshare", "-n", sys.executable, "-m", "tests.loss_feedback_call", "10"],
+        capture_output=True,
+        text=True,
+        timeout=100,
+        env=env,
+        cwd=REPO,
+    )
+    assert done.returncode == 0, done.stderr[-3000:]
+    report = json.loads(done.stdout.strip().splitlines()[-1])
+    assert report["start"] == 10 and report["reports"] >= 5, report
+    assert report["clean"][-1] <= 3, report  # no loss: the FEC budget goes (nearly) to zero
+    settled = report["lossy"][-4:]
+    # 10 % loss: about 10 % expected (each report covers ~50 packets, so it wanders a few points)
+    assert all(5 <= p <= 20 for p in settled), report

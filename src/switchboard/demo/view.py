@@ -113,7 +113,7 @@ def segment_line(seg: Segment) -> Text:
     text.append_text(_check(seg.speaker_ok))
     text.append("   it hears me ", style="dim")
     text.append(f"{level_text(seg.mic_level_dbfs):>9} ", style=style)
-    text.append_text(_check(seg.mic_ok))
+    text.append_text(_check(seg.mic_ok) if seg.mic_checked else Text("·", style="dim"))
     return text
 
 

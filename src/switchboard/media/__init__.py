@@ -11,8 +11,9 @@ Submodules: ``devices`` (PortAudio), ``audio_format`` (48 kHz / 20 ms frames),
 ``microphones``, ``speakers``, ``playout`` (what a speaker mixes from), ``jitter_buffer``
 (remote Opus: loss concealment and FEC), ``opus`` (libopus through ctypes), ``tracks`` (aiortc
 tracks), ``camera``, ``audio_session`` (the client's devices and each call's audio device module),
-``audio_config``, ``voice_processing``, ``analysis`` (listening to audio: tone levels by FFT) and
-``rtp_hooks`` (every hook into aiortc internals).
+``audio_config``, ``voice_processing``, ``drift`` (clock-drift compensation in the device queues),
+``loss_feedback`` (the encoder's expected loss from RTCP receiver reports), ``analysis`` (listening
+to audio: tone levels by FFT) and ``rtp_hooks`` (every hook into aiortc internals).
 """
 
 from switchboard.media.devices import AudioDevice, DeviceMicrophone, DeviceSpeaker, list_audio_devices

@@ -22,12 +22,13 @@ from dataclasses import dataclass
 
 import numpy as np
 import numpy.typing as npt
-from aiortc import RTCRtpReceiver
+from aiortc import RTCRtpReceiver, RTCRtpSender
 
 from switchboard.media.audio_config import AudioConfigurationPolicy
 from switchboard.media.audio_format import FloatArray
 from switchboard.media.devices import DeviceFailure, DeviceMicrophone, DeviceSpeaker
 from switchboard.media.jitter_buffer import OpusJitterBuffer
+from switchboard.media.loss_feedback import ReceiverReportLoss
 from switchboard.media.microphones import Microphone, SilentMicrophone
 from switchboard.media.opus import DTX_MAX_BYTES, OpusEncoder
 from switchboard.media.playout_shaping import ShapedSource, db_to_gain
@@ -91,9 +92,13 @@ class AudioSession:
         self.frames_read += 1
         own: dict[int, FloatArray] = {}
         for module in self._modules:
+            mic = module.microphone
             if module.voice_processor is not None:
                 module.voice_processor.process_render(played)
-            mic = module.microphone
+                module.voice_processor.stream_delay_ms = round(
+                    self.speaker.output_delay_ms
+                    + (mic if mic is not None else self.microphone).input_delay_ms
+                )
             if mic is not None and id(mic) not in own:
                 own[id(mic)] = mic.read_frame()  # a call's own microphone runs in real time too
             if module.capturing:
@@ -165,6 +170,9 @@ class AudioDeviceModule:
         self.frames_dtx = 0
         #: WebRTC voice processing, created on first capture when the policy and microphone call for it
         self.voice_processor: VoiceProcessor | None = None
+        self._expected_loss_percent = policy.opus_expected_loss_percent
+        #: follows the RTCP receiver reports of the published audio (see :meth:`watch_receiver_reports`)
+        self.loss_feedback: ReceiverReportLoss | None = None
 
     # ---------------------------------------------------------------- configuration
 
@@ -183,8 +191,31 @@ class AudioDeviceModule:
             bitrate=self.policy.opus_bitrate,
             application=self.policy.opus_application,
             fec=self.policy.opus_fec,
-            expected_loss_percent=self.policy.opus_expected_loss_percent,
+            expected_loss_percent=self._expected_loss_percent,
         )
+
+    @property
+    def expected_loss_percent(self) -> int:
+        """The packet loss (%) the Opus encoder sizes its FEC for now: the policy's
+        ``opus_expected_loss_percent`` until RTCP receiver reports say otherwise (read back from the
+        encoder once there is one)."""
+        if self._encoder is not None:
+            return self._encoder.expected_loss_percent
+        return self._expected_loss_percent
+
+    def set_expected_loss(self, percent: int) -> None:
+        """Tell the encoder to expect ``percent`` (0..100) packet loss from the next frame on."""
+        self._expected_loss_percent = percent
+        if self._encoder is not None:
+            self._encoder.set_expected_loss(percent)
+
+    def watch_receiver_reports(self, sender: RTCRtpSender) -> None:
+        """Set the expected loss from the RTCP receiver reports ``sender`` (this ADM's published audio)
+        gets, until :meth:`close` (see :mod:`switchboard.media.loss_feedback`)."""
+        if self.loss_feedback is not None:
+            self.loss_feedback.close()
+        self.loss_feedback = ReceiverReportLoss(sender, self.set_expected_loss, self._expected_loss_percent)
+        self.loss_feedback.start()
 
     @property
     def voice_processing_active(self) -> bool:
@@ -346,6 +377,8 @@ class AudioDeviceModule:
 
     def close(self) -> None:
         self.closed = True
+        if self.loss_feedback is not None:
+            self.loss_feedback.close()
         for key in list(self.remotes):
             self.remove_remote(key)
         self.capture_track.stop()

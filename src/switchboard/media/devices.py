@@ -5,9 +5,18 @@ Threads: PortAudio calls back on its own thread; everything else here runs on th
 two meet in a small locked FIFO per stream. The microphone's callback appends what it captured and
 :meth:`DeviceMicrophone.read_frame` (loop thread, every 20 ms) takes one frame; the speaker mixes on
 the loop's 20 ms clock exactly like :class:`~switchboard.media.speakers.CaptureSpeaker` (it *is*
-one: it also records what it played) and its callback drains what was mixed. Each FIFO keeps at
-most :data:`MAX_QUEUED_MS` of audio (the oldest goes first), so clock drift between the device and
-the loop never builds latency; an empty FIFO plays or reads as silence.
+one: it also records what it played) and its callback drains what was mixed.
+
+Clock drift: the device's clock and the loop's never agree exactly. Each FIFO has a target fill
+(:data:`MIC_TARGET_MS`, :data:`SPEAKER_TARGET_MS`) and a
+:class:`~switchboard.media.drift.FillLevelControl` that turns its smoothed fill, once it strays
+from the target, into a rate correction of at most 0.1 %, applied by interpolation
+(:class:`~switchboard.media.drift.DriftResampler`): the delay through the FIFO stays near its target
+and moves only smoothly, so an echo canceller keeps the echo it has locked on. Only a stray of more
+than :data:`RESYNC_MS` (a stalled loop) is corrected in one step, and a FIFO never holds more than
+:data:`MAX_QUEUED_MS` (the oldest goes first). An empty FIFO plays or reads as silence. Both devices
+report their delay (:attr:`DeviceMicrophone.input_delay_ms`, :attr:`DeviceSpeaker.output_delay_ms`),
+which the audio session hands to the echo canceller.
 
 Formats: the pipeline is 48 kHz float32. A device that cannot open at 48 kHz is opened at its
 default rate and converted with libswresample (``av.AudioResampler``); channel counts are converted
@@ -36,11 +45,15 @@ import numpy as np
 
 from switchboard.errors import DeviceError
 from switchboard.media.audio_format import FRAME_SAMPLES, SAMPLE_RATE, FloatArray, check_channels, layout_for
+from switchboard.media.drift import DriftResampler, FillLevelControl
 from switchboard.media.microphones import Microphone
 from switchboard.media.speakers import CaptureSpeaker
 
 __all__ = [
     "MAX_QUEUED_MS",
+    "MIC_TARGET_MS",
+    "RESYNC_MS",
+    "SPEAKER_TARGET_MS",
     "AudioDevice",
     "DeviceFailure",
     "DeviceMicrophone",
@@ -51,7 +64,16 @@ __all__ = [
 log = logging.getLogger(__name__)
 
 #: audio queued between a device's thread and the loop is capped at this (the oldest is dropped)
-MAX_QUEUED_MS: Final = 100
+MAX_QUEUED_MS: Final = 400
+#: what the microphone's FIFO holds when a frame is read, frame included (ms)
+MIC_TARGET_MS: Final = 60
+#: what the speaker's FIFO holds when a frame is mixed, before it goes in (ms)
+SPEAKER_TARGET_MS: Final = 60
+#: a fill this far from its target (a stalled loop, a device that paused) is corrected in one step (ms)
+RESYNC_MS: Final = 200
+#: the latency asked of PortAudio for each stream (seconds): enough that a busy machine's late
+#: callback finds audio queued rather than an underrun (which would move the echo path)
+DEVICE_LATENCY_S: Final = 0.05
 #: a running stream whose callback has not run for this long has failed (seconds)
 STALL_S: Final = 2.0
 Direction = Literal["input", "output"]
@@ -237,9 +259,13 @@ class _Stream:
         self._closing = False
         self.on_error: list[ErrorHook] = []
         self.last_callback = 0.0  # time.monotonic() of the last PortAudio callback
+        #: callbacks that PortAudio flagged with an underflow or overflow
+        self.xruns = 0
 
-    def alive(self) -> None:  # PortAudio thread, every callback
+    def alive(self, status: Any = None) -> None:  # PortAudio thread, every callback
         self.last_callback = time.monotonic()
+        if status:  # PortAudio's under/overflow flags: the device side lost or invented audio
+            self.xruns += 1
 
     def fail(self, message: str) -> None:
         if self.failure is None:
@@ -275,6 +301,16 @@ class _Stream:
                 hook(self.failure)
             except Exception:
                 log.exception("device error hook failed")
+
+    def latency(self) -> float:
+        """The stream's own latency as PortAudio reports it (seconds; 0 when not open)."""
+        stream = self.stream
+        if stream is None:
+            return 0.0
+        try:
+            return float(stream.latency)
+        except Exception:
+            return 0.0
 
     def opened(self, stream: Any) -> None:
         self.stream = stream
@@ -314,8 +350,12 @@ class DeviceMicrophone(Microphone):
         self._fifo = _Fifo(self.device_channels, SAMPLE_RATE * MAX_QUEUED_MS // 1000)
         self._resample: _Resampler | None = None
         self._pending = np.zeros((self.channels, 0), dtype=np.float32)  # 48 kHz, not yet read
+        self._drift = DriftResampler(self.channels)
+        self._control = FillLevelControl(SAMPLE_RATE * MIC_TARGET_MS // 1000)
         self.frames_read = 0
         self.silent_frames = 0
+        #: one-step corrections of the FIFO (a stalled loop); drift alone never causes one
+        self.resyncs = 0
 
     @property
     def failure(self) -> DeviceFailure | None:
@@ -331,7 +371,7 @@ class DeviceMicrophone(Microphone):
             self._resample = _Resampler(self.device_channels, self.device_rate, SAMPLE_RATE)
 
             def callback(indata: Any, frames: int, when: Any, status: Any) -> None:
-                self._io.alive()
+                self._io.alive(status)
                 self._fifo.put(np.ascontiguousarray(indata.T, dtype=np.float32))
 
             stream = sd.InputStream(
@@ -340,7 +380,7 @@ class DeviceMicrophone(Microphone):
                 samplerate=self.device_rate,
                 dtype="float32",
                 blocksize=self.device_rate // 50,
-                latency="low",
+                latency=DEVICE_LATENCY_S,
                 callback=callback,
                 finished_callback=self._io.on_finished,
             )
@@ -361,15 +401,44 @@ class DeviceMicrophone(Microphone):
             self.silent_frames += 1
             return np.zeros((self.channels, FRAME_SAMPLES), dtype=np.float32)
         captured = _convert_channels(self._resample(self._fifo.take(len(self._fifo))), self.channels)
-        pending = np.concatenate([self._pending, captured], axis=1)
+        fill = self._pending.shape[1] + self._drift.pending + captured.shape[1]
+        target = self._control.target
+        first = self._control.smoothed is None
+        if (first and fill > 0) or abs(fill - target) > SAMPLE_RATE * RESYNC_MS // 1000:
+            # the first audio, or far off (the loop stalled): the newest audio, at the target fill
+            everything = np.concatenate([self._pending, self._drift.process(captured)], axis=1)
+            self._drift.reset()
+            self._control.reset()
+            lead = np.zeros((self.channels, max(target - everything.shape[1], 0)), dtype=np.float32)
+            self._pending = np.concatenate([lead, everything[:, -target:]], axis=1)
+            self.resyncs += 0 if first else 1
+            captured = captured[:, :0]
+            fill = self._pending.shape[1]
+        ratio = self._control.update(fill) if fill > 0 or not first else 1.0
+        pending = np.concatenate([self._pending, self._drift.process(captured, ratio)], axis=1)
         frame = np.zeros((self.channels, FRAME_SAMPLES), dtype=np.float32)
         take = min(FRAME_SAMPLES, pending.shape[1])
         frame[:, :take] = pending[:, :take]
         if take < FRAME_SAMPLES:
             self.silent_frames += 1
-        # keep at most two frames for the next reads: a microphone never builds latency
-        self._pending = pending[:, take:][:, -2 * FRAME_SAMPLES :]
+        self._pending = pending[:, take:]
         return frame
+
+    @property
+    def rate_ratio(self) -> float:
+        """The drift correction applied now: device samples consumed per 48 kHz sample read (≈ 1)."""
+        return self._control.ratio
+
+    @property
+    def xruns(self) -> int:
+        """Callbacks PortAudio flagged with an under- or overflow (the device lost or invented audio)."""
+        return self._io.xruns
+
+    @property
+    def input_delay_ms(self) -> float:
+        """Capture delay (ms): from the device's converter to :meth:`read_frame` (stream latency + FIFO)."""
+        queued = self._control.smoothed if self._control.smoothed is not None else 0.0
+        return 1000.0 * (queued / SAMPLE_RATE + self._io.latency())
 
 
 class DeviceSpeaker(CaptureSpeaker):
@@ -395,7 +464,11 @@ class DeviceSpeaker(CaptureSpeaker):
         self.device_rate = SAMPLE_RATE
         self._fifo = _Fifo(self.device_channels, SAMPLE_RATE * MAX_QUEUED_MS // 1000)
         self._resample: _Resampler | None = None
+        self._drift = DriftResampler(self.device_channels)
+        self._control = FillLevelControl(SAMPLE_RATE * SPEAKER_TARGET_MS // 1000)
         self.underruns = 0
+        #: one-step corrections of the FIFO (a stalled loop); drift alone never causes one
+        self.resyncs = 0
 
     @property
     def failure(self) -> DeviceFailure | None:
@@ -414,12 +487,13 @@ class DeviceSpeaker(CaptureSpeaker):
             self._resample = _Resampler(self.device_channels, SAMPLE_RATE, self.device_rate)
 
             def callback(outdata: Any, frames: int, when: Any, status: Any) -> None:
-                self._io.alive()
+                self._io.alive(status)
                 pcm = self._fifo.take(frames)
                 outdata[: pcm.shape[1]] = pcm.T
                 if pcm.shape[1] < frames:
                     outdata[pcm.shape[1] :] = 0.0
-                    self.underruns += 1
+                    if self._control.smoothed is not None:  # (not before the first frame is mixed)
+                        self.underruns += 1
 
             stream = sd.OutputStream(
                 device=self.device.index,
@@ -427,7 +501,7 @@ class DeviceSpeaker(CaptureSpeaker):
                 samplerate=self.device_rate,
                 dtype="float32",
                 blocksize=self.device_rate // 50,
-                latency="low",
+                latency=DEVICE_LATENCY_S,
                 callback=callback,
                 finished_callback=self._io.on_finished,
             )
@@ -444,6 +518,38 @@ class DeviceSpeaker(CaptureSpeaker):
         mono = super().tick(t)
         self._io.report()
         if self._io.stream is not None and self._io.failure is None and self._resample is not None:
-            frame = self.samples_range_channels(self.total_samples - FRAME_SAMPLES)
-            self._fifo.put(self._resample(_convert_channels(frame, self.device_channels)))
+            frame = _convert_channels(
+                self.samples_range_channels(self.total_samples - FRAME_SAMPLES), self.device_channels
+            )
+            fill = len(self._fifo) * SAMPLE_RATE / self.device_rate + self._drift.pending
+            target = self._control.target
+            first = self._control.smoothed is None
+            if first or abs(fill - target) > SAMPLE_RATE * RESYNC_MS // 1000:
+                # the first frame, or far off (the loop stalled, the device paused): one step to the target
+                if fill < target:
+                    gap = np.zeros((self.device_channels, int(target - fill)), dtype=np.float32)
+                    self._fifo.put(self._resample(gap))
+                else:
+                    self._fifo.take(int((fill - target) * self.device_rate / SAMPLE_RATE))
+                self._control.reset()
+                self.resyncs += 0 if first else 1
+                fill = target
+            ratio = self._control.update(fill)
+            self._fifo.put(self._resample(self._drift.process(frame, ratio)))
         return mono
+
+    @property
+    def rate_ratio(self) -> float:
+        """The drift correction applied now: 48 kHz samples mixed per sample sent to the device (≈ 1)."""
+        return self._control.ratio
+
+    @property
+    def xruns(self) -> int:
+        """Callbacks PortAudio flagged with an under- or overflow (the device lost or invented audio)."""
+        return self._io.xruns
+
+    @property
+    def output_delay_ms(self) -> float:
+        """Render delay (ms): from the mix to the device's converter (FIFO + stream latency)."""
+        queued = self._control.smoothed if self._control.smoothed is not None else 0.0
+        return 1000.0 * (queued / SAMPLE_RATE + self._io.latency())

@@ -51,6 +51,11 @@ class Microphone(ABC):
     def stop(self) -> None:  # noqa: B027 - optional hook, like start()
         """Close the device, if any; :meth:`start` may open it again."""
 
+    @property
+    def input_delay_ms(self) -> float:
+        """Capture delay (ms) from the sound reaching the device to :meth:`read_frame` (0 when virtual)."""
+        return 0.0
+
     @abstractmethod
     def read_frame(self) -> FloatArray:
         """The next 20 ms: float32 array of shape ``(channels, 960)`` in [-1, 1]."""

@@ -64,6 +64,11 @@ class Speaker(ABC):
         """Stop the playout clock (idempotent)."""
 
     @property
+    def output_delay_ms(self) -> float:
+        """Render delay (ms) from a mixed frame to its sound leaving the device (0 when virtual)."""
+        return 0.0
+
+    @property
     @abstractmethod
     def running(self) -> bool:
         """Whether the playout clock is ticking."""

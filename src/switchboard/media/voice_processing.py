@@ -17,6 +17,9 @@ import numpy.typing as npt
 
 SAMPLE_RATE = 48000
 APM_FRAME = 480  # the module works on 10 ms frames
+#: the largest stream delay the module accepts (ms; it refuses more, and its echo canceller looks
+#: for the echo itself within about that range anyway)
+MAX_STREAM_DELAY_MS = 500
 
 
 class VoiceProcessor:
@@ -40,6 +43,11 @@ class VoiceProcessor:
             auto_gain_control=auto_gain_control,
         )
         self.frames_processed = 0
+        #: the render-to-capture delay (ms) handed to the echo canceller before each capture frame:
+        #: from a frame's arrival at :meth:`process_render` to its echo's arrival at
+        #: :meth:`process_capture`, outside the acoustic path (device FIFOs and stream latencies);
+        #: clamped to 0..:data:`MAX_STREAM_DELAY_MS` when handed over
+        self.stream_delay_ms = 0
 
     def _frame(self, interleaved: npt.NDArray[np.int16], channels: int) -> Any:
         return self._rtc.AudioFrame(
@@ -56,6 +64,7 @@ class VoiceProcessor:
         for half in (0, APM_FRAME):
             chunk = np.ascontiguousarray(pcm[:, half : half + APM_FRAME].T).reshape(-1)
             frame = self._frame(chunk, channels)
+            self._apm.set_stream_delay_ms(min(max(self.stream_delay_ms, 0), MAX_STREAM_DELAY_MS))
             self._apm.process_stream(frame)
             processed = np.frombuffer(bytes(frame.data), dtype=np.int16).reshape(APM_FRAME, channels).T
             out[:, half : half + APM_FRAME] = processed

@@ -474,6 +474,7 @@ class CallSession:
                 t = self.publisher.addTransceiver(self.adm.capture_track, direction="sendonly")
                 t.setCodecPreferences(_codecs("audio"))  # type: ignore[arg-type]
                 forward_audio_level(t.sender)  # RFC 6464 levels: the SFU's active-speaker input
+                self.adm.watch_receiver_reports(t.sender)  # the encoder's expected loss (FEC)
                 self._transceivers["audio"] = t
                 self.published["audio"] = audio_muted
                 added = True
