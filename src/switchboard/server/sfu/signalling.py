@@ -24,7 +24,7 @@ from switchboard.server.address_slots import AddressSlots
 from switchboard.server.sfu.limits import SocketGuard
 
 if TYPE_CHECKING:
-    from switchboard.server.sfu.server import SfuConfig
+    from switchboard.server.sfu.config import SfuConfig
 
 Admission = Callable[[SfuClaims], Awaitable[None]]
 """Asks the coordinator whether a verified SFU token may still be used (raises a SwitchboardError)."""
