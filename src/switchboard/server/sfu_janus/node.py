@@ -19,6 +19,7 @@ from switchboard.errors import SwitchboardError
 from switchboard.media.local_ice import loopback_ice_address
 from switchboard.protocol import sfu as p
 from switchboard.protocol.tokens import verify_admin_token
+from switchboard.server.sfu.live_grants import add_grants_route
 from switchboard.server.sfu.moderation import add_moderation_route
 from switchboard.server.sfu.server import Admission, SfuConfig
 from switchboard.server.sfu.sessions import ParticipantHook
@@ -82,6 +83,7 @@ async def serve_janus_node(
 
         app.router.add_post(p.INTERNAL_END_CALL_PATH, end_call)
         add_moderation_route(app, sfu.moderate, config.api_secret)
+        add_grants_route(app, sfu.update_grants, config.api_secret)
 
         async def recording(request: web.Request) -> web.Response:
             header = request.headers.get("Authorization", "")
