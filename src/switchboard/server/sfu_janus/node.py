@@ -4,7 +4,8 @@ What ``switchboard sfu --engine janus`` and the SFU child process (``EmbeddedSer
 sfu_process=True)``) run: Janus is started with a generated configuration
 (:class:`JanusProcess`), clients connect to ``ws://host:port/sfu``, tokens are admitted and sessions
 reported through the coordinator channel (``server/sfu/process.py: CoordinatorChannel``), and the
-coordinator ends calls with ``POST /sfu/internal/end_call`` (admin token).
+coordinator ends calls with ``POST /sfu/internal/end_call`` and sends moderation commands, grants
+updates and recording commands on the routes of ``protocol/sfu.py`` (admin token).
 """
 
 from __future__ import annotations
