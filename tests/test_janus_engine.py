@@ -74,8 +74,10 @@ def run_in_namespace(test_file: str, *pytest_args: str) -> subprocess.CompletedP
 #: each file and how many of its tests must pass through Janus (all of them but EMBEDDED_INTERNALS)
 FILES = {
     "tests/integration/test_active_speaker.py": 1,
+    "tests/integration/test_custom_events.py": 5,
     "tests/integration/test_engines.py": 5,
     "tests/integration/test_focus_beyond.py": 15,
+    "tests/integration/test_live_grants.py": 3,
     "tests/integration/test_media.py": 11,
     "tests/integration/test_moderation.py": 3,
     "tests/integration/test_multicall.py": 13,

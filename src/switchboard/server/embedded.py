@@ -245,6 +245,7 @@ class EmbeddedServer:
         elif self._janus_sfu is not None:
             coordinator.call_ended_hooks.append(self._janus_sfu.end_call)
             coordinator.moderation.sfu_hooks.append(self._janus_sfu.moderate)
+            coordinator.live_grants.sfu_hooks.append(self._janus_sfu.update_grants)
             coordinator.recordings.sfu = self._janus_sfu.recording
         else:
             add_internal_routes(app, coordinator)

@@ -14,13 +14,15 @@ already in keeps to the current ones:
   ``permission_denied``, is removed at once (no reconnect grace; the others get
   ``participant_left`` with reason ``permission_denied``) and its socket is closed with 4003.
 
-The request is engine-neutral: an engine applies it with the same observable results.
+The request is engine-neutral: :func:`apply_update` is what every engine does alike, given how the
+engine applies new grants to one session (the Janus engine: ``server/sfu_janus/live_grants.py``).
 """
 
 from __future__ import annotations
 
 import logging
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Collection
+from typing import Protocol, TypeVar
 
 from aiohttp import web
 
@@ -31,6 +33,7 @@ from switchboard.server.sfu.forwarding import Kind
 from switchboard.server.sfu.moderation import update_grants
 from switchboard.server.sfu.participant import Participant
 from switchboard.server.sfu.room import Room
+from switchboard.server.sfu.sessions import CallSessions
 from switchboard.server.sfu.signalling import close
 
 log = logging.getLogger("switchboard.sfu.grants")
@@ -39,46 +42,83 @@ log = logging.getLogger("switchboard.sfu.grants")
 REMOVED_REASON = "permission_denied"
 
 
-def _allows(grants: SfuGrants, kind: Kind) -> bool:
+class LiveSession(Protocol):
+    """What a grants update needs of a session, whatever the engine."""
+
+    @property
+    def user_id(self) -> str: ...
+    @property
+    def session_id(self) -> str: ...
+    @property
+    def ws(self) -> web.WebSocketResponse | None: ...
+    def spawn(self, coro: Awaitable[None]) -> None: ...
+    def detach(self) -> None: ...
+    async def send(self, message: p._Msg) -> None: ...
+    async def error(self, code: str, message: str, *, fatal: bool = False) -> None: ...
+
+
+L = TypeVar("L", bound=LiveSession)
+
+Regrant = Callable[[L, SfuGrants], Collection[Kind]]
+"""(session, new grants) -> the kinds it no longer may publish: an engine applies the grants its way
+(stops forwarding what is revoked, forwards what is newly granted and already sent)."""
+
+
+def allows(grants: SfuGrants, kind: Kind) -> bool:
+    """Whether the send ``grants`` allow publishing ``kind`` (SPEC §2.7, §2.10)."""
     return grants.send_audio if kind == "audio" else grants.send_video
 
 
 async def apply_grants_update(room: Room, update: p.GrantsUpdate) -> int:
-    """Apply ``update`` to the live sessions of ``room``; the number of sessions it acted on."""
+    """Apply ``update`` to the live sessions of the embedded SFU's ``room``; the number of sessions
+    it acted on."""
+    return await apply_update(room, update, _regrant_embedded)
+
+
+def _regrant_embedded(participant: Participant, grants: SfuGrants) -> list[Kind]:
+    revoked = sorted(kind for kind in participant.published if not allows(grants, kind))
+    update_grants(participant, grants)  # unpublishes what is no longer granted, publishes what now is
+    return revoked
+
+
+async def apply_update(room: CallSessions[L], update: p.GrantsUpdate, regrant: Regrant[L]) -> int:
+    """Apply ``update`` to the live sessions of ``room`` (any engine: ``regrant`` applies new grants
+    to one session); the number of sessions it acted on.
+
+    A session whose grants are revoked in part gets a non-fatal ``permission_denied`` naming the
+    kinds; one whose grants are ``None`` is removed (:data:`REMOVED_REASON`, close 4003).
+    """
     wanted = {u.user_id: u.grants for u in update.users}
     sessions = [q for q in list(room.participants.values()) if q.user_id in wanted]
-    for participant in sessions:
-        grants = wanted[participant.user_id]
+    for session in sessions:
+        grants = wanted[session.user_id]
         if grants is None:
-            await _remove(room, participant, update.reason)
-        else:
-            await _regrant(participant, grants, update.reason)
+            await _remove(room, session, update.reason)
+            continue
+        revoked = sorted(regrant(session, grants))
+        if revoked:
+            log.info(
+                "%r: %s no longer granted (%s); not forwarded", session, "+".join(revoked), update.reason
+            )
+            await session.error(
+                "permission_denied",
+                f"{session.user_id!r} may no longer publish {', '.join(revoked)} in "
+                f"{room.cid} ({update.reason}); not forwarded",
+            )
     return len(sessions)
 
 
-async def _regrant(participant: Participant, grants: SfuGrants, reason: str) -> None:
-    revoked = sorted(kind for kind in participant.published if not _allows(grants, kind))
-    update_grants(participant, grants)  # unpublishes what is no longer granted, publishes what now is
-    if revoked:
-        log.info("%r: %s no longer granted (%s); not forwarded", participant, "+".join(revoked), reason)
-        await participant.error(
-            "permission_denied",
-            f"{participant.user_id!r} may no longer publish {', '.join(revoked)} in "
-            f"{participant.room.cid} ({reason}); not forwarded",
-        )
-
-
-async def _remove(room: Room, participant: Participant, reason: str) -> None:
-    ws = participant.ws
+async def _remove(room: CallSessions[L], session: L, reason: str) -> None:
+    ws = session.ws
     # detached first: the socket loop then leaves the session to us (no reconnect grace)
-    participant.detach()
-    await room.remove(participant, reason=REMOVED_REASON)
-    log.info("%r: may no longer be in %s (%s); removed", participant, room.cid, reason)
+    session.detach()
+    await room.remove(session, reason=REMOVED_REASON)
+    log.info("%r: may no longer be in %s (%s); removed", session, room.cid, reason)
     if ws is not None and not ws.closed:
         await close(
             ws,
             "permission_denied",
-            f"{participant.user_id!r} may no longer be in {room.cid} ({reason})",
+            f"{session.user_id!r} may no longer be in {room.cid} ({reason})",
             p.CloseCode.PERMISSION_DENIED,
         )
 

@@ -16,10 +16,11 @@ from __future__ import annotations
 import asyncio
 import json
 import weakref
+from typing import Any, Protocol
 
 from switchboard.protocol import sfu as p
 from switchboard.server.sfu.limits import SocketGuard
-from switchboard.server.sfu.participant import Participant
+from switchboard.server.sfu.sessions import CallSessions
 
 
 def message_data_bytes(data: dict[str, object]) -> int:
@@ -27,8 +28,23 @@ def message_data_bytes(data: dict[str, object]) -> int:
     return len(json.dumps(data, separators=(",", ":"), ensure_ascii=False).encode())
 
 
+class Sender(Protocol):
+    """A session that sends participant messages, whatever the engine (embedded or Janus)."""
+
+    @property
+    def user_id(self) -> str: ...
+    @property
+    def session_id(self) -> str: ...
+    @property
+    def room(self) -> CallSessions[Any]: ...
+    async def error(self, code: str, message: str, *, fatal: bool = False) -> None: ...
+
+
 class MessageRelay:
-    """Relays participant messages within a room, holding each sending session's rate budget."""
+    """Relays participant messages within a room, holding each sending session's rate budget.
+
+    Engine-neutral: signalling only, so both the embedded SFU and the Janus engine use it.
+    """
 
     def __init__(
         self,
@@ -40,9 +56,9 @@ class MessageRelay:
         self.rate = rate
         self.burst = burst
         self.max_bytes = max_bytes
-        self._budgets: weakref.WeakKeyDictionary[Participant, SocketGuard] = weakref.WeakKeyDictionary()
+        self._budgets: weakref.WeakKeyDictionary[Sender, SocketGuard] = weakref.WeakKeyDictionary()
 
-    async def relay(self, sender: Participant, message: p.SendMessage) -> None:
+    async def relay(self, sender: Sender, message: p.SendMessage) -> None:
         """Send ``message`` to its recipients in ``sender``'s room, or answer the sender an error."""
         budget = self._budgets.get(sender)
         if budget is None:

@@ -4,7 +4,8 @@ What ``switchboard sfu --engine janus`` and the SFU child process (``EmbeddedSer
 sfu_process=True)``) run: Janus is started with a generated configuration
 (:class:`JanusProcess`), clients connect to ``ws://host:port/sfu``, tokens are admitted and sessions
 reported through the coordinator channel (``server/sfu/process.py: CoordinatorChannel``), and the
-coordinator ends calls with ``POST /sfu/internal/end_call`` (admin token).
+coordinator ends calls with ``POST /sfu/internal/end_call`` and sends moderation commands, grants
+updates and recording commands on the routes of ``protocol/sfu.py`` (admin token).
 """
 
 from __future__ import annotations
@@ -19,6 +20,7 @@ from switchboard.errors import SwitchboardError
 from switchboard.media.local_ice import loopback_ice_address
 from switchboard.protocol import sfu as p
 from switchboard.protocol.tokens import verify_admin_token
+from switchboard.server.sfu.live_grants import add_grants_route
 from switchboard.server.sfu.moderation import add_moderation_route
 from switchboard.server.sfu.server import Admission, SfuConfig
 from switchboard.server.sfu.sessions import ParticipantHook
@@ -82,6 +84,7 @@ async def serve_janus_node(
 
         app.router.add_post(p.INTERNAL_END_CALL_PATH, end_call)
         add_moderation_route(app, sfu.moderate, config.api_secret)
+        add_grants_route(app, sfu.update_grants, config.api_secret)
 
         async def recording(request: web.Request) -> web.Response:
             header = request.headers.get("Authorization", "")

@@ -20,11 +20,13 @@ from aiohttp import web
 
 from switchboard.protocol import sfu as p
 from switchboard.protocol.tokens import SfuClaims
+from switchboard.server.sfu.messages import MessageRelay
 from switchboard.server.sfu.recording import Recordings
 from switchboard.server.sfu.server import SfuConfig
 from switchboard.server.sfu.sessions import ParticipantHook
 from switchboard.server.sfu.signalling import Admission, SignallingServer
 from switchboard.server.sfu_janus.janus_api import JanusConnection, JanusError, JanusHandle
+from switchboard.server.sfu_janus.live_grants import apply_grants_update
 from switchboard.server.sfu_janus.moderation import moderate
 from switchboard.server.sfu_janus.recording import JanusRecorder
 from switchboard.server.sfu_janus.room import JanusParticipant, JanusRoom
@@ -59,6 +61,8 @@ class JanusSfuServer(SignallingServer[JanusParticipant, JanusRoom]):
         self._room_ids = itertools.count(1)
         self._room_lock = asyncio.Lock()
         self._watch: asyncio.Future[None] | None = None
+        #: participant messages (``send_message``), relayed over signalling as on the embedded SFU
+        self.messages = MessageRelay()
         self.recordings = Recordings(
             Path(config.recordings_dir or Path(tempfile.gettempdir()) / "switchboard-recordings"),
             new_recorder=JanusRecorder,
@@ -130,6 +134,11 @@ class JanusSfuServer(SignallingServer[JanusParticipant, JanusRoom]):
         room = self.rooms.get(command.cid)
         return 0 if room is None else await moderate(room, command)
 
+    async def update_grants(self, update: p.GrantsUpdate) -> int:
+        """Users' grants changed in a call (``live_grants.py``); the number of sessions it acted on."""
+        room = self.rooms.get(update.cid)
+        return 0 if room is None else await apply_grants_update(room, update)
+
     async def recording(self, command: p.RecordingCommand) -> p.RecordingsReport:
         """Start, stop or list a call's recordings (``recording.py``); CallStateError when refused."""
         return await self.recordings.command(self.rooms, command)
@@ -173,6 +182,8 @@ class JanusSfuServer(SignallingServer[JanusParticipant, JanusRoom]):
     async def _dispatch_more(self, participant: JanusParticipant, message: p.ClientMessage) -> None:
         if isinstance(message, p.UpdateAudience):
             await participant.update_audience(message)
+        elif isinstance(message, p.SendMessage):
+            await self.messages.relay(participant, message)
 
     async def _engine_failure(self, ws: web.WebSocketResponse, exc: BaseException) -> None:
         log.error("janus refused a join: %s", exc)
