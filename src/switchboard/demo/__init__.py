@@ -16,7 +16,7 @@ from rich.text import Text
 
 from switchboard.demo.recorder import Narrator, Scenario
 from switchboard.demo.report import problems
-from switchboard.demo.run import close_view, open_view, show_failure, show_outputs
+from switchboard.demo.run import close_view, open_view, show_failure, show_outputs, show_problems
 from switchboard.demo.scenarios import foreground_background_rooms, pause_on_incoming_call
 from switchboard.demo.supervisor import supervisor_scenario
 from switchboard.demo.view import LEGEND, LiveView
@@ -76,10 +76,7 @@ async def run_demo(
     found = problems(scenarios) + supervisor.problems
     elapsed = time.monotonic() - started
     segments = sum(len(sc.segments) for sc in scenarios)
-    if found:
-        console.print(f"[bold red]✗ {len(found)} problem(s): the audio did not follow the policy[/bold red]")
-        for problem in found:
-            console.print(f"  - {problem}")
+    if show_problems(console, found, ": the audio did not follow the policy"):
         return 1
     console.print(
         f"[bold green]✓ all {segments} segments follow the policies[/bold green] "

@@ -15,7 +15,7 @@ import asyncio
 from rich.text import Text
 
 from switchboard.demo.recorder import Narrator, Scenario
-from switchboard.demo.run import close_view, open_view, show_failure, show_outputs
+from switchboard.demo.run import close_view, open_view, show_failure, show_outputs, show_problems
 from switchboard.demo.scenarios import pause_on_incoming_call
 from switchboard.demo.view import LEGEND
 from switchboard.errors import DeviceError
@@ -82,10 +82,7 @@ async def run_devices_demo(json_path: str | None = None, plot_path: str | None =
         ]
         + failures
     )
-    if problems:
-        console.print(f"[bold red]✗ {len(problems)} problem(s)[/bold red]")
-        for problem in problems:
-            console.print(f"  - {problem}")
+    if show_problems(console, problems, ""):
         return 1
     console.print(
         f"[bold green]✓ all {len(scenario.segments)} segments follow the policy[/bold green] on "

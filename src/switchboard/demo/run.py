@@ -1,4 +1,4 @@
-"""The run shape both demo commands share: the terminal view, the failure line, the optional outputs."""
+"""The run shape both demo commands share: the terminal view, the failure line, the outputs, the verdict."""
 
 from __future__ import annotations
 
@@ -58,3 +58,12 @@ def show_outputs(
     if plot_path:
         write_plot(scenarios, plot_path)
         console.print(f"plot: {plot_path}")
+
+
+def show_problems(console: Console, found: list[str], headline: str) -> bool:
+    """Print ``headline`` (after the count) and each problem when there are any; whether there were."""
+    if found:
+        console.print(f"[bold red]✗ {len(found)} problem(s){headline}[/bold red]")
+        for problem in found:
+            console.print(f"  - {problem}")
+    return bool(found)

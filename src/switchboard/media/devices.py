@@ -360,7 +360,23 @@ class _Stream:
                 log.debug("closing %s: %s", self.name, exc)
 
 
-class DeviceMicrophone(Microphone):
+class _PortAudioDevice:
+    """What both devices report about their PortAudio stream."""
+
+    _io: _Stream
+
+    @property
+    def failure(self) -> DeviceFailure | None:
+        """Why the device stopped (it carries on as silence), or None while it works."""
+        return self._io.failure
+
+    @property
+    def xruns(self) -> int:
+        """Callbacks PortAudio flagged with an under- or overflow (the device lost or invented audio)."""
+        return self._io.xruns
+
+
+class DeviceMicrophone(_PortAudioDevice, Microphone):
     """The operating system's microphone through PortAudio (SPEC §2.9).
 
     ``device``: an index, a name substring (see :func:`list_audio_devices`) or None for the default
@@ -388,10 +404,6 @@ class DeviceMicrophone(Microphone):
         self.silent_frames = 0
         #: one-step corrections of the FIFO (a stalled loop); drift alone never causes one
         self.resyncs = 0
-
-    @property
-    def failure(self) -> DeviceFailure | None:
-        return self._io.failure
 
     def start(self) -> None:
         if self._io.stream is not None or self._io.failure is not None:
@@ -449,17 +461,12 @@ class DeviceMicrophone(Microphone):
         return self._control.ratio
 
     @property
-    def xruns(self) -> int:
-        """Callbacks PortAudio flagged with an under- or overflow (the device lost or invented audio)."""
-        return self._io.xruns
-
-    @property
     def input_delay_ms(self) -> float:
         """Capture delay (ms): from the device's converter to :meth:`read_frame` (stream latency + FIFO)."""
         return self._io.delay_ms(self._control.smoothed)
 
 
-class DeviceSpeaker(CaptureSpeaker):
+class DeviceSpeaker(_PortAudioDevice, CaptureSpeaker):
     """The operating system's speaker through PortAudio (SPEC §2.9).
 
     ``device``: an index, a name substring or None for the default output; ``channels`` (1 or 2,
@@ -487,10 +494,6 @@ class DeviceSpeaker(CaptureSpeaker):
         self.underruns = 0
         #: one-step corrections of the FIFO (a stalled loop); drift alone never causes one
         self.resyncs = 0
-
-    @property
-    def failure(self) -> DeviceFailure | None:
-        return self._io.failure
 
     async def start(self) -> None:
         if self._io.stream is None and self._io.failure is None:
@@ -547,11 +550,6 @@ class DeviceSpeaker(CaptureSpeaker):
     def rate_ratio(self) -> float:
         """The drift correction applied now: 48 kHz samples mixed per sample sent to the device (≈ 1)."""
         return self._control.ratio
-
-    @property
-    def xruns(self) -> int:
-        """Callbacks PortAudio flagged with an under- or overflow (the device lost or invented audio)."""
-        return self._io.xruns
 
     @property
     def output_delay_ms(self) -> float:
