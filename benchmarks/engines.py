@@ -118,21 +118,20 @@ async def run(
             "us",
             f"{engine} engine: CPU per forwarded audio packet at that level",
         )
-    embedded, before, janus = bests["embedded"], bests["embedded_aiortc_sender"], bests["janus"]
-    if embedded and before:
-        result.add(
+    embedded = bests["embedded"]
+    ratios = (
+        (
             "embedded_speedup",
-            round(embedded.downtracks_per_core / before.downtracks_per_core, 2),
-            "x",
+            bests["embedded_aiortc_sender"],
             "embedded down-tracks per core over the same SFU sending through aiortc's sender (before)",
-        )
-    if embedded and janus:
-        result.add(
-            "embedded_vs_janus",
-            round(embedded.downtracks_per_core / janus.downtracks_per_core, 2),
-            "x",
-            "embedded down-tracks per core over Janus's, same run",
-        )
+        ),
+        ("embedded_vs_janus", bests["janus"], "embedded down-tracks per core over Janus's, same run"),
+    )
+    for name, other, description in ratios:
+        if embedded and other:
+            result.add(
+                name, round(embedded.downtracks_per_core / other.downtracks_per_core, 2), "x", description
+            )
     result.details = {"address": ADDRESS, **measured}
     return result
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import os
 from collections.abc import AsyncIterator, Awaitable, Callable
+from typing import Any
 
 import numpy as np
 import numpy.typing as npt
@@ -12,6 +13,8 @@ import pytest
 
 from switchboard import ClientOptions, User, VideoClient
 from switchboard.media.analysis import tone_levels_dbfs
+from switchboard.protocol import coordinator as m
+from switchboard.sdk.call import Call
 from switchboard.server import EmbeddedServer
 
 ClientFactory = Callable[..., Awaitable[VideoClient]]
@@ -49,6 +52,27 @@ async def make_client(server: EmbeddedServer) -> AsyncIterator[ClientFactory]:
     yield factory
     for client in clients:
         await client.disconnect()
+
+
+# ---------------------------------------------------------------- waiting for state and events
+
+
+async def until(predicate: Any, what: str, timeout: float = 10.0, *, interval: float = 0.02) -> None:  # noqa: ASYNC109
+    """Poll ``predicate`` every ``interval`` s until it is true; AssertionError naming ``what`` after
+    ``timeout`` s."""
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + timeout
+    while not predicate():
+        if loop.time() > deadline:
+            raise AssertionError(f"timed out after {timeout:g} s waiting for {what}")
+        await asyncio.sleep(interval)
+
+
+def collect(call: Call, event_type: str) -> list[m.Event]:
+    """Every event of ``event_type`` ``call`` emits from now on, in order."""
+    received: list[m.Event] = []
+    call.on(event_type, received.append)
+    return received
 
 
 # ---------------------------------------------------------------- audio observation helpers

@@ -9,10 +9,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import contextlib
-import logging
 import os
-import signal
 import sys
 from typing import Any
 
@@ -31,9 +28,13 @@ from switchboard.cli_common import (
     _port,
     _ttl,
     _user_id,
+    add_host_argument,
+    add_log_level_argument,
     bind_failure,
     configure_logging,
     resolve_key_pair,
+    run_until_stopped,
+    stop_on_signals,
 )
 from switchboard.protocol.tokens import create_user_token
 
@@ -68,11 +69,7 @@ async def _serve(
 ) -> None:
     from switchboard.server import EmbeddedServer, IceServerSettings
 
-    stop = asyncio.Event()  # Ctrl-C / SIGTERM from here on, even during start-up: a clean stop
-    loop = asyncio.get_running_loop()
-    for sig in (signal.SIGINT, signal.SIGTERM):
-        with contextlib.suppress(NotImplementedError):
-            loop.add_signal_handler(sig, stop.set)
+    stop = stop_on_signals()  # Ctrl-C / SIGTERM from here on, even during start-up: a clean stop
     keys = resolve_key_pair(create=True)
     if dev_tokens and keys.stored_in is None:
         raise CliError(
@@ -110,11 +107,7 @@ async def _serve(
     announce(server.url, server.sfu_url, keys)
     if public_url or public_sfu_url:
         print(f"Clients reach it at {server.public_url} (SFU {server.public_sfu_url}).", flush=True)
-    try:
-        await stop.wait()
-    finally:
-        logging.getLogger("switchboard.serve").info("stopping")
-        await server.stop()
+    await run_until_stopped(stop, server, "switchboard.serve")
 
 
 # ---------------------------------------------------------------- sfu
@@ -141,11 +134,7 @@ async def _sfu_node(
             janus = janus_config_for(host, JanusConfig(event_loops=event_loops)).to_json()
         except ValueError as exc:
             raise CliError(f"{exc}; give --host an address of a non-loopback interface") from None
-    stop = asyncio.Event()
-    loop = asyncio.get_running_loop()
-    for sig in (signal.SIGINT, signal.SIGTERM):
-        with contextlib.suppress(NotImplementedError):
-            loop.add_signal_handler(sig, stop.set)
+    stop = stop_on_signals()
     try:
         await run_sfu_node(
             keys.api_secret,
@@ -239,11 +228,8 @@ def build_parser() -> argparse.ArgumentParser:
         help=f"a TURN server clients get, with time-limited credentials from ${TURN_SECRET_ENV} "
         "(turn:host:3478?transport=udp, turns:host:5349; repeatable)",
     )
-    serve.add_argument(
-        "--log-level",
-        choices=("debug", "info", "warning", "error"),
-        default="info",
-        help="how much to log on stderr (default info: every request and every error)",
+    add_log_level_argument(
+        serve, "info", "how much to log on stderr (default info: every request and every error)"
     )
 
     token = sub.add_parser(
@@ -270,7 +256,7 @@ def build_parser() -> argparse.ArgumentParser:
         ),
     )
     sfu.add_argument("--engine", choices=("embedded", "janus"), default="embedded", help="media engine")
-    sfu.add_argument("--host", default=DEFAULT_HOST, help=f"address to listen on (default {DEFAULT_HOST})")
+    add_host_argument(sfu)
     sfu.add_argument("--port", type=_port, default=DEFAULT_PORT + 1, help="signalling port (0: any free)")
     sfu.add_argument("--coordinator", required=True, metavar="URL", help="the coordinator's base URL")
     sfu.add_argument(
@@ -279,9 +265,7 @@ def build_parser() -> argparse.ArgumentParser:
     from switchboard.cli_cluster import add_node_arguments
 
     add_node_arguments(sfu)
-    sfu.add_argument(
-        "--log-level", choices=("debug", "info", "warning", "error"), default="warning", help="stderr logging"
-    )
+    add_log_level_argument(sfu, "warning", "stderr logging")
 
     demo = sub.add_parser(
         "demo",

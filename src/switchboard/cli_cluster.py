@@ -10,32 +10,22 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import contextlib
-import logging
-import signal
 from typing import Any
 
 from switchboard.cli_common import (
-    DEFAULT_HOST,
     DEFAULT_PORT,
     CliError,
     _port,
+    _redis_url,
+    _sfu_url,
+    add_host_argument,
+    add_log_level_argument,
     bind_failure,
     configure_logging,
     resolve_key_pair,
+    run_until_stopped,
+    stop_on_signals,
 )
-
-
-def _redis_url(text: str) -> str:
-    if not text.startswith(("redis://", "rediss://", "unix://")):
-        raise argparse.ArgumentTypeError(f"{text!r} is not a redis://, rediss:// or unix:// URL")
-    return text
-
-
-def _public_sfu_url(text: str) -> str:
-    if not text.startswith(("ws://", "wss://")) or not text.rstrip("/").endswith("/sfu"):
-        raise argparse.ArgumentTypeError(f"{text!r} is not an SFU URL like wss://media1.example.com/sfu")
-    return text
 
 
 def _count(text: str) -> int:
@@ -61,7 +51,7 @@ def add_node_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--node-id", default=None, help="this node's id (default: host name + random)")
     parser.add_argument(
         "--public-url",
-        type=_public_sfu_url,
+        type=_sfu_url("wss://media1.example.com/sfu"),
         default=None,
         help="the signalling URL clients use for this node, behind a proxy (default: where it listens)",
     )
@@ -95,13 +85,11 @@ def add_cluster_parser(sub: Any) -> None:
     )
     parser.add_argument("--nodes", type=_count, default=2, metavar="M", help="SFU nodes (default 2)")
     parser.add_argument("--engine", choices=("embedded", "janus"), default="embedded", help="SFU engine")
-    parser.add_argument("--host", default=DEFAULT_HOST, help=f"address to listen on (default {DEFAULT_HOST})")
+    add_host_argument(parser)
     parser.add_argument(
         "--port", type=_port, default=DEFAULT_PORT, help=f"the clients' port (default {DEFAULT_PORT}; 0: any)"
     )
-    parser.add_argument(
-        "--log-level", choices=("debug", "info", "warning", "error"), default="warning", help="stderr logging"
-    )
+    add_log_level_argument(parser, "warning", "stderr logging")
 
 
 def run_cluster_command(args: argparse.Namespace) -> int:
@@ -115,11 +103,7 @@ async def _cluster(args: argparse.Namespace) -> None:
     from switchboard.server.cluster import ClusterError, LocalCluster
 
     keys = resolve_key_pair(create=True)
-    stop = asyncio.Event()
-    loop = asyncio.get_running_loop()
-    for sig in (signal.SIGINT, signal.SIGTERM):
-        with contextlib.suppress(NotImplementedError):
-            loop.add_signal_handler(sig, stop.set)
+    stop = stop_on_signals()
     try:
         cluster = LocalCluster(
             coordinators=args.coordinators,
@@ -143,8 +127,4 @@ async def _cluster(args: argparse.Namespace) -> None:
     )
     for part in cluster.processes:
         print(f"  {part.role:<11} pid {part.pid:<7} {part.url}", flush=True)
-    try:
-        await stop.wait()
-    finally:
-        logging.getLogger("switchboard.cluster").info("stopping")
-        await cluster.stop()
+    await run_until_stopped(stop, cluster, "switchboard.cluster")

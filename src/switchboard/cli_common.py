@@ -1,20 +1,25 @@
-"""What every ``switchboard`` subcommand shares: the one-line error, argument types, the key pair, logging.
+"""What every ``switchboard`` subcommand shares: the one-line error, argument types and common options,
+the key pair, logging, and the run shape of a server command (stop on SIGINT/SIGTERM, then stop cleanly).
 
-:mod:`switchboard.cli` (serve, sfu, token, demo, devices) and :mod:`switchboard.cli_coordinator` both
-build on it, so neither imports the other's internals.
+:mod:`switchboard.cli` (serve, sfu, token, demo, devices), :mod:`switchboard.cli_coordinator` and
+:mod:`switchboard.cli_cluster` build on it, so none imports another's internals.
 """
 
 from __future__ import annotations
 
 import argparse
+import asyncio
+import contextlib
 import errno
 import logging
 import math
 import os
+import signal
 import socket
 import sys
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import NoReturn
+from typing import NoReturn, Protocol
 
 from switchboard.dev_keys import DevKeyError, load_dev_key_pair, load_or_create_dev_key_pair
 from switchboard.errors import InvalidRequestError
@@ -22,6 +27,9 @@ from switchboard.sdk.validation import require_identifier
 
 DEFAULT_HOST = "127.0.0.1"
 DEFAULT_PORT = 3030
+
+#: the choices of every server command's ``--log-level``
+LOG_LEVELS = ("debug", "info", "warning", "error")
 
 KEY_ENV, SECRET_ENV = "SWITCHBOARD_API_KEY", "SWITCHBOARD_API_SECRET"
 PORT_ENV, SFU_PORT_ENV = "SWITCHBOARD_PORT", "SWITCHBOARD_SFU_PORT"
@@ -77,6 +85,37 @@ def _user_id(text: str) -> str:
         raise argparse.ArgumentTypeError(str(exc)) from None
 
 
+def _redis_url(text: str) -> str:
+    if not text.startswith(("redis://", "rediss://", "unix://")):
+        raise argparse.ArgumentTypeError(f"{text!r} is not a redis://, rediss:// or unix:// URL")
+    return text
+
+
+def _sfu_url(example: str) -> Callable[[str], str]:
+    """The argument type of an SFU signalling URL (``ws://`` or ``wss://``, path ending in ``/sfu``);
+    ``example`` is the URL its error message shows."""
+
+    def check(text: str) -> str:
+        if not text.startswith(("ws://", "wss://")) or not text.rstrip("/").endswith("/sfu"):
+            raise argparse.ArgumentTypeError(f"{text!r} is not an SFU URL like {example}")
+        return text
+
+    return check
+
+
+# ---------------------------------------------------------------- common options
+
+
+def add_host_argument(parser: argparse.ArgumentParser) -> None:
+    """``--host``, the address a server command listens on."""
+    parser.add_argument("--host", default=DEFAULT_HOST, help=f"address to listen on (default {DEFAULT_HOST})")
+
+
+def add_log_level_argument(parser: argparse.ArgumentParser, default: str, help: str) -> None:
+    """``--log-level``: how much a server command logs on stderr (one of :data:`LOG_LEVELS`)."""
+    parser.add_argument("--log-level", choices=LOG_LEVELS, default=default, help=help)
+
+
 # ---------------------------------------------------------------- key pair
 
 
@@ -126,6 +165,33 @@ def configure_logging(level: str) -> None:
     )
     for chatty in ("aioice", "aiortc"):  # per-packet ICE/DTLS chatter: only problems
         logging.getLogger(chatty).setLevel(max(logging.WARNING, logging.getLogger().level))
+
+
+class _Stoppable(Protocol):
+    async def stop(self) -> None: ...
+
+
+def stop_on_signals() -> asyncio.Event:
+    """An event set on SIGINT (Ctrl-C) or SIGTERM, for a server command to stop cleanly.
+
+    Call it on the running loop, before start-up (a signal during start-up stops it too); where the
+    loop has no signal handlers (Windows), the signals keep their default behaviour.
+    """
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        with contextlib.suppress(NotImplementedError):
+            loop.add_signal_handler(sig, stop.set)
+    return stop
+
+
+async def run_until_stopped(stop: asyncio.Event, server: _Stoppable, logger: str) -> None:
+    """Wait for ``stop``, then log ``stopping`` on ``logger`` and stop ``server`` (also when cancelled)."""
+    try:
+        await stop.wait()
+    finally:
+        logging.getLogger(logger).info("stopping")
+        await server.stop()
 
 
 def bind_failure(host: str, ports: str, exc: OSError) -> CliError:

@@ -9,20 +9,22 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import contextlib
-import logging
-import signal
 from typing import Any
 
 from switchboard.cli_common import (
-    DEFAULT_HOST,
     KEY_ENV,
     SECRET_ENV,
     CliError,
     _port,
+    _redis_url,
+    _sfu_url,
+    add_host_argument,
+    add_log_level_argument,
     bind_failure,
     configure_logging,
     resolve_key_pair,
+    run_until_stopped,
+    stop_on_signals,
 )
 
 
@@ -32,18 +34,6 @@ class CoordinatorCommandError(Exception):
     (Not :class:`switchboard.cli.CliError` itself: under ``python -m switchboard.cli`` that module
     runs as ``__main__``, whose CliError is another class than the one imported here.)
     """
-
-
-def _redis_url(text: str) -> str:
-    if not text.startswith(("redis://", "rediss://", "unix://")):
-        raise argparse.ArgumentTypeError(f"{text!r} is not a redis://, rediss:// or unix:// URL")
-    return text
-
-
-def _sfu_url(text: str) -> str:
-    if not text.startswith(("ws://", "wss://")) or not text.rstrip("/").endswith("/sfu"):
-        raise argparse.ArgumentTypeError(f"{text!r} is not an SFU URL like ws://host:3031/sfu")
-    return text
 
 
 def add_coordinator_parser(sub: Any) -> None:
@@ -62,11 +52,11 @@ def add_coordinator_parser(sub: Any) -> None:
     parser.add_argument(
         "--redis", required=True, type=_redis_url, metavar="URL", help="redis://host:6379/0 or unix:///path"
     )
-    parser.add_argument("--host", default=DEFAULT_HOST, help=f"address to listen on (default {DEFAULT_HOST})")
+    add_host_argument(parser)
     parser.add_argument("--port", type=_port, default=3030, help="coordinator port (default 3030; 0: any)")
     parser.add_argument(
         "--sfu-url",
-        type=_sfu_url,
+        type=_sfu_url("ws://host:3031/sfu"),
         default=None,
         help="the shared SFU clients join (ws://host:3031/sfu); default: start an SFU process",
     )
@@ -77,9 +67,7 @@ def add_coordinator_parser(sub: Any) -> None:
         help="start no SFU process: calls go to the SFU nodes registered in Redis (switchboard sfu --redis)",
     )
     parser.add_argument("--prefix", default="sb:", help="Redis key prefix of this deployment (default sb:)")
-    parser.add_argument(
-        "--log-level", choices=("debug", "info", "warning", "error"), default="info", help="stderr log level"
-    )
+    add_log_level_argument(parser, "info", "stderr log level")
 
 
 def run_coordinator_command(args: argparse.Namespace) -> int:
@@ -95,11 +83,7 @@ def run_coordinator_command(args: argparse.Namespace) -> int:
 async def _coordinator(args: argparse.Namespace) -> None:
     from switchboard.server.coordinator.standalone import CoordinatorServer, RedisUnavailableError
 
-    stop = asyncio.Event()
-    loop = asyncio.get_running_loop()
-    for sig in (signal.SIGINT, signal.SIGTERM):
-        with contextlib.suppress(NotImplementedError):
-            loop.add_signal_handler(sig, stop.set)
+    stop = stop_on_signals()
     keys = resolve_key_pair(create=False)
     server = CoordinatorServer(
         redis_url=args.redis,
@@ -124,8 +108,4 @@ async def _coordinator(args: argparse.Namespace) -> None:
         f"SFU {server.sfu_url or 'nodes registered in Redis'}, API key {keys.api_key}",
         flush=True,
     )
-    try:
-        await stop.wait()
-    finally:
-        logging.getLogger("switchboard.coordinator").info("stopping")
-        await server.stop()
+    await run_until_stopped(stop, server, "switchboard.coordinator")

@@ -10,20 +10,11 @@ from switchboard.media import CaptureSpeaker, ToneMicrophone
 from switchboard.protocol import coordinator as m
 from switchboard.sdk.call import Call
 from switchboard.server import EmbeddedServer
-from tests.conftest import TEST_ENGINE, ClientFactory, wait_heard
+from tests.conftest import TEST_ENGINE, ClientFactory, until, wait_heard
 
 TONES = {"alice": 440.0, "bob": 660.0, "carol": 880.0}
 LOUD_DBFS, QUIET_DBFS = -10.0, -25.0
 NO_CAMERA = CallConnectOptions(camera=TrackOption.disabled())
-
-
-async def until(predicate: Any, what: str, timeout: float = 10.0) -> None:  # noqa: ASYNC109
-    loop = asyncio.get_running_loop()
-    deadline = loop.time() + timeout
-    while not predicate():
-        if loop.time() > deadline:
-            raise AssertionError(f"timed out after {timeout:g} s waiting for {what}")
-        await asyncio.sleep(0.02)
 
 
 def dominant(call: Call) -> str | None:

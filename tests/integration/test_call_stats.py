@@ -16,20 +16,11 @@ import pytest
 from switchboard import CallConnectOptions, TrackOption
 from switchboard.errors import CallStateError
 from switchboard.media import CaptureSpeaker, ToneMicrophone
-from tests.conftest import ClientFactory, wait_heard
+from tests.conftest import ClientFactory, until, wait_heard
 
 REPO = Path(__file__).resolve().parents[2]
 NO_CAMERA = CallConnectOptions(camera=TrackOption.disabled())
 LOSS_PERCENT = 20
-
-
-async def until(predicate: Any, what: str, timeout: float = 15.0) -> None:  # noqa: ASYNC109
-    loop = asyncio.get_running_loop()
-    deadline = loop.time() + timeout
-    while not predicate():
-        if loop.time() > deadline:
-            raise AssertionError(f"timed out waiting for {what}")
-        await asyncio.sleep(0.05)
 
 
 async def test_stats_per_track_and_quality_on_a_clean_path(make_client: ClientFactory) -> None:
@@ -68,6 +59,8 @@ async def test_stats_per_track_and_quality_on_a_clean_path(make_client: ClientFa
             == {"alice": "excellent", "bob": "excellent"}
         ),
         "both rated excellent",
+        timeout=15.0,
+        interval=0.05,
     )
 
 

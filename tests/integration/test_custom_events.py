@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 import asyncio
+import functools
 import json
-from typing import Any
 
 import aiohttp
 import pytest
@@ -22,7 +22,11 @@ from switchboard.protocol import sfu as p
 from switchboard.sdk.call import Call
 from switchboard.sdk.messages import ParticipantMessageEvent
 from switchboard.server import EmbeddedServer
-from tests.conftest import ClientFactory
+from tests.conftest import ClientFactory, collect
+from tests.conftest import until as wait_until
+
+#: these waits fail after 5 s
+until = functools.partial(wait_until, timeout=5.0)
 
 NO_MEDIA = CallConnectOptions(microphone=TrackOption.disabled(), camera=TrackOption.disabled())
 
@@ -33,21 +37,6 @@ async def joined(client: VideoClient, call_id: str) -> Call:
     await call.join(NO_MEDIA)
     assert call.state.value.status is CallStatus.JOINED
     return call
-
-
-def collect(call: Call, event_type: str) -> list[m.Event]:
-    received: list[m.Event] = []
-    call.on(event_type, received.append)
-    return received
-
-
-async def until(predicate: Any, what: str, timeout: float = 5.0) -> None:  # noqa: ASYNC109
-    loop = asyncio.get_running_loop()
-    deadline = loop.time() + timeout
-    while not predicate():
-        if loop.time() > deadline:
-            raise AssertionError(f"timed out waiting for {what}")
-        await asyncio.sleep(0.02)
 
 
 async def wait_all_joined(calls: list[Call], count: int) -> None:

@@ -29,7 +29,7 @@ from switchboard.media import CaptureSpeaker, ToneMicrophone
 from switchboard.protocol import coordinator as m
 from switchboard.protocol import sfu as p
 from switchboard.server import EmbeddedServer
-from tests.conftest import TEST_ENGINE, TEST_HOST, ClientFactory, wait_heard
+from tests.conftest import TEST_ENGINE, TEST_HOST, ClientFactory, until, wait_heard
 
 TONES = {"alice": 440.0, "bob": 880.0}
 SEND_AUDIO = m.Capability.SEND_AUDIO
@@ -37,15 +37,6 @@ MIC_ON = CallConnectOptions(microphone=TrackOption.enabled(), camera=TrackOption
 LISTEN = CallConnectOptions(microphone=TrackOption.disabled(), camera=TrackOption.disabled())
 #: how long the others may still hear a user after the operation that took their grant answered (s)
 BOUND = 3.0
-
-
-async def until(predicate: Any, what: str, timeout: float = 10.0) -> None:  # noqa: ASYNC109
-    loop = asyncio.get_running_loop()
-    deadline = loop.time() + timeout
-    while not predicate():
-        if loop.time() > deadline:
-            raise AssertionError(f"timed out waiting for {what}")
-        await asyncio.sleep(0.02)
 
 
 async def published(server: EmbeddedServer, cid: str, session_id: str) -> set[str]:

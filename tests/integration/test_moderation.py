@@ -2,9 +2,7 @@
 
 from __future__ import annotations
 
-import asyncio
 from collections.abc import AsyncIterator
-from typing import Any
 
 import pytest
 
@@ -14,7 +12,7 @@ from switchboard.media import CaptureSpeaker, ToneMicrophone
 from switchboard.protocol import coordinator as m
 from switchboard.sdk.call import Call
 from switchboard.server import EmbeddedServer
-from tests.conftest import TEST_ENGINE, TEST_HOST, ClientFactory, wait_heard
+from tests.conftest import TEST_ENGINE, TEST_HOST, ClientFactory, collect, until, wait_heard
 
 TONES = {"alice": 440.0, "bob": 660.0, "carol": 880.0}
 NO_CAMERA = CallConnectOptions(camera=TrackOption.disabled())
@@ -22,21 +20,6 @@ NO_CAMERA = CallConnectOptions(camera=TrackOption.disabled())
 
 async def tone_client(make_client: ClientFactory, user: str) -> VideoClient:
     return await make_client(user, microphone=ToneMicrophone(TONES[user]), speaker=CaptureSpeaker())
-
-
-def collect(call: Call, event_type: str) -> list[m.Event]:
-    received: list[m.Event] = []
-    call.on(event_type, received.append)
-    return received
-
-
-async def until(predicate: Any, what: str, timeout: float = 10.0) -> None:  # noqa: ASYNC109
-    loop = asyncio.get_running_loop()
-    deadline = loop.time() + timeout
-    while not predicate():
-        if loop.time() > deadline:
-            raise AssertionError(f"timed out waiting for {what}")
-        await asyncio.sleep(0.02)
 
 
 async def three_in_a_call(make_client: ClientFactory, call_id: str) -> dict[str, Call]:

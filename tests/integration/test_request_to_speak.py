@@ -2,18 +2,14 @@
 
 from __future__ import annotations
 
-import asyncio
-from typing import Any
-
 import pytest
 
 from switchboard import CallConnectOptions, TrackOption, VideoClient
 from switchboard.errors import InvalidRequestError, PermissionDeniedError
 from switchboard.media import CaptureSpeaker, ToneMicrophone
 from switchboard.protocol import coordinator as m
-from switchboard.sdk.call import Call
 from switchboard.server import EmbeddedServer
-from tests.conftest import ClientFactory, stays_heard, wait_heard
+from tests.conftest import ClientFactory, collect, stays_heard, until, wait_heard
 
 TONES = {"alice": 440.0, "carol": 880.0}
 SEND_AUDIO = m.Capability.SEND_AUDIO
@@ -21,21 +17,6 @@ SEND_AUDIO = m.Capability.SEND_AUDIO
 
 async def tone_client(make_client: ClientFactory, user: str) -> VideoClient:
     return await make_client(user, microphone=ToneMicrophone(TONES[user]), speaker=CaptureSpeaker())
-
-
-def collect(call: Call, event_type: str) -> list[m.Event]:
-    received: list[m.Event] = []
-    call.on(event_type, received.append)
-    return received
-
-
-async def until(predicate: Any, what: str, timeout: float = 10.0) -> None:  # noqa: ASYNC109
-    loop = asyncio.get_running_loop()
-    deadline = loop.time() + timeout
-    while not predicate():
-        if loop.time() > deadline:
-            raise AssertionError(f"timed out waiting for {what}")
-        await asyncio.sleep(0.02)
 
 
 async def test_request_grant_and_revoke_are_heard(make_client: ClientFactory, server: EmbeddedServer) -> None:

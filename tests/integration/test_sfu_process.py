@@ -96,6 +96,39 @@ async def test_a_call_through_an_sfu_process(split_server: EmbeddedServer) -> No
         await bob.disconnect()
 
 
+async def test_the_sfu_process_internal_routes_answer_one_json_error(split_server: EmbeddedServer) -> None:
+    """Every coordinator-only route: 401 without an admin token, 400 for a body that is not its
+    message, the SFU's own refusal with its status; a good request does its work."""
+    base = split_server.sfu_url.replace("ws://", "http://").removesuffix("/sfu")
+    admin = {"Authorization": f"Bearer {split_server.create_admin_token()}"}
+    routes = {
+        p.INTERNAL_END_CALL_PATH: '{"cid": "default:none"}',
+        p.INTERNAL_MODERATE_PATH: p.ModerationCommand(
+            cid="default:none", by="carol", action="mute"
+        ).model_dump_json(),
+        p.INTERNAL_GRANTS_PATH: p.GrantsUpdate(cid="default:none", reason="test", users=[]).model_dump_json(),
+        p.INTERNAL_RECORDING_PATH: p.RecordingCommand(cid="default:none", action="list").model_dump_json(),
+    }
+    async with aiohttp.ClientSession() as http:
+        for path, body in routes.items():
+            async with http.post(base + path, data=body) as resp:
+                assert (resp.status, (await resp.json())["code"]) == (401, "token_invalid"), path
+            forged = {"Authorization": f"Bearer {split_server.create_token('alice')}"}
+            async with http.post(base + path, data=body, headers=forged) as resp:
+                assert (resp.status, (await resp.json())["code"]) == (401, "token_invalid"), path
+            async with http.post(base + path, data='{"cid": 1', headers=admin) as resp:
+                assert (resp.status, (await resp.json())["code"]) == (400, "invalid_request"), path
+            async with http.post(base + path, data=body, headers=admin) as resp:
+                assert resp.status in (200, 204), (path, resp.status, await resp.text())
+        async with http.post(
+            base + p.INTERNAL_GRANTS_PATH, data=routes[p.INTERNAL_GRANTS_PATH], headers=admin
+        ) as resp:
+            assert p.GrantsReport.model_validate_json(await resp.read()).sessions == 0
+        stop = p.RecordingCommand(cid="default:none", action="stop").model_dump_json()
+        async with http.post(base + p.INTERNAL_RECORDING_PATH, data=stop, headers=admin) as resp:
+            assert (resp.status, (await resp.json())["code"]) == (409, "not_recording")
+
+
 def _free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))

@@ -11,8 +11,7 @@ from __future__ import annotations
 import asyncio
 import os
 import signal
-import time
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator
 
 import aiohttp
 import pytest
@@ -24,7 +23,6 @@ from switchboard import (
     ClientOptions,
     MultiCallAudioPolicy,
     TrackOption,
-    User,
     VideoClient,
 )
 from switchboard.errors import InvalidRequestError
@@ -33,15 +31,22 @@ from switchboard.protocol import coordinator as m
 from switchboard.sdk.call import Call
 from switchboard.sdk.types import SuspendMode
 from switchboard.server import EmbeddedServer
-from tests.conftest import AUDIBLE_DBFS, SILENT_DBFS, named_levels, stays_heard, wait_heard
+from tests.conftest import (
+    AUDIBLE_DBFS,
+    SILENT_DBFS,
+    ClientFactory,
+    named_levels,
+    stays_heard,
+    until,
+    wait_heard,
+)
 
 NO_CAMERA = CallConnectOptions(camera=TrackOption.disabled())
 TONES = {"alice": 440.0, "bob": 660.0, "carol": 880.0}
+PAIR = {k: TONES[k] for k in ("alice", "bob")}
 #: generous: an SFU process restart (a Python interpreter importing aiortc) plus a join, on a shared
 #: machine; what it really takes is printed
 BACK_WITHIN = 30.0
-
-Factory = Callable[..., Awaitable[VideoClient]]
 
 
 @pytest.fixture
@@ -51,35 +56,27 @@ async def server() -> AsyncIterator[EmbeddedServer]:
 
 
 @pytest.fixture
-async def make_client(server: EmbeddedServer) -> AsyncIterator[Factory]:
-    clients: list[VideoClient] = []
+def make_client(make_client: ClientFactory) -> ClientFactory:
+    """Clients that speak their tone (:data:`TONES`) and capture what they hear."""
 
     async def factory(user: str, **options: object) -> VideoClient:
-        client = VideoClient(
-            server.api_key,
-            user=User.regular(user),
-            user_token=server.create_token(user),
-            options=ClientOptions(
-                base_url=server.url,
-                microphone=ToneMicrophone(TONES[user]),
-                speaker=CaptureSpeaker(),
-                **options,  # type: ignore[arg-type]
-            ),
+        return await make_client(
+            user, microphone=ToneMicrophone(TONES[user]), speaker=CaptureSpeaker(), **options
         )
-        await client.connect()
-        clients.append(client)
-        return client
 
-    yield factory
-    for client in clients:
-        await client.disconnect()
+    return factory
 
 
-async def until(predicate: Callable[[], bool], what: str, timeout: float = BACK_WITHIN) -> None:  # noqa: ASYNC109
-    deadline = time.monotonic() + timeout
-    while not predicate():
-        assert time.monotonic() < deadline, f"timed out waiting for: {what}"
-        await asyncio.sleep(0.05)
+async def alice_and_bob_in(
+    make_client: ClientFactory, call_id: str
+) -> tuple[VideoClient, VideoClient, Call, Call]:
+    """Alice creates ``call_id`` and both join it (no camera); the clients, then alice's and bob's call."""
+    alice, bob = await make_client("alice"), await make_client("bob")
+    a_call, b_call = alice.make_call("default", call_id), bob.make_call("default", call_id)
+    await a_call.get_or_create()
+    await a_call.join(NO_CAMERA)
+    await b_call.join(NO_CAMERA)
+    return alice, bob, a_call, b_call
 
 
 async def heard_over(client: VideoClient, seconds: float) -> dict[str, float]:
@@ -121,16 +118,11 @@ async def wait_rejoined(before: dict[Call, str | None]) -> None:
 
 
 async def test_a_killed_sfu_process_comes_back_and_both_clients_hear_each_other_again(
-    server: EmbeddedServer, make_client: Factory
+    server: EmbeddedServer, make_client: ClientFactory
 ) -> None:
-    alice, bob = await make_client("alice"), await make_client("bob")
-    a_call, b_call = alice.make_call("default", "sigkill"), bob.make_call("default", "sigkill")
-    await a_call.get_or_create()
-    await a_call.join(NO_CAMERA)
-    await b_call.join(NO_CAMERA)
-    pair = {k: TONES[k] for k in ("alice", "bob")}
-    await wait_heard(alice, pair, audible={"bob"})
-    await wait_heard(bob, pair, audible={"alice"})
+    alice, bob, a_call, b_call = await alice_and_bob_in(make_client, "sigkill")
+    await wait_heard(alice, PAIR, audible={"bob"})
+    await wait_heard(bob, PAIR, audible={"alice"})
     old = {call: call.state.value.session_id for call in (a_call, b_call)}
     statuses: list[CallStatus] = []
     a_call.state.listen(lambda s: statuses.append(s.status))
@@ -138,8 +130,8 @@ async def test_a_killed_sfu_process_comes_back_and_both_clients_hear_each_other_
     first_pid = server.sfu_pid
 
     killed = await kill_sfu(server)
-    await wait_heard(alice, pair, audible={"bob"}, timeout=BACK_WITHIN)
-    await wait_heard(bob, pair, audible={"alice"}, timeout=BACK_WITHIN)
+    await wait_heard(alice, PAIR, audible={"bob"}, timeout=BACK_WITHIN)
+    await wait_heard(bob, PAIR, audible={"alice"}, timeout=BACK_WITHIN)
     back = asyncio.get_running_loop().time() - killed
     print(f"\naudio back both ways {back * 1000:.0f} ms after the SFU process was killed")
 
@@ -170,11 +162,11 @@ async def test_a_killed_sfu_process_comes_back_and_both_clients_hear_each_other_
         assert record_ is not None and record_.left
     # and the new sessions carry on as before: a mute is heard
     await b_call.set_microphone_enabled(False)
-    await wait_heard(alice, pair, audible=set())
+    await wait_heard(alice, PAIR, audible=set())
 
 
 async def test_suspension_focus_and_a_muted_microphone_survive_the_rejoin(
-    server: EmbeddedServer, make_client: Factory
+    server: EmbeddedServer, make_client: ClientFactory
 ) -> None:
     alice = await make_client(
         "alice",
@@ -229,14 +221,10 @@ async def test_suspension_focus_and_a_muted_microphone_survive_the_rejoin(
 
 
 async def test_a_call_ended_while_the_sfu_is_down_does_not_rejoin(
-    server: EmbeddedServer, make_client: Factory
+    server: EmbeddedServer, make_client: ClientFactory
 ) -> None:
-    alice, bob = await make_client("alice"), await make_client("bob")
-    a_call, b_call = alice.make_call("default", "ended"), bob.make_call("default", "ended")
-    await a_call.get_or_create()
-    await a_call.join(NO_CAMERA)
-    await b_call.join(NO_CAMERA)
-    await wait_heard(bob, {k: TONES[k] for k in ("alice", "bob")}, audible={"alice"})
+    alice, bob, a_call, b_call = await alice_and_bob_in(make_client, "ended")
+    await wait_heard(bob, PAIR, audible={"alice"})
     b_events = record(b_call)
 
     await kill_sfu(server)
@@ -248,11 +236,13 @@ async def test_a_call_ended_while_the_sfu_is_down_does_not_rejoin(
     assert local(b_events, "call.reconnected") == []
     assert a_call.state.value.status is CallStatus.DISCONNECTED
     await until(
-        lambda: alice.state.active_calls.value == bob.state.active_calls.value == [], "no active call left"
+        lambda: alice.state.active_calls.value == bob.state.active_calls.value == [],
+        "no active call left",
+        BACK_WITHIN,
     )
 
     # the SFU comes back, and nobody joins it
-    await until(lambda: server.sfu_restarts == 1, "the SFU process restarted")
+    await until(lambda: server.sfu_restarts == 1, "the SFU process restarted", BACK_WITHIN)
     assert restarts_when_ended == 0
     await asyncio.sleep(1.0)
     async with aiohttp.ClientSession() as http:
@@ -263,15 +253,10 @@ async def test_a_call_ended_while_the_sfu_is_down_does_not_rejoin(
 
 
 async def test_a_user_removed_while_the_sfu_is_down_does_not_rejoin(
-    server: EmbeddedServer, make_client: Factory
+    server: EmbeddedServer, make_client: ClientFactory
 ) -> None:
-    alice, bob = await make_client("alice"), await make_client("bob")
-    a_call, b_call = alice.make_call("default", "removed"), bob.make_call("default", "removed")
-    await a_call.get_or_create()
-    await a_call.join(NO_CAMERA)
-    await b_call.join(NO_CAMERA)
-    pair = {k: TONES[k] for k in ("alice", "bob")}
-    await wait_heard(alice, pair, audible={"bob"})
+    alice, _, a_call, b_call = await alice_and_bob_in(make_client, "removed")
+    await wait_heard(alice, PAIR, audible={"bob"})
     old = {a_call: a_call.state.value.session_id}
     b_events = record(b_call)
 
@@ -283,12 +268,12 @@ async def test_a_user_removed_while_the_sfu_is_down_does_not_rejoin(
     assert local(b_events, "call.removed") == [{"by": "alice", "blocked": False}]
     await wait_rejoined(old)  # alice was not removed: she is back, alone
     assert [p.user_id for p in a_call.state.value.participants] == ["alice"]
-    await stays_heard(alice, pair, audible=set(), duration=1.0)
+    await stays_heard(alice, PAIR, audible=set(), duration=1.0)
     assert local(b_events, "call.reconnected") == []
 
 
 async def test_with_rejoining_off_a_lost_session_ends_the_call(
-    server: EmbeddedServer, make_client: Factory
+    server: EmbeddedServer, make_client: ClientFactory
 ) -> None:
     alice = await make_client("alice", rejoin_window=0)
     call = alice.make_call("default", "no-rejoin")
@@ -301,7 +286,7 @@ async def test_with_rejoining_off_a_lost_session_ends_the_call(
     (left,) = local(events, "call.left")
     assert left["reason"] == "sfu_disconnected" and "rejoining is off" in str(left["detail"])
     assert [e["migrating"] for e in local(events, "call.reconnecting")] == [False]
-    await until(lambda: alice.state.active_calls.value == [], "the call left the active calls")
+    await until(lambda: alice.state.active_calls.value == [], "the call left the active calls", BACK_WITHIN)
 
 
 def test_rejoin_window_is_checked_at_construction() -> None:

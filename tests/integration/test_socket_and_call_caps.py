@@ -7,6 +7,7 @@ Real server, real sockets; the second address is another loopback address (127.0
 from __future__ import annotations
 
 import asyncio
+import functools
 import json
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
@@ -21,6 +22,10 @@ from switchboard.protocol import sfu as p
 from switchboard.protocol.close_codes import EventsCloseCode
 from switchboard.server import EmbeddedServer
 from switchboard.server.coordinator.limits import CoordinatorLimits
+from tests.conftest import until as wait_until
+
+#: these waits fail after 5 s, polling every 10 ms
+until = functools.partial(wait_until, timeout=5.0, interval=0.01)
 
 EVENTS = "/api/v1/events"
 HOME, OTHER = "127.0.0.1", "127.0.0.2"
@@ -31,15 +36,6 @@ async def from_address(address: str) -> AsyncIterator[aiohttp.ClientSession]:
     """An HTTP client whose connections leave from ``address``."""
     async with aiohttp.ClientSession(connector=aiohttp.TCPConnector(local_addr=(address, 0))) as session:
         yield session
-
-
-async def until(predicate: Any, what: str, timeout: float = 5.0) -> None:  # noqa: ASYNC109
-    loop = asyncio.get_running_loop()
-    deadline = loop.time() + timeout
-    while not predicate():
-        if loop.time() > deadline:
-            raise AssertionError(f"timed out waiting for {what}")
-        await asyncio.sleep(0.01)
 
 
 async def closed_with(ws: aiohttp.ClientWebSocketResponse) -> tuple[int, list[dict[str, Any]]]:

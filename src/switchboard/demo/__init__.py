@@ -10,17 +10,16 @@ says and exits 1 if any is wrong.
 from __future__ import annotations
 
 import asyncio
-import sys
 import time
 
-from rich.console import Console
 from rich.text import Text
 
 from switchboard.demo.recorder import Narrator, Scenario
-from switchboard.demo.report import problems, write_json, write_plot
+from switchboard.demo.report import problems
+from switchboard.demo.run import close_view, open_view, show_failure, show_outputs, show_problems
 from switchboard.demo.scenarios import foreground_background_rooms, pause_on_incoming_call
 from switchboard.demo.supervisor import supervisor_scenario
-from switchboard.demo.view import LEGEND, LiveView, PlainView, scenario_header, segments_table
+from switchboard.demo.view import LEGEND, LiveView
 from switchboard.server import EmbeddedServer
 from switchboard.server.cluster import LocalCluster
 
@@ -45,11 +44,8 @@ async def run_demo(
     ``cluster``: against a local cluster (redis-server, two coordinators, two SFU nodes, each a
     process: :class:`~switchboard.server.cluster.LocalCluster`) instead of a server in this process.
     """
-    console = Console(highlight=False)
-    live = console.is_interactive and sys.stdout.isatty()
-    if not sys.stdout.isatty():
-        console = Console(highlight=False, width=100)  # a log line is not wrapped at 80 columns
-    view: LiveView | PlainView = LiveView(console) if live else PlainView(console)
+    console, view = open_view()
+    live = isinstance(view, LiveView)
     narrator: Narrator = view
     started = time.monotonic()
 
@@ -70,33 +66,17 @@ async def run_demo(
             console.print(Text("3 Supervisor · SuspendMode.DUCKED, pan, microphone audience", style="bold"))
             supervisor = await supervisor_scenario(server, lambda line: console.print(Text(line)))
     except Exception as exc:  # the demo's message is the product here: say what broke, exit 1
-        if isinstance(view, LiveView):
-            view.close()
         where = f" in scenario {view.current.number} at {view.current.step!r}" if view.current else ""
-        console.print(f"[bold red]✗ demo failed{where}:[/bold red] {type(exc).__name__}: {exc}")
+        show_failure(console, view, exc, where)
         return 1
     finally:
-        if isinstance(view, LiveView):
-            view.close()  # give the terminal its cursor back, even on Ctrl-C
+        close_view(view)  # give the terminal its cursor back, even on Ctrl-C
 
-    console.print()
-    if not live:  # the live view already left each scenario's table on screen
-        for sc in scenarios:
-            console.print(segments_table(sc, title=scenario_header(sc)))
-    console.print(Text(LEGEND, style="dim"))
-    if json_path:
-        write_json(scenarios, json_path, {"supervisor": supervisor.to_json()})
-        console.print(f"JSON report: {json_path}")
-    if plot_path:
-        write_plot(scenarios, plot_path)
-        console.print(f"plot: {plot_path}")
+    show_outputs(console, view, scenarios, LEGEND, json_path, plot_path, {"supervisor": supervisor.to_json()})
     found = problems(scenarios) + supervisor.problems
     elapsed = time.monotonic() - started
     segments = sum(len(sc.segments) for sc in scenarios)
-    if found:
-        console.print(f"[bold red]✗ {len(found)} problem(s): the audio did not follow the policy[/bold red]")
-        for problem in found:
-            console.print(f"  - {problem}")
+    if show_problems(console, found, ": the audio did not follow the policy"):
         return 1
     console.print(
         f"[bold green]✓ all {segments} segments follow the policies[/bold green] "

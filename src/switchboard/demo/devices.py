@@ -11,15 +11,13 @@ not checked.
 from __future__ import annotations
 
 import asyncio
-import sys
 
-from rich.console import Console
 from rich.text import Text
 
 from switchboard.demo.recorder import Narrator, Scenario
-from switchboard.demo.report import write_json, write_plot
+from switchboard.demo.run import close_view, open_view, show_failure, show_outputs, show_problems
 from switchboard.demo.scenarios import pause_on_incoming_call
-from switchboard.demo.view import LEGEND, LiveView, PlainView, scenario_header, segments_table
+from switchboard.demo.view import LEGEND
 from switchboard.errors import DeviceError
 from switchboard.media import DeviceMicrophone, DeviceSpeaker
 from switchboard.media.devices import DeviceFailure
@@ -52,11 +50,7 @@ async def run_devices_demo(json_path: str | None = None, plot_path: str | None =
     Raises :class:`~switchboard.errors.DeviceError` when there is no usable audio device.
     """
     microphone, speaker = await open_default_devices()
-    console = Console(highlight=False)
-    live = console.is_interactive and sys.stdout.isatty()
-    if not sys.stdout.isatty():
-        console = Console(highlight=False, width=100)
-    view: LiveView | PlainView = LiveView(console) if live else PlainView(console)
+    console, view = open_view()
     narrator: Narrator = view
     console.print(Text("switchboard demo --devices", style="bold"), Text("· your mic and speaker", "dim"))
     console.print(f"microphone: {microphone.device.name}   speaker: {speaker.device.name}", style="dim")
@@ -72,25 +66,13 @@ async def run_devices_demo(json_path: str | None = None, plot_path: str | None =
     except DeviceError:
         raise  # the command line says it in one line
     except Exception as exc:
-        if isinstance(view, LiveView):
-            view.close()
-        where = f" at {view.current.step!r}" if view.current else ""
-        console.print(f"[bold red]✗ demo failed{where}:[/bold red] {type(exc).__name__}: {exc}")
+        show_failure(console, view, exc, f" at {view.current.step!r}" if view.current else "")
         return 1
     finally:
-        if isinstance(view, LiveView):
-            view.close()
-    console.print()
-    if not live:
-        console.print(segments_table(scenario, title=scenario_header(scenario)))
-    console.print(Text(LEGEND + "  · : my real microphone, shown, not checked", style="dim"))
-    if json_path:
-        names = {"microphone": microphone.device.name, "speaker": speaker.device.name}
-        write_json([scenario], json_path, {"devices": names})
-        console.print(f"JSON report: {json_path}")
-    if plot_path:
-        write_plot([scenario], plot_path)
-        console.print(f"plot: {plot_path}")
+        close_view(view)
+    names = {"microphone": microphone.device.name, "speaker": speaker.device.name}
+    legend = LEGEND + "  · : my real microphone, shown, not checked"
+    show_outputs(console, view, [scenario], legend, json_path, plot_path, {"devices": names})
     problems = (
         scenario.problems
         + [
@@ -100,10 +82,7 @@ async def run_devices_demo(json_path: str | None = None, plot_path: str | None =
         ]
         + failures
     )
-    if problems:
-        console.print(f"[bold red]✗ {len(problems)} problem(s)[/bold red]")
-        for problem in problems:
-            console.print(f"  - {problem}")
+    if show_problems(console, problems, ""):
         return 1
     console.print(
         f"[bold green]✓ all {len(scenario.segments)} segments follow the policy[/bold green] on "

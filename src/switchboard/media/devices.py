@@ -162,6 +162,8 @@ class DeviceFailure:
 
 
 ErrorHook = Callable[[DeviceFailure], None]
+#: PortAudio's stream callback: ``(data, frames, time, status)``, on PortAudio's thread
+StreamCallback = Callable[[Any, int, Any, Any], None]
 
 
 class _Fifo:
@@ -312,10 +314,40 @@ class _Stream:
         except Exception:
             return 0.0
 
+    def start(self, device: AudioDevice, channels: int, prepare: Callable[[int], StreamCallback]) -> None:
+        """Open and start the PortAudio stream; a failure becomes :attr:`failure` (reported later).
+
+        ``prepare(rate)`` gets the rate the device opens at (48 kHz when it takes it, else its
+        default rate, in Hz), sets up the owner's conversion for it and returns the stream's callback.
+        """
+        try:
+            sd = _sounddevice()
+            rate = _open_rate(sd, device, channels, self.direction)
+            callback = prepare(rate)
+            open_stream = sd.InputStream if self.direction == "input" else sd.OutputStream
+            stream = open_stream(
+                device=device.index,
+                channels=channels,
+                samplerate=rate,
+                dtype="float32",
+                blocksize=rate // 50,
+                latency=DEVICE_LATENCY_S,
+                callback=callback,
+                finished_callback=self.on_finished,
+            )
+            self.opened(stream)
+            stream.start()
+        except Exception as exc:
+            self.fail(f"cannot open the {self.direction} stream: {exc}")
+
     def opened(self, stream: Any) -> None:
         self.stream = stream
         self._closing = False
         self.last_callback = time.monotonic()
+
+    def delay_ms(self, queued: float | None) -> float:
+        """Delay (ms) through ``queued`` samples at 48 kHz (None: nothing yet) plus the stream latency."""
+        return 1000.0 * ((queued or 0.0) / SAMPLE_RATE + self.latency())
 
     def close(self) -> None:
         stream, self.stream = self.stream, None
@@ -328,7 +360,23 @@ class _Stream:
                 log.debug("closing %s: %s", self.name, exc)
 
 
-class DeviceMicrophone(Microphone):
+class _PortAudioDevice:
+    """What both devices report about their PortAudio stream."""
+
+    _io: _Stream
+
+    @property
+    def failure(self) -> DeviceFailure | None:
+        """Why the device stopped (it carries on as silence), or None while it works."""
+        return self._io.failure
+
+    @property
+    def xruns(self) -> int:
+        """Callbacks PortAudio flagged with an under- or overflow (the device lost or invented audio)."""
+        return self._io.xruns
+
+
+class DeviceMicrophone(_PortAudioDevice, Microphone):
     """The operating system's microphone through PortAudio (SPEC §2.9).
 
     ``device``: an index, a name substring (see :func:`list_audio_devices`) or None for the default
@@ -357,37 +405,20 @@ class DeviceMicrophone(Microphone):
         #: one-step corrections of the FIFO (a stalled loop); drift alone never causes one
         self.resyncs = 0
 
-    @property
-    def failure(self) -> DeviceFailure | None:
-        return self._io.failure
-
     def start(self) -> None:
         if self._io.stream is not None or self._io.failure is not None:
             return
-        try:
-            sd = _sounddevice()
-            self.device_rate = _open_rate(sd, self.device, self.device_channels, "input")
-            self._fifo.capacity = self.device_rate * MAX_QUEUED_MS // 1000
-            self._resample = _Resampler(self.device_channels, self.device_rate, SAMPLE_RATE)
+        self._io.start(self.device, self.device_channels, self._prepare)
 
-            def callback(indata: Any, frames: int, when: Any, status: Any) -> None:
-                self._io.alive(status)
-                self._fifo.put(np.ascontiguousarray(indata.T, dtype=np.float32))
+    def _prepare(self, rate: int) -> StreamCallback:
+        self.device_rate = rate
+        self._fifo.capacity = rate * MAX_QUEUED_MS // 1000
+        self._resample = _Resampler(self.device_channels, rate, SAMPLE_RATE)
+        return self._captured
 
-            stream = sd.InputStream(
-                device=self.device.index,
-                channels=self.device_channels,
-                samplerate=self.device_rate,
-                dtype="float32",
-                blocksize=self.device_rate // 50,
-                latency=DEVICE_LATENCY_S,
-                callback=callback,
-                finished_callback=self._io.on_finished,
-            )
-            self._io.opened(stream)
-            stream.start()
-        except Exception as exc:
-            self._io.fail(f"cannot open the input stream: {exc}")
+    def _captured(self, indata: Any, frames: int, when: Any, status: Any) -> None:  # PortAudio thread
+        self._io.alive(status)
+        self._fifo.put(np.ascontiguousarray(indata.T, dtype=np.float32))
 
     def stop(self) -> None:
         self._io.close()
@@ -430,18 +461,12 @@ class DeviceMicrophone(Microphone):
         return self._control.ratio
 
     @property
-    def xruns(self) -> int:
-        """Callbacks PortAudio flagged with an under- or overflow (the device lost or invented audio)."""
-        return self._io.xruns
-
-    @property
     def input_delay_ms(self) -> float:
         """Capture delay (ms): from the device's converter to :meth:`read_frame` (stream latency + FIFO)."""
-        queued = self._control.smoothed if self._control.smoothed is not None else 0.0
-        return 1000.0 * (queued / SAMPLE_RATE + self._io.latency())
+        return self._io.delay_ms(self._control.smoothed)
 
 
-class DeviceSpeaker(CaptureSpeaker):
+class DeviceSpeaker(_PortAudioDevice, CaptureSpeaker):
     """The operating system's speaker through PortAudio (SPEC §2.9).
 
     ``device``: an index, a name substring or None for the default output; ``channels`` (1 or 2,
@@ -470,45 +495,28 @@ class DeviceSpeaker(CaptureSpeaker):
         #: one-step corrections of the FIFO (a stalled loop); drift alone never causes one
         self.resyncs = 0
 
-    @property
-    def failure(self) -> DeviceFailure | None:
-        return self._io.failure
-
     async def start(self) -> None:
         if self._io.stream is None and self._io.failure is None:
             self._open()
         await super().start()
 
     def _open(self) -> None:
-        try:
-            sd = _sounddevice()
-            self.device_rate = _open_rate(sd, self.device, self.device_channels, "output")
-            self._fifo = _Fifo(self.device_channels, self.device_rate * MAX_QUEUED_MS // 1000)
-            self._resample = _Resampler(self.device_channels, SAMPLE_RATE, self.device_rate)
+        self._io.start(self.device, self.device_channels, self._prepare)
 
-            def callback(outdata: Any, frames: int, when: Any, status: Any) -> None:
-                self._io.alive(status)
-                pcm = self._fifo.take(frames)
-                outdata[: pcm.shape[1]] = pcm.T
-                if pcm.shape[1] < frames:
-                    outdata[pcm.shape[1] :] = 0.0
-                    if self._control.smoothed is not None:  # (not before the first frame is mixed)
-                        self.underruns += 1
+    def _prepare(self, rate: int) -> StreamCallback:
+        self.device_rate = rate
+        self._fifo = _Fifo(self.device_channels, rate * MAX_QUEUED_MS // 1000)
+        self._resample = _Resampler(self.device_channels, SAMPLE_RATE, rate)
+        return self._play
 
-            stream = sd.OutputStream(
-                device=self.device.index,
-                channels=self.device_channels,
-                samplerate=self.device_rate,
-                dtype="float32",
-                blocksize=self.device_rate // 50,
-                latency=DEVICE_LATENCY_S,
-                callback=callback,
-                finished_callback=self._io.on_finished,
-            )
-            self._io.opened(stream)
-            stream.start()
-        except Exception as exc:
-            self._io.fail(f"cannot open the output stream: {exc}")
+    def _play(self, outdata: Any, frames: int, when: Any, status: Any) -> None:  # PortAudio thread
+        self._io.alive(status)
+        pcm = self._fifo.take(frames)
+        outdata[: pcm.shape[1]] = pcm.T
+        if pcm.shape[1] < frames:
+            outdata[pcm.shape[1] :] = 0.0
+            if self._control.smoothed is not None:  # (not before the first frame is mixed)
+                self.underruns += 1
 
     async def stop(self) -> None:
         await super().stop()
@@ -544,12 +552,6 @@ class DeviceSpeaker(CaptureSpeaker):
         return self._control.ratio
 
     @property
-    def xruns(self) -> int:
-        """Callbacks PortAudio flagged with an under- or overflow (the device lost or invented audio)."""
-        return self._io.xruns
-
-    @property
     def output_delay_ms(self) -> float:
         """Render delay (ms): from the mix to the device's converter (FIFO + stream latency)."""
-        queued = self._control.smoothed if self._control.smoothed is not None else 0.0
-        return 1000.0 * (queued / SAMPLE_RATE + self._io.latency())
+        return self._io.delay_ms(self._control.smoothed)

@@ -21,10 +21,10 @@ import tempfile
 from collections.abc import Awaitable, Iterable
 from dataclasses import dataclass
 from pathlib import Path
-from types import TracebackType
 
 from switchboard.protocol.tokens import create_user_token, generate_key_pair
 from switchboard.server.balancer import TcpBalancer
+from switchboard.server.lifecycle import StartStop
 
 #: seconds a process gets to say it listens, then to stop after SIGTERM
 START_TIMEOUT = 60.0
@@ -67,7 +67,7 @@ def redis_server_binary() -> str:
     return path
 
 
-class LocalCluster:
+class LocalCluster(StartStop):
     """Start with ``await start()`` (or ``async with``); then ``url`` is where clients connect.
 
     ``coordinators`` and ``nodes``: how many of each (at least 1); ``engine``: ``embedded`` or
@@ -133,15 +133,6 @@ class LocalCluster:
         return [p.url for p in self.of_role("sfu")]
 
     # ---------------------------------------------------------------- start and stop
-
-    async def __aenter__(self) -> LocalCluster:
-        await self.start()
-        return self
-
-    async def __aexit__(
-        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
-    ) -> None:
-        await self.stop()
 
     async def start(self) -> str:
         """Start Redis, the coordinators, the balancer, then the SFU nodes; returns ``url``."""

@@ -7,7 +7,6 @@ import asyncio
 import dataclasses
 import logging
 import os
-from types import TracebackType
 from typing import Any
 from urllib.parse import urlsplit
 
@@ -21,6 +20,7 @@ from switchboard.server.coordinator.internal import add_internal_routes
 from switchboard.server.coordinator.limits import CoordinatorLimits
 from switchboard.server.coordinator.service import Coordinator, CoordinatorConfig
 from switchboard.server.coordinator.store import MemoryStore, Store
+from switchboard.server.lifecycle import StartStop
 from switchboard.server.sfu import SfuConfig, SfuServer
 from switchboard.server.sfu.process import SfuProcess
 from switchboard.server.sfu_janus import JanusConfig, JanusProcess, JanusSfuServer
@@ -37,7 +37,7 @@ SFU_RESTART_FIRST_DELAY = 0.5
 SFU_RESTART_MAX_DELAY = 30.0
 
 
-class EmbeddedServer:
+class EmbeddedServer(StartStop):
     """``async with EmbeddedServer() as server:`` — a complete server on free local ports.
 
     ``server.url`` is the coordinator's base URL for ``ClientOptions(base_url=...)``,
@@ -408,15 +408,6 @@ class EmbeddedServer:
             await self._sfu_process.stop()  # first: it reports its sessions leaving to the coordinator
         if runner is not None:
             await runner.cleanup()
-
-    async def __aenter__(self) -> EmbeddedServer:
-        await self.start()
-        return self
-
-    async def __aexit__(
-        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
-    ) -> None:
-        await self.stop()
 
 
 def _check_url(url: str | None, schemes: tuple[str, ...], name: str) -> str | None:

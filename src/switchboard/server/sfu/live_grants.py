@@ -26,10 +26,10 @@ from typing import Protocol, TypeVar
 
 from aiohttp import web
 
-from switchboard.errors import SwitchboardError
 from switchboard.protocol import sfu as p
-from switchboard.protocol.tokens import SfuGrants, verify_admin_token
+from switchboard.protocol.tokens import SfuGrants
 from switchboard.server.sfu.forwarding import Kind
+from switchboard.server.sfu.internal_routes import add_admin_route
 from switchboard.server.sfu.moderation import update_grants
 from switchboard.server.sfu.participant import Participant
 from switchboard.server.sfu.room import Room
@@ -131,17 +131,8 @@ def add_grants_route(
     :class:`~switchboard.protocol.sfu.GrantsReport`, 401 ``{code,message}`` without a valid admin
     token, 400 ``invalid_request`` for a malformed body."""
 
-    async def route(request: web.Request) -> web.Response:
-        header = request.headers.get("Authorization", "")
-        try:
-            verify_admin_token(api_secret, header[7:].strip() if header.lower().startswith("bearer ") else "")
-        except SwitchboardError as exc:
-            return web.json_response({"code": exc.code, "message": exc.message}, status=401)
-        try:
-            update = p.GrantsUpdate.model_validate_json(await request.read())
-        except ValueError as exc:
-            return web.json_response({"code": "invalid_request", "message": str(exc)}, status=400)
+    async def report(update: p.GrantsUpdate) -> web.Response:
         sessions = await handler(update)
         return web.json_response(text=p.GrantsReport(sessions=sessions).model_dump_json())
 
-    app.router.add_post(p.INTERNAL_GRANTS_PATH, route)
+    add_admin_route(app, p.INTERNAL_GRANTS_PATH, p.GrantsUpdate, api_secret, report)

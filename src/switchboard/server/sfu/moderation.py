@@ -23,10 +23,10 @@ from collections.abc import Awaitable, Callable
 
 from aiohttp import web
 
-from switchboard.errors import SwitchboardError
 from switchboard.protocol import sfu as p
-from switchboard.protocol.tokens import SfuGrants, verify_admin_token
+from switchboard.protocol.tokens import SfuGrants
 from switchboard.server.sfu.forwarding import Kind
+from switchboard.server.sfu.internal_routes import add_admin_route
 from switchboard.server.sfu.participant import Participant
 from switchboard.server.sfu.room import Room
 from switchboard.server.sfu.sessions import moderation_targets
@@ -94,17 +94,8 @@ def add_moderation_route(
     """``POST`` :data:`~switchboard.protocol.sfu.INTERNAL_MODERATE_PATH` on an SFU in its own process:
     a :class:`~switchboard.protocol.sfu.ModerationCommand` with an admin token (204; 401; 400)."""
 
-    async def route(request: web.Request) -> web.Response:
-        header = request.headers.get("Authorization", "")
-        try:
-            verify_admin_token(api_secret, header[7:].strip() if header.lower().startswith("bearer ") else "")
-        except SwitchboardError as exc:
-            return web.json_response({"code": exc.code, "message": exc.message}, status=401)
-        try:
-            command = p.ModerationCommand.model_validate_json(await request.read())
-        except ValueError as exc:
-            return web.json_response({"code": "invalid_request", "message": str(exc)}, status=400)
+    async def moderated(command: p.ModerationCommand) -> web.Response:
         await handler(command)
         return web.Response(status=204)
 
-    app.router.add_post(p.INTERNAL_MODERATE_PATH, route)
+    add_admin_route(app, p.INTERNAL_MODERATE_PATH, p.ModerationCommand, api_secret, moderated)

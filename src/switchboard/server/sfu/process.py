@@ -32,7 +32,8 @@ from pydantic import BaseModel, ConfigDict
 from switchboard.errors import CallStateError, SwitchboardError, error_for
 from switchboard.media.local_ice import loopback_ice_address
 from switchboard.protocol import sfu as p
-from switchboard.protocol.tokens import SfuClaims, create_admin_token, verify_admin_token
+from switchboard.protocol.tokens import SfuClaims, create_admin_token
+from switchboard.server.sfu.internal_routes import add_admin_route, error_response
 from switchboard.server.sfu.live_grants import add_grants_route
 from switchboard.server.sfu.moderation import add_moderation_route
 from switchboard.server.sfu.registration import (
@@ -71,11 +72,6 @@ class _AdminAuth:
         if not self._token or now - self._minted > 1800:
             self._token, self._minted = create_admin_token(self._secret, ttl=3600.0), now
         return {"Authorization": f"Bearer {self._token}"}
-
-
-def _require_admin(request: web.Request, secret: str) -> None:
-    header = request.headers.get("Authorization", "")
-    verify_admin_token(secret, header[7:].strip() if header.lower().startswith("bearer ") else "")
 
 
 # ---------------------------------------------------------------- the child: SFU side
@@ -195,34 +191,24 @@ async def _serve(settings: dict[str, Any], stop: asyncio.Event) -> None:
     sfu = SfuServer(config, admission=channel.admit, on_participant=channel.participant_changed)
     app = sfu.app()
 
-    async def end_call(request: web.Request) -> web.Response:
-        try:
-            _require_admin(request, config.api_secret)
-        except SwitchboardError as exc:
-            return web.json_response({"code": exc.code, "message": exc.message}, status=401)
-        try:
-            body = EndCall.model_validate_json(await request.read())
-        except ValueError as exc:
-            return web.json_response({"code": "invalid_request", "message": str(exc)}, status=400)
+    async def end_call(body: EndCall) -> web.Response:
         await sfu.end_call(body.cid)
         return web.Response(status=204)
 
-    app.router.add_post(p.INTERNAL_END_CALL_PATH, end_call)
+    add_admin_route(app, p.INTERNAL_END_CALL_PATH, EndCall, config.api_secret, end_call)
     add_moderation_route(app, sfu.moderate, config.api_secret)
     add_grants_route(app, sfu.update_grants, config.api_secret)
 
-    async def recording(request: web.Request) -> web.Response:
+    async def recording(command: p.RecordingCommand) -> web.Response:
         try:
-            _require_admin(request, config.api_secret)
-            command = p.RecordingCommand.model_validate_json(await request.read())
             report = await sfu.recording(command)
         except SwitchboardError as exc:
-            return web.json_response({"code": exc.code, "message": exc.message}, status=exc.status)
+            return error_response(exc.code, exc.message, exc.status)
         except ValueError as exc:
-            return web.json_response({"code": "invalid_request", "message": str(exc)}, status=400)
+            return error_response("invalid_request", str(exc), 400)
         return web.json_response(text=report.model_dump_json())
 
-    app.router.add_post(p.INTERNAL_RECORDING_PATH, recording)
+    add_admin_route(app, p.INTERNAL_RECORDING_PATH, p.RecordingCommand, config.api_secret, recording)
     runner = web.AppRunner(app, handle_signals=False, shutdown_timeout=1.0)
     await runner.setup()
     try:
