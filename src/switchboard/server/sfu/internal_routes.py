@@ -10,15 +10,23 @@ is not the route's pydantic model. :func:`add_admin_route` registers a route wit
 from __future__ import annotations
 
 from collections.abc import Awaitable, Callable
-from typing import TypeVar
+from typing import Protocol, TypeVar
 
 from aiohttp import web
-from pydantic import BaseModel
+from pydantic import BaseModel, ConfigDict
 
 from switchboard.errors import SwitchboardError
+from switchboard.protocol import sfu as p
 from switchboard.protocol.tokens import verify_admin_token
 
-__all__ = ["add_admin_route", "error_response", "require_admin"]
+__all__ = [
+    "EndCall",
+    "SfuControl",
+    "add_admin_route",
+    "add_sfu_internal_routes",
+    "error_response",
+    "require_admin",
+]
 
 Body = TypeVar("Body", bound=BaseModel)
 
@@ -59,3 +67,58 @@ def add_admin_route(
         return await handle(body)
 
     app.router.add_post(path, route)
+
+
+class EndCall(BaseModel):
+    """The body of ``POST`` :data:`~switchboard.protocol.sfu.INTERNAL_END_CALL_PATH`."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    cid: str
+
+
+class SfuControl(Protocol):
+    """What the coordinator asks of an SFU engine (the embedded SFU and the Janus engine both)."""
+
+    async def end_call(self, cid: str) -> None: ...
+    async def moderate(self, command: p.ModerationCommand) -> int: ...
+    async def update_grants(self, update: p.GrantsUpdate) -> int: ...
+    async def recording(self, command: p.RecordingCommand) -> p.RecordingsReport: ...
+
+
+def add_sfu_internal_routes(app: web.Application, sfu: SfuControl, api_secret: str) -> None:
+    """Every internal route of an SFU in its own process, for either engine:
+
+    * end_call: :class:`EndCall` → 204;
+    * moderate: :class:`~switchboard.protocol.sfu.ModerationCommand` → 204;
+    * grants: :class:`~switchboard.protocol.sfu.GrantsUpdate` → 200
+      :class:`~switchboard.protocol.sfu.GrantsReport`;
+    * recording: :class:`~switchboard.protocol.sfu.RecordingCommand` → 200
+      :class:`~switchboard.protocol.sfu.RecordingsReport`, or the engine's refusal with its status.
+    """
+
+    async def end_call(body: EndCall) -> web.Response:
+        await sfu.end_call(body.cid)
+        return web.Response(status=204)
+
+    async def moderate(command: p.ModerationCommand) -> web.Response:
+        await sfu.moderate(command)
+        return web.Response(status=204)
+
+    async def grants(update: p.GrantsUpdate) -> web.Response:
+        sessions = await sfu.update_grants(update)
+        return web.json_response(text=p.GrantsReport(sessions=sessions).model_dump_json())
+
+    async def recording(command: p.RecordingCommand) -> web.Response:
+        try:
+            report = await sfu.recording(command)
+        except SwitchboardError as exc:
+            return error_response(exc.code, exc.message, exc.status)
+        except ValueError as exc:
+            return error_response("invalid_request", str(exc), 400)
+        return web.json_response(text=report.model_dump_json())
+
+    add_admin_route(app, p.INTERNAL_END_CALL_PATH, EndCall, api_secret, end_call)
+    add_admin_route(app, p.INTERNAL_MODERATE_PATH, p.ModerationCommand, api_secret, moderate)
+    add_admin_route(app, p.INTERNAL_GRANTS_PATH, p.GrantsUpdate, api_secret, grants)
+    add_admin_route(app, p.INTERNAL_RECORDING_PATH, p.RecordingCommand, api_secret, recording)

@@ -29,7 +29,6 @@ from aiohttp import web
 from switchboard.protocol import sfu as p
 from switchboard.protocol.tokens import SfuGrants
 from switchboard.server.sfu.forwarding import Kind
-from switchboard.server.sfu.internal_routes import add_admin_route
 from switchboard.server.sfu.moderation import update_grants
 from switchboard.server.sfu.participant import Participant
 from switchboard.server.sfu.room import Room
@@ -121,18 +120,3 @@ async def _remove(room: CallSessions[L], session: L, reason: str) -> None:
             f"{session.user_id!r} may no longer be in {room.cid} ({reason})",
             p.CloseCode.PERMISSION_DENIED,
         )
-
-
-def add_grants_route(
-    app: web.Application, handler: Callable[[p.GrantsUpdate], Awaitable[int]], api_secret: str
-) -> None:
-    """``POST`` :data:`~switchboard.protocol.sfu.INTERNAL_GRANTS_PATH` on an SFU in its own process: a
-    :class:`~switchboard.protocol.sfu.GrantsUpdate` with an admin token; 200 with a
-    :class:`~switchboard.protocol.sfu.GrantsReport`, 401 ``{code,message}`` without a valid admin
-    token, 400 ``invalid_request`` for a malformed body."""
-
-    async def report(update: p.GrantsUpdate) -> web.Response:
-        sessions = await handler(update)
-        return web.json_response(text=p.GrantsReport(sessions=sessions).model_dump_json())
-
-    add_admin_route(app, p.INTERNAL_GRANTS_PATH, p.GrantsUpdate, api_secret, report)

@@ -19,14 +19,9 @@ over, so it cannot resume; whether it may join again is the coordinator's decisi
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable
-
-from aiohttp import web
-
 from switchboard.protocol import sfu as p
 from switchboard.protocol.tokens import SfuGrants
 from switchboard.server.sfu.forwarding import Kind
-from switchboard.server.sfu.internal_routes import add_admin_route
 from switchboard.server.sfu.participant import Participant
 from switchboard.server.sfu.room import Room
 from switchboard.server.sfu.sessions import moderation_targets
@@ -86,16 +81,3 @@ def update_grants(participant: Participant, grants: SfuGrants) -> None:
             tap.close()
             participant.refused.remove(tap)
         participant.publish_receiver(kind, receiver)
-
-
-def add_moderation_route(
-    app: web.Application, handler: Callable[[p.ModerationCommand], Awaitable[int]], api_secret: str
-) -> None:
-    """``POST`` :data:`~switchboard.protocol.sfu.INTERNAL_MODERATE_PATH` on an SFU in its own process:
-    a :class:`~switchboard.protocol.sfu.ModerationCommand` with an admin token (204; 401; 400)."""
-
-    async def moderated(command: p.ModerationCommand) -> web.Response:
-        await handler(command)
-        return web.Response(status=204)
-
-    add_admin_route(app, p.INTERNAL_MODERATE_PATH, p.ModerationCommand, api_secret, moderated)

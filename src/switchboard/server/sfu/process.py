@@ -27,15 +27,12 @@ from typing import Any
 
 import aiohttp
 from aiohttp import web
-from pydantic import BaseModel, ConfigDict
 
 from switchboard.errors import CallStateError, SwitchboardError, error_for
 from switchboard.media.local_ice import loopback_ice_address
 from switchboard.protocol import sfu as p
 from switchboard.protocol.tokens import SfuClaims, create_admin_token
-from switchboard.server.sfu.internal_routes import add_admin_route, error_response
-from switchboard.server.sfu.live_grants import add_grants_route
-from switchboard.server.sfu.moderation import add_moderation_route
+from switchboard.server.sfu.internal_routes import add_sfu_internal_routes
 from switchboard.server.sfu.registration import (
     LoadProbe,
     NodeRegistration,
@@ -51,12 +48,6 @@ START_TIMEOUT = 30.0
 STOP_TIMEOUT = 5.0
 #: seconds the SFU waits for the coordinator's answer at admission
 CHANNEL_TIMEOUT = 5.0
-
-
-class EndCall(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-
-    cid: str
 
 
 class _AdminAuth:
@@ -191,24 +182,7 @@ async def _serve(settings: dict[str, Any], stop: asyncio.Event) -> None:
     sfu = SfuServer(config, admission=channel.admit, on_participant=channel.participant_changed)
     app = sfu.app()
 
-    async def end_call(body: EndCall) -> web.Response:
-        await sfu.end_call(body.cid)
-        return web.Response(status=204)
-
-    add_admin_route(app, p.INTERNAL_END_CALL_PATH, EndCall, config.api_secret, end_call)
-    add_moderation_route(app, sfu.moderate, config.api_secret)
-    add_grants_route(app, sfu.update_grants, config.api_secret)
-
-    async def recording(command: p.RecordingCommand) -> web.Response:
-        try:
-            report = await sfu.recording(command)
-        except SwitchboardError as exc:
-            return error_response(exc.code, exc.message, exc.status)
-        except ValueError as exc:
-            return error_response("invalid_request", str(exc), 400)
-        return web.json_response(text=report.model_dump_json())
-
-    add_admin_route(app, p.INTERNAL_RECORDING_PATH, p.RecordingCommand, config.api_secret, recording)
+    add_sfu_internal_routes(app, sfu, config.api_secret)
     runner = web.AppRunner(app, handle_signals=False, shutdown_timeout=1.0)
     await runner.setup()
     try:

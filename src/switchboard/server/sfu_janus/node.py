@@ -16,15 +16,10 @@ from collections.abc import Callable
 
 from aiohttp import web
 
-from switchboard.errors import SwitchboardError
 from switchboard.media.local_ice import loopback_ice_address
-from switchboard.protocol import sfu as p
-from switchboard.protocol.tokens import verify_admin_token
-from switchboard.server.sfu.live_grants import add_grants_route
-from switchboard.server.sfu.moderation import add_moderation_route
+from switchboard.server.sfu.internal_routes import add_sfu_internal_routes
 from switchboard.server.sfu.server import Admission, SfuConfig
 from switchboard.server.sfu.sessions import ParticipantHook
-from switchboard.server.sfu_janus.janus_api import JsonObject
 from switchboard.server.sfu_janus.janus_process import JanusConfig, JanusProcess
 from switchboard.server.sfu_janus.server import JanusSfuServer
 
@@ -66,41 +61,7 @@ async def serve_janus_node(
         await sfu.start()
         app = sfu.app()
 
-        async def end_call(request: web.Request) -> web.Response:
-            header = request.headers.get("Authorization", "")
-            try:
-                verify_admin_token(
-                    config.api_secret, header[7:].strip() if header.lower().startswith("bearer ") else ""
-                )
-            except SwitchboardError as exc:
-                return web.json_response({"code": exc.code, "message": exc.message}, status=401)
-            try:
-                body: JsonObject = await request.json()
-                cid = str(body["cid"])
-            except (ValueError, KeyError, TypeError) as exc:
-                return web.json_response({"code": "invalid_request", "message": str(exc)}, status=400)
-            await sfu.end_call(cid)
-            return web.Response(status=204)
-
-        app.router.add_post(p.INTERNAL_END_CALL_PATH, end_call)
-        add_moderation_route(app, sfu.moderate, config.api_secret)
-        add_grants_route(app, sfu.update_grants, config.api_secret)
-
-        async def recording(request: web.Request) -> web.Response:
-            header = request.headers.get("Authorization", "")
-            try:
-                verify_admin_token(
-                    config.api_secret, header[7:].strip() if header.lower().startswith("bearer ") else ""
-                )
-                command = p.RecordingCommand.model_validate_json(await request.read())
-                report = await sfu.recording(command)
-            except SwitchboardError as exc:
-                return web.json_response({"code": exc.code, "message": exc.message}, status=exc.status)
-            except ValueError as exc:
-                return web.json_response({"code": "invalid_request", "message": str(exc)}, status=400)
-            return web.json_response(text=report.model_dump_json())
-
-        app.router.add_post(p.INTERNAL_RECORDING_PATH, recording)
+        add_sfu_internal_routes(app, sfu, config.api_secret)
         runner = web.AppRunner(app, handle_signals=False, shutdown_timeout=1.0)
         await runner.setup()
         await web.TCPSite(runner, host, port).start()
