@@ -12,6 +12,7 @@ by hand with ``python -m tests.echo_scenario DIR``.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import os
 import sys
@@ -131,13 +132,26 @@ async def scenario(pulse: Pulse, root: Path) -> dict[str, object]:
     }
 
 
+#: the scheduling priority asked for (``nice``), as an audio daemon does: the echo path's timing is
+#: what is measured, not how the machine shares its cores with other work
+AUDIO_NICE = -10
+
+
+def raise_priority() -> int:
+    """Ask for :data:`AUDIO_NICE` (needs root or CAP_SYS_NICE); the niceness in effect."""
+    with contextlib.suppress(PermissionError):
+        os.nice(AUDIO_NICE - os.nice(0))
+    return os.nice(0)
+
+
 def main() -> None:
     root = Path(sys.argv[1])
+    niceness = raise_priority()  # before PulseAudio starts: the daemon inherits it
     pulse = Pulse(root / "pulse")
     os.environ.update(pulse.env)
     pulse.start()
     try:
-        print(json.dumps(asyncio.run(scenario(pulse, root))), flush=True)
+        print(json.dumps({**asyncio.run(scenario(pulse, root)), "nice": niceness}), flush=True)
     except Exception:
         print(traceback.format_exc(), flush=True)
         raise SystemExit(1) from None

@@ -24,6 +24,7 @@ from switchboard.errors import DeviceError
 from switchboard.media import DeviceMicrophone, DeviceSpeaker, ToneMicrophone, list_audio_devices
 from switchboard.media.analysis import tone_level_dbfs
 from tests.conftest import ClientFactory, wait_heard
+from tests.echo_scenario import AUDIO_NICE
 from tests.pulse import Pulse, require_pulse
 
 MIC_ON = CallConnectOptions(microphone=TrackOption.enabled(), camera=TrackOption.disabled())
@@ -223,6 +224,10 @@ def test_echo_cancellation_on_a_real_echo_path(tmp_path: Path) -> None:
     and of PortAudio's callback thread (hundreds of ms under load) underrun the device queues, which
     moves the echo, and the canceller re-converges. Asserted: at least 10 dB (nine tenths of the
     echo's power removed), which held in every run not overlapping another benchmark.
+
+    The scenario asks for a raised scheduling priority (nice -10, as an audio daemon does): with it,
+    4 busy loops competing for 2 cores leave 78-81 dB where normal priority gave 16-22 dB. So with
+    the priority granted (root; CI) the SPEC's 20 dB is asserted, else 10 dB.
     """
     require_pulse()
     done = subprocess.run(
@@ -238,4 +243,5 @@ def test_echo_cancellation_on_a_real_echo_path(tmp_path: Path) -> None:
     assert done.returncode == 0 and lines, f"scenario failed ({done.returncode}): {done.stdout[-2000:]}"
     result = json.loads(lines[-1])
     assert result["echo_off_dbfs"] > -35.0, result  # the echo path really returns the far end's voice
-    assert result["reduction_db"] >= 10.0, result
+    prioritized = result["nice"] <= AUDIO_NICE
+    assert result["reduction_db"] >= (20.0 if prioritized else 10.0), result
