@@ -155,6 +155,25 @@ def test_video_client_refuses_an_empty_key_or_a_user_id_string() -> None:
         VideoClient("", user=User.regular("alice"), user_token="t")
     with pytest.raises(InvalidRequestError, match="user must be a User, not str 'alice'"):
         VideoClient("key", user="alice", user_token="t")  # type: ignore[arg-type]
+    with pytest.raises(InvalidRequestError, match=r"user_token must be a string \(JWT\) or None, not int 5"):
+        VideoClient("key", user=User.regular("alice"), user_token=5)  # type: ignore[arg-type]
+    with pytest.raises(InvalidRequestError, match="token_provider must be an async function"):
+        VideoClient("key", user=User.regular("alice"), token_provider="jwt")  # type: ignore[arg-type]
+
+
+async def test_focus_and_track_switches_refuse_a_non_call_or_non_bool(make_client: ClientFactory) -> None:
+    client = await make_client("alice", connect=False)
+    call = client.make_call("default", "room")
+    cases = [
+        (client.switch_focus(None, call), "switch_focus from_call must be a Call, not None"),  # type: ignore[arg-type]
+        (client.switch_focus(call, "room"), "switch_focus to_call must be a Call, not str 'room'"),  # type: ignore[arg-type]
+        (call.set_microphone_enabled("yes"), "set_microphone_enabled needs True or False, not str 'yes'"),  # type: ignore[arg-type]
+        (call.set_camera_enabled(None), "set_camera_enabled needs True or False, not None"),  # type: ignore[arg-type]
+    ]
+    for attempt, words in cases:
+        with pytest.raises(InvalidRequestError) as raised:
+            await attempt
+        assert words in str(raised.value)
 
 
 # ---------------------------------------------------------------- policy without multi-call mode

@@ -44,7 +44,7 @@ from switchboard.sdk.types import (
     TrackOption,
     as_member_requests,
 )
-from switchboard.sdk.validation import require_identifiers, require_instance
+from switchboard.sdk.validation import require_bool, require_identifiers, require_instance
 
 log = logging.getLogger("switchboard.sdk.call")
 
@@ -1080,6 +1080,7 @@ class Call:
 
     async def set_microphone_enabled(self, enabled: bool) -> None:
         """Turn the microphone on or off in this call. While suspended, "on" takes effect at resume."""
+        require_bool(enabled, "set_microphone_enabled")
         if (
             enabled
             and self._media is not None
@@ -1101,6 +1102,7 @@ class Call:
 
     async def set_camera_enabled(self, enabled: bool) -> None:
         """Turn the camera on or off in this call (video is untouched by suspension)."""
+        require_bool(enabled, "set_camera_enabled")
         media = self._media
         if enabled and media is not None:
             if m.Capability.SEND_VIDEO not in self.state.value.own_capabilities:
