@@ -26,6 +26,7 @@ from switchboard.cli_common import (
     SFU_PORT_ENV,
     CliError,
     KeyPair,
+    _coordinator_url,
     _env_port,
     _Parser,
     _port,
@@ -272,7 +273,9 @@ def build_parser() -> argparse.ArgumentParser:
     sfu.add_argument("--engine", choices=("embedded", "janus"), default="embedded", help="media engine")
     sfu.add_argument("--host", default=DEFAULT_HOST, help=f"address to listen on (default {DEFAULT_HOST})")
     sfu.add_argument("--port", type=_port, default=DEFAULT_PORT + 1, help="signalling port (0: any free)")
-    sfu.add_argument("--coordinator", required=True, metavar="URL", help="the coordinator's base URL")
+    sfu.add_argument(
+        "--coordinator", required=True, type=_coordinator_url, metavar="URL", help="the coordinator's URL"
+    )
     sfu.add_argument(
         "--janus-event-loops", type=int, default=2, metavar="N", help="Janus media event loops (default 2)"
     )

@@ -55,6 +55,20 @@ def _port(text: str) -> int:
     return port
 
 
+def _coordinator_url(text: str) -> str:
+    """A coordinator base URL (http:// or https:// with a host), as the SDK's base_url accepts."""
+    from switchboard.errors import InvalidRequestError
+    from switchboard.sdk.validation import require_base_url
+
+    try:
+        return require_base_url(text)
+    except InvalidRequestError:
+        raise argparse.ArgumentTypeError(
+            f"{text!r} is not a coordinator URL: use http:// or https:// with a host "
+            "(e.g. http://127.0.0.1:3030)"
+        ) from None
+
+
 def _env_port(name: str, default: int) -> str:
     """The default of a port option: ``$name`` when set (checked like the option), else ``default``."""
     return os.environ.get(name) or str(default)
@@ -133,9 +147,10 @@ def bind_failure(host: str, ports: str, exc: OSError) -> CliError:
     reason = exc.strerror or str(exc)
     if isinstance(exc, socket.gaierror):
         return CliError(f"cannot listen on {host!r}: {reason}; check --host")
+    port_options = "--port and --sfu-port" if " and " in ports else "--port"
     hint = (
-        "Is another server running? Stop it, or choose other ports with --port and --sfu-port"
+        f"Is another server running? Stop it, or choose other ports with {port_options}"
         if exc.errno == errno.EADDRINUSE
-        else "Check --host, --port and --sfu-port"
+        else f"Check --host and {port_options}"
     )
     return CliError(f"cannot listen on {host} ({ports}): {reason}. {hint}")
