@@ -288,10 +288,11 @@ def build_parser() -> argparse.ArgumentParser:
 
     demo = sub.add_parser(
         "demo",
-        help="both multicall use cases, end to end, on an embedded server",
+        help="the multicall use cases, end to end, on an embedded server",
         description=(
-            "Two multicall stories with real WebRTC audio on a server inside this process: "
-            "foreground/background rooms, and a livestream paused by a 1:1 call. Exits 1 if what is "
+            "Three multicall stories with real WebRTC audio on a server inside this process: "
+            "foreground/background rooms, a livestream paused by a 1:1 call, and a supervisor who "
+            "monitors three calls ducked, whispers to one agent and barges in. Exits 1 if what is "
             "heard does not follow the policy."
         ),
     )
