@@ -147,10 +147,10 @@ def bind_failure(host: str, ports: str, exc: OSError) -> CliError:
     reason = exc.strerror or str(exc)
     if isinstance(exc, socket.gaierror):
         return CliError(f"cannot listen on {host!r}: {reason}; check --host")
-    port_options = "--port and --sfu-port" if " and " in ports else "--port"
-    hint = (
-        f"Is another server running? Stop it, or choose other ports with {port_options}"
-        if exc.errno == errno.EADDRINUSE
-        else f"Check --host and {port_options}"
-    )
+    two = " and " in ports  # serve listens on two ports; sfu, coordinator and cluster on one
+    if exc.errno == errno.EADDRINUSE:
+        options = "--port and --sfu-port" if two else "--port"
+        hint = f"Is another server running? Stop it, or choose other ports with {options}"
+    else:
+        hint = "Check --host, --port and --sfu-port" if two else "Check --host and --port"
     return CliError(f"cannot listen on {host} ({ports}): {reason}. {hint}")
