@@ -23,7 +23,7 @@ from switchboard import (
     User,
     VideoClient,
 )
-from switchboard.errors import CallStateError, InvalidRequestError, SwitchboardError
+from switchboard.errors import CallStateError, InvalidRequestError, NetworkError, SwitchboardError
 from switchboard.media import CaptureSpeaker, ToneMicrophone
 from switchboard.sdk.multicall import PolicyIgnoredWarning
 from switchboard.server import EmbeddedServer
@@ -222,3 +222,15 @@ async def test_suspend_before_join_is_refused_and_the_joined_call_is_heard(
     await call.join(AUDIO_ONLY)
     assert call.state.value.status is CallStatus.JOINED and not call.state.value.is_audio_suspended
     await wait_heard(alice, BOB, audible={"bob"})
+
+
+async def test_a_base_url_that_is_not_a_coordinator_says_so(server: EmbeddedServer) -> None:
+    client = VideoClient(
+        server.api_key,
+        user=User.regular("alice"),
+        user_token=server.create_token("alice"),
+        options=ClientOptions(base_url=server.url + "/api/v1"),  # the API prefix given twice
+    )
+    with pytest.raises(NetworkError) as raised:
+        await client.connect()
+    assert "HTTP 404; is ClientOptions.base_url a switchboard coordinator" in str(raised.value)

@@ -191,6 +191,12 @@ class EventsConnection:
             ws = await self._session.ws_connect(
                 self._url, heartbeat=self._interval, timeout=aiohttp.ClientWSTimeout(ws_close=2.0)
             )
+        except aiohttp.WSServerHandshakeError as exc:
+            # something answers HTTP there, but not a coordinator's events socket (a wrong port or path)
+            raise NetworkError(
+                f"cannot open the events socket at {self._url}: HTTP {exc.status}; is ClientOptions.base_url "
+                "a switchboard coordinator (e.g. 'http://127.0.0.1:3030', without '/api/v1')?"
+            ) from exc
         except (aiohttp.ClientError, OSError, TimeoutError) as exc:
             raise NetworkError(f"cannot open the events socket at {self._url}: {exc}") from exc
         try:
