@@ -6,6 +6,8 @@ mistake on a client that is not connected: the input error wins over "not connec
 
 from __future__ import annotations
 
+import subprocess
+import sys
 import warnings
 
 import pytest
@@ -234,3 +236,29 @@ async def test_a_base_url_that_is_not_a_coordinator_says_so(server: EmbeddedServ
     with pytest.raises(NetworkError) as raised:
         await client.connect()
     assert "HTTP 404; is ClientOptions.base_url a switchboard coordinator" in str(raised.value)
+
+
+FORGETS_TO_DISCONNECT = """
+import asyncio
+from switchboard import ClientOptions, User, VideoClient
+from switchboard.server import EmbeddedServer
+
+async def main() -> None:
+    async with EmbeddedServer() as server:
+        client = VideoClient(server.api_key, user=User.regular("alice"),
+                             user_token=server.create_token("alice"),
+                             options=ClientOptions(base_url=server.url))
+        await client.connect()
+        await client.make_call("default", "standup").get_or_create()
+    print("done")
+
+asyncio.run(main())
+"""
+
+
+def test_a_program_that_never_disconnects_exits_without_unclosed_session_reports() -> None:
+    result = subprocess.run(
+        [sys.executable, "-c", FORGETS_TO_DISCONNECT], capture_output=True, text=True, timeout=60
+    )
+    assert result.returncode == 0 and result.stdout == "done\n", result.stderr
+    assert "Unclosed" not in result.stderr, result.stderr

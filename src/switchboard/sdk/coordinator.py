@@ -247,6 +247,18 @@ class EventsConnection:
         return ok
 
     async def _run(self) -> None:
+        try:
+            await self._run_until_closed()
+        except asyncio.CancelledError:
+            if not self._closing:
+                # cancelled from outside close(): asyncio.run() ending with the client still connected
+                # (no disconnect()). Close the HTTP session so the program exits without aiohttp's
+                # "Unclosed client session" report.
+                with contextlib.suppress(Exception):
+                    await self._session.close()
+            raise
+
+    async def _run_until_closed(self) -> None:
         backoff = 0.05
         while not self._closing:
             ws = self._ws
