@@ -262,3 +262,25 @@ def test_a_program_that_never_disconnects_exits_without_unclosed_session_reports
     )
     assert result.returncode == 0 and result.stdout == "done\n", result.stderr
     assert "Unclosed" not in result.stderr, result.stderr
+
+
+async def test_call_arguments_of_the_wrong_type_fail_before_any_network(make_client: ClientFactory) -> None:
+    offline = await make_client("alice", connect=False)
+    call = offline.make_call("default", "typed")
+    cases = [
+        # a bare string was split into letters: mute_users("bob") muted users "b" and "o"
+        (call.mute_users("bob"), "user_ids must be a list"),
+        (call.mute_users(["bob"], audio="yes"), "mute_users audio needs True or False"),  # type: ignore[arg-type]
+        (call.get_or_create(custom="x"), "get_or_create custom must be a dict"),  # type: ignore[arg-type]
+        (call.get_or_create(ringing="yes"), "get_or_create ringing needs True or False"),  # type: ignore[arg-type]
+        (call.update(custom=["x"]), "update custom must be a dict"),  # type: ignore[arg-type]
+        (call.events(5).__anext__(), "event types must be strings"),  # type: ignore[arg-type]
+    ]
+    for attempt, words in cases:
+        with pytest.raises(InvalidRequestError) as raised:
+            await attempt
+        assert words in str(raised.value)
+    with pytest.raises(InvalidRequestError, match="event type must be a string"):
+        call.on(5, print)  # type: ignore[arg-type]
+    with pytest.raises(InvalidRequestError, match="must be callable"):
+        call.on("call.ended", None)  # type: ignore[arg-type]
