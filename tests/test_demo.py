@@ -33,15 +33,18 @@ def test_demo_report_and_plot(tmp_path: Path) -> None:
     # not a TTY: a plain timeline, no live view's cursor movements
     assert "\x1b[" not in out
     for line in (
-        "1/2 Foreground / background rooms · MultiCallAudioPolicy.SUSPEND_INCOMING",
-        "2/2 Pause on incoming call · MultiCallAudioPolicy.SUSPEND_EXISTING",
+        "1/3 Foreground / background rooms · MultiCallAudioPolicy.SUSPEND_INCOMING",
+        "2/3 Pause on incoming call · MultiCallAudioPolicy.SUSPEND_EXISTING",
         "client.switch_focus(room A -> room B)",
         "call.audio_suspended",
         "call.audio_resumed",
         "call.ring",
-        "segments follow the policies",
-        "3 Supervisor · SuspendMode.DUCKED, pan, microphone audience",
+        "segments follow the policies and 15 supervisor checks pass",
+        "3/3 Supervisor · SuspendMode.DUCKED, pan, microphone audience",
+        "agent1 speaks a 300 Hz tone, customer1 a 600 Hz tone",
+        "I (the supervisor) speak a 1200 Hz tone",
         "supervisor: whisper to agent1",
+        "only agent1 hears me",
     ):
         assert line in out, f"missing {line!r} in:\n{out}"
 

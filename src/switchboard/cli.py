@@ -23,6 +23,7 @@ from switchboard.cli_common import (
     SFU_PORT_ENV,
     CliError,
     KeyPair,
+    _coordinator_url,
     _env_port,
     _Parser,
     _port,
@@ -258,7 +259,9 @@ def build_parser() -> argparse.ArgumentParser:
     sfu.add_argument("--engine", choices=("embedded", "janus"), default="embedded", help="media engine")
     add_host_argument(sfu)
     sfu.add_argument("--port", type=_port, default=DEFAULT_PORT + 1, help="signalling port (0: any free)")
-    sfu.add_argument("--coordinator", required=True, metavar="URL", help="the coordinator's base URL")
+    sfu.add_argument(
+        "--coordinator", required=True, type=_coordinator_url, metavar="URL", help="the coordinator's URL"
+    )
     sfu.add_argument(
         "--janus-event-loops", type=int, default=2, metavar="N", help="Janus media event loops (default 2)"
     )
@@ -269,10 +272,11 @@ def build_parser() -> argparse.ArgumentParser:
 
     demo = sub.add_parser(
         "demo",
-        help="both multicall use cases, end to end, on an embedded server",
+        help="the multicall use cases, end to end, on an embedded server",
         description=(
-            "Two multicall stories with real WebRTC audio on a server inside this process: "
-            "foreground/background rooms, and a livestream paused by a 1:1 call. Exits 1 if what is "
+            "Three multicall stories with real WebRTC audio on a server inside this process: "
+            "foreground/background rooms, a livestream paused by a 1:1 call, and a supervisor who "
+            "monitors three calls ducked, whispers to one agent and barges in. Exits 1 if what is "
             "heard does not follow the policy."
         ),
     )

@@ -63,6 +63,20 @@ def _port(text: str) -> int:
     return port
 
 
+def _coordinator_url(text: str) -> str:
+    """A coordinator base URL (http:// or https:// with a host), as the SDK's base_url accepts."""
+    from switchboard.errors import InvalidRequestError
+    from switchboard.sdk.validation import require_base_url
+
+    try:
+        return require_base_url(text)
+    except InvalidRequestError:
+        raise argparse.ArgumentTypeError(
+            f"{text!r} is not a coordinator URL: use http:// or https:// with a host "
+            "(e.g. http://127.0.0.1:3030)"
+        ) from None
+
+
 def _env_port(name: str, default: int) -> str:
     """The default of a port option: ``$name`` when set (checked like the option), else ``default``."""
     return os.environ.get(name) or str(default)
@@ -199,9 +213,10 @@ def bind_failure(host: str, ports: str, exc: OSError) -> CliError:
     reason = exc.strerror or str(exc)
     if isinstance(exc, socket.gaierror):
         return CliError(f"cannot listen on {host!r}: {reason}; check --host")
-    hint = (
-        "Is another server running? Stop it, or choose other ports with --port and --sfu-port"
-        if exc.errno == errno.EADDRINUSE
-        else "Check --host, --port and --sfu-port"
-    )
+    two = " and " in ports  # serve listens on two ports; sfu, coordinator and cluster on one
+    if exc.errno == errno.EADDRINUSE:
+        options = "--port and --sfu-port" if two else "--port"
+        hint = f"Is another server running? Stop it, or choose other ports with {options}"
+    else:
+        hint = "Check --host, --port and --sfu-port" if two else "Check --host and --port"
     return CliError(f"cannot listen on {host} ({ports}): {reason}. {hint}")

@@ -129,26 +129,27 @@ async def test_no_auth_frame_in_time_closes_4001() -> None:
 
 
 @pytest.mark.parametrize(
-    ("frame", "close_code", "error_code"),
+    ("frame", "close_code", "error_code", "words"),
     [
-        ({"token": None}, EventsCloseCode.UNAUTHENTICATED, "token_missing"),
-        ({"token": 42}, EventsCloseCode.UNAUTHENTICATED, "token_invalid"),
-        ({"token": "not.a.jwt"}, EventsCloseCode.UNAUTHENTICATED, "token_invalid"),
-        ({"api_key": "nope"}, EventsCloseCode.UNAUTHENTICATED, "invalid_api_key"),
-        ({"last_event_id": True}, EventsCloseCode.BAD_REQUEST, "invalid_request"),
-        ({"last_event_id": "12"}, EventsCloseCode.BAD_REQUEST, "invalid_request"),
-        ({"surprise": 1}, EventsCloseCode.BAD_REQUEST, "invalid_request"),
-        ({"user": {"id": 5}}, EventsCloseCode.BAD_REQUEST, "invalid_request"),
+        ({"token": None}, EventsCloseCode.UNAUTHENTICATED, "token_missing", "missing user token"),
+        ({"token": 42}, EventsCloseCode.UNAUTHENTICATED, "token_invalid", "not a string"),
+        ({"token": "not.a.jwt"}, EventsCloseCode.UNAUTHENTICATED, "token_invalid", "invalid user token"),
+        ({"api_key": "nope"}, EventsCloseCode.UNAUTHENTICATED, "invalid_api_key", "unknown API key"),
+        ({"last_event_id": True}, EventsCloseCode.BAD_REQUEST, "invalid_request", "last_event_id: "),
+        ({"last_event_id": "12"}, EventsCloseCode.BAD_REQUEST, "invalid_request", "last_event_id: "),
+        ({"surprise": 1}, EventsCloseCode.BAD_REQUEST, "invalid_request", "surprise: "),
+        ({"user": {"id": 5}}, EventsCloseCode.BAD_REQUEST, "invalid_request", "user.id: "),
     ],
 )
 async def test_malformed_auth_frames(
-    server: EmbeddedServer, frame: dict[str, Any], close_code: int, error_code: str
+    server: EmbeddedServer, frame: dict[str, Any], close_code: int, error_code: str, words: str
 ) -> None:
     async with aiohttp.ClientSession() as session:
         ws = await _open(session, server, **frame)
         code, frames = await _until_closed(ws)
     assert code == close_code
     assert frames[-1]["type"] == "error" and frames[-1]["code"] == error_code
+    assert words in frames[-1]["message"]  # says which field is wrong, not only how many errors
 
 
 @pytest.mark.parametrize("first", [b"\x00\x01binary", "not json {", "[1, 2]", '"auth"'])

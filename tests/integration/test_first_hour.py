@@ -6,6 +6,8 @@ mistake on a client that is not connected: the input error wins over "not connec
 
 from __future__ import annotations
 
+import subprocess
+import sys
 import warnings
 
 import pytest
@@ -23,7 +25,7 @@ from switchboard import (
     User,
     VideoClient,
 )
-from switchboard.errors import CallStateError, InvalidRequestError, SwitchboardError
+from switchboard.errors import CallStateError, InvalidRequestError, NetworkError, SwitchboardError
 from switchboard.media import CaptureSpeaker, ToneMicrophone
 from switchboard.sdk.multicall import PolicyIgnoredWarning
 from switchboard.server import EmbeddedServer
@@ -155,6 +157,25 @@ def test_video_client_refuses_an_empty_key_or_a_user_id_string() -> None:
         VideoClient("", user=User.regular("alice"), user_token="t")
     with pytest.raises(InvalidRequestError, match="user must be a User, not str 'alice'"):
         VideoClient("key", user="alice", user_token="t")  # type: ignore[arg-type]
+    with pytest.raises(InvalidRequestError, match=r"user_token must be a string \(JWT\) or None, not int 5"):
+        VideoClient("key", user=User.regular("alice"), user_token=5)  # type: ignore[arg-type]
+    with pytest.raises(InvalidRequestError, match="token_provider must be an async function"):
+        VideoClient("key", user=User.regular("alice"), token_provider="jwt")  # type: ignore[arg-type]
+
+
+async def test_focus_and_track_switches_refuse_a_non_call_or_non_bool(make_client: ClientFactory) -> None:
+    client = await make_client("alice", connect=False)
+    call = client.make_call("default", "room")
+    cases = [
+        (client.switch_focus(None, call), "switch_focus from_call must be a Call, not None"),  # type: ignore[arg-type]
+        (client.switch_focus(call, "room"), "switch_focus to_call must be a Call, not str 'room'"),  # type: ignore[arg-type]
+        (call.set_microphone_enabled("yes"), "set_microphone_enabled needs True or False, not str 'yes'"),  # type: ignore[arg-type]
+        (call.set_camera_enabled(None), "set_camera_enabled needs True or False, not None"),  # type: ignore[arg-type]
+    ]
+    for attempt, words in cases:
+        with pytest.raises(InvalidRequestError) as raised:
+            await attempt
+        assert words in str(raised.value)
 
 
 # ---------------------------------------------------------------- policy without multi-call mode
@@ -203,3 +224,63 @@ async def test_suspend_before_join_is_refused_and_the_joined_call_is_heard(
     await call.join(AUDIO_ONLY)
     assert call.state.value.status is CallStatus.JOINED and not call.state.value.is_audio_suspended
     await wait_heard(alice, BOB, audible={"bob"})
+
+
+async def test_a_base_url_that_is_not_a_coordinator_says_so(server: EmbeddedServer) -> None:
+    client = VideoClient(
+        server.api_key,
+        user=User.regular("alice"),
+        user_token=server.create_token("alice"),
+        options=ClientOptions(base_url=server.url + "/api/v1"),  # the API prefix given twice
+    )
+    with pytest.raises(NetworkError) as raised:
+        await client.connect()
+    assert "HTTP 404; is ClientOptions.base_url a switchboard coordinator" in str(raised.value)
+
+
+FORGETS_TO_DISCONNECT = """
+import asyncio
+from switchboard import ClientOptions, User, VideoClient
+from switchboard.server import EmbeddedServer
+
+async def main() -> None:
+    async with EmbeddedServer() as server:
+        client = VideoClient(server.api_key, user=User.regular("alice"),
+                             user_token=server.create_token("alice"),
+                             options=ClientOptions(base_url=server.url))
+        await client.connect()
+        await client.make_call("default", "standup").get_or_create()
+    print("done")
+
+asyncio.run(main())
+"""
+
+
+def test_a_program_that_never_disconnects_exits_without_unclosed_session_reports() -> None:
+    result = subprocess.run(
+        [sys.executable, "-c", FORGETS_TO_DISCONNECT], capture_output=True, text=True, timeout=60
+    )
+    assert result.returncode == 0 and result.stdout == "done\n", result.stderr
+    assert "Unclosed" not in result.stderr, result.stderr
+
+
+async def test_call_arguments_of_the_wrong_type_fail_before_any_network(make_client: ClientFactory) -> None:
+    offline = await make_client("alice", connect=False)
+    call = offline.make_call("default", "typed")
+    cases = [
+        # a bare string was split into letters: mute_users("bob") muted users "b" and "o"
+        (call.mute_users("bob"), "user_ids must be a list"),
+        (call.mute_users(["bob"], audio="yes"), "mute_users audio needs True or False"),  # type: ignore[arg-type]
+        (call.get_or_create(custom="x"), "get_or_create custom must be a dict"),  # type: ignore[arg-type]
+        (call.get_or_create(ringing="yes"), "get_or_create ringing needs True or False"),  # type: ignore[arg-type]
+        (call.update(custom=["x"]), "update custom must be a dict"),  # type: ignore[arg-type]
+        (call.events(5).__anext__(), "event types must be strings"),  # type: ignore[arg-type]
+    ]
+    for attempt, words in cases:
+        with pytest.raises(InvalidRequestError) as raised:
+            await attempt
+        assert words in str(raised.value)
+    with pytest.raises(InvalidRequestError, match="event type must be a string"):
+        call.on(5, print)  # type: ignore[arg-type]
+    with pytest.raises(InvalidRequestError, match="must be callable"):
+        call.on("call.ended", None)  # type: ignore[arg-type]

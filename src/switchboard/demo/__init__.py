@@ -1,4 +1,7 @@
-"""``switchboard demo``: both multicall use cases, end to end, with real media.
+"""``switchboard demo``: the multicall use cases, end to end, with real media.
+
+Three scenarios: foreground/background rooms, a livestream paused by a 1:1 call, and a supervisor
+monitoring three calls ducked and panned, whispering and barging in.
 
 An embedded server (coordinator + SFU) runs in this process; "me" and a few bots connect to it as
 ordinary :class:`~switchboard.VideoClient` s over real WebRTC. Each bot speaks its own tone, so a
@@ -18,6 +21,9 @@ from switchboard.demo.recorder import Narrator, Scenario
 from switchboard.demo.report import problems
 from switchboard.demo.run import close_view, open_view, show_failure, show_outputs, show_problems
 from switchboard.demo.scenarios import foreground_background_rooms, pause_on_incoming_call
+from switchboard.demo.supervisor import BLURB as SUPERVISOR_BLURB
+from switchboard.demo.supervisor import TITLE as SUPERVISOR_TITLE
+from switchboard.demo.supervisor import cast as supervisor_cast
 from switchboard.demo.supervisor import supervisor_scenario
 from switchboard.demo.view import LEGEND, LiveView
 from switchboard.server import EmbeddedServer
@@ -39,7 +45,7 @@ INTRO = (
 async def run_demo(
     json_path: str | None = None, plot_path: str | None = None, *, cluster: bool = False
 ) -> int:
-    """Run both scenarios, show them, write the optional report and plot; returns the exit code.
+    """Run the three scenarios, show them, write the optional report and plot; returns the exit code.
 
     ``cluster``: against a local cluster (redis-server, two coordinators, two SFU nodes, each a
     process: :class:`~switchboard.server.cluster.LocalCluster`) instead of a server in this process.
@@ -63,7 +69,11 @@ async def run_demo(
             scenarios.append(await foreground_background_rooms(server, narrator))
             scenarios.append(await pause_on_incoming_call(server, narrator))
             console.print()
-            console.print(Text("3 Supervisor · SuspendMode.DUCKED, pan, microphone audience", style="bold"))
+            console.rule(SUPERVISOR_TITLE)
+            console.print(SUPERVISOR_BLURB)
+            for line in supervisor_cast():
+                console.print(Text(line))
+            console.print()
             supervisor = await supervisor_scenario(server, lambda line: console.print(Text(line)))
     except Exception as exc:  # the demo's message is the product here: say what broke, exit 1
         where = f" in scenario {view.current.number} at {view.current.step!r}" if view.current else ""
@@ -76,10 +86,12 @@ async def run_demo(
     found = problems(scenarios) + supervisor.problems
     elapsed = time.monotonic() - started
     segments = sum(len(sc.segments) for sc in scenarios)
+    checks = len(supervisor.checks)
     if show_problems(console, found, ": the audio did not follow the policy"):
         return 1
     console.print(
-        f"[bold green]✓ all {segments} segments follow the policies[/bold green] "
-        f"[dim]({elapsed:.0f} s)[/dim]: focused calls audible both ways, suspended ones silent"
+        f"[bold green]✓ all {segments} segments follow the policies and {checks} supervisor checks pass"
+        f"[/bold green] [dim]({elapsed:.0f} s)[/dim]: focused calls audible both ways, suspended ones "
+        "silent, a whisper heard by its audience only"
     )
     return 0

@@ -1,4 +1,4 @@
-"""The two multicall use cases, played by "me" and a few bots on one embedded server, with real media."""
+"""Scenarios 1 and 2 (rooms; a livestream paused by a call), played by "me" and bots on one server."""
 
 from __future__ import annotations
 

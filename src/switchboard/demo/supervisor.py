@@ -32,6 +32,26 @@ HEARD_DBFS = -40.0
 SILENT_DBFS = -60.0
 MIC_ON = CallConnectOptions(microphone=TrackOption.enabled(), camera=TrackOption.disabled())
 SETTLE_S = 0.8
+
+#: the scenario's header, and what it shows before its first step (printed by ``switchboard demo``)
+TITLE = "3/3 Supervisor · SuspendMode.DUCKED, pan, microphone audience"
+BLURB = (
+    "I supervise three support calls at once (MultiCallAudioPolicy.MANUAL): I hear all three quietly, "
+    "call 1 on my left, call 2 in the centre, call 3 on my right, and nobody hears me. I whisper to "
+    "one agent, barge in, and hand the call back. Each check measures one tone at one speaker (FFT, 1 s)."
+)
+
+
+def cast() -> list[str]:
+    """Who speaks which tone, one line each, as the other scenarios list their voices."""
+    lines = [
+        f"  {name:<11}agent{name.split()[1]} speaks a {agent:.0f} Hz tone, "
+        f"customer{name.split()[1]} a {customer:.0f} Hz tone"
+        for name, (agent, customer) in CALLS.items()
+    ]
+    return [*lines, f"  {'me':<11}I (the supervisor) speak a {SUPERVISOR_HZ:.0f} Hz tone"]
+
+
 MEASURE_S = 1.0
 
 
@@ -131,7 +151,10 @@ async def supervisor_scenario(server: DemoServer, say: Callable[[str], None]) ->
         calls: dict[str, Call] = {}
 
         step = "monitor"
-        say("supervisor: join the three calls ducked (-18 dB), call 1 left, call 2 centre, call 3 right")
+        say(
+            "supervisor: join the three calls ducked (-18 dB): I hear each agent quietly, call 1 on my "
+            "left, call 2 centre, call 3 on my right; no agent hears me"
+        )
         for name in CALLS:
             call = supervisor.make_call("default", f"support-{name.split()[1]}")
             await call.set_playout_pan(PANS[name])
@@ -156,7 +179,7 @@ async def supervisor_scenario(server: DemoServer, say: Callable[[str], None]) ->
 
         step = "whisper"
         agent1, customer1 = people["call 1"]
-        say("supervisor: whisper to agent1 (call 1, audience ['agent1'], focus)")
+        say("supervisor: whisper to agent1 (audience ['agent1'], call 1 resumed): only agent1 hears me")
         await calls["call 1"].set_microphone_audience(["agent1"])
         await calls["call 1"].resume_audio()
         await asyncio.sleep(SETTLE_S)
@@ -167,7 +190,7 @@ async def supervisor_scenario(server: DemoServer, say: Callable[[str], None]) ->
         check(step, "supervisor at customer1", at_customer[0], heard=False)
 
         step = "barge in"
-        say("supervisor: barge in (audience None)")
+        say("supervisor: barge in (call 1: set_microphone_audience(None)): agent1 and customer1 both hear me")
         await calls["call 1"].set_microphone_audience(None)
         await asyncio.sleep(SETTLE_S)
         at_agent, at_customer = await asyncio.gather(
@@ -177,7 +200,10 @@ async def supervisor_scenario(server: DemoServer, say: Callable[[str], None]) ->
         check(step, "supervisor at customer1", at_customer[0], heard=True)
 
         step = "hand back"
-        say("supervisor: hand back (call 1 ducked again)")
+        say(
+            "supervisor: hand back (call 1: suspend_audio(), ducked again): nobody hears me, "
+            "I hear call 1's agent quietly on my left"
+        )
         await calls["call 1"].suspend_audio()
         await asyncio.sleep(SETTLE_S)
         at_agent, at_customer, at_supervisor = await asyncio.gather(

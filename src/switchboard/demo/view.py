@@ -20,7 +20,7 @@ from switchboard.demo.recorder import (
     Segment,
 )
 
-SCENARIO_COUNT = 2
+SCENARIO_COUNT = 3
 METER_WIDTH = 16
 METER_FLOOR_DBFS = -80.0
 EVENT_LINES = 12

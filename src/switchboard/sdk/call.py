@@ -44,7 +44,7 @@ from switchboard.sdk.types import (
     TrackOption,
     as_member_requests,
 )
-from switchboard.sdk.validation import require_identifiers, require_instance
+from switchboard.sdk.validation import require_bool, require_identifiers, require_instance
 
 log = logging.getLogger("switchboard.sdk.call")
 
@@ -296,6 +296,9 @@ class Call:
         Raises InvalidRequestError, before any network, for a member that is neither.
         """
         wanted = as_member_requests(members)
+        require_bool(ringing, "get_or_create ringing")
+        require_bool(video, "get_or_create video")
+        custom = _custom_data(custom, "get_or_create custom")
         api = self._client._require_api()
         request = m.GetOrCreateCallRequest(
             data=m.CallDataRequest(
@@ -324,6 +327,7 @@ class Call:
     async def update(
         self, *, custom: dict[str, Any] | None = None, settings_override: m.CallSettingsRequest | None = None
     ) -> CallState:
+        custom = _custom_data(custom, "update custom")
         api = self._client._require_api()
         body = m.UpdateCallRequest(custom=custom, settings_override=settings_override)
         self._apply_state(await api.request("PATCH", self._path(), m.CallStateResponse, body))
@@ -508,7 +512,9 @@ class Call:
         goes off, and they may turn it on again themselves. Emits ``call.user_muted`` to the call.
         Raises InvalidRequestError (bad ids, nothing to mute) before any network; PermissionDeniedError.
         """
-        ids = require_identifiers(list(user_ids), "user_ids") if user_ids is not None else []
+        ids = require_identifiers(user_ids, "user_ids") if user_ids is not None else []
+        require_bool(audio, "mute_users audio")
+        require_bool(video, "mute_users video")
         if not (audio or video):
             raise InvalidRequestError("nothing to mute: set audio and/or video")
         api = self._client._require_api()
@@ -1080,6 +1086,7 @@ class Call:
 
     async def set_microphone_enabled(self, enabled: bool) -> None:
         """Turn the microphone on or off in this call. While suspended, "on" takes effect at resume."""
+        require_bool(enabled, "set_microphone_enabled")
         if (
             enabled
             and self._media is not None
@@ -1101,6 +1108,7 @@ class Call:
 
     async def set_camera_enabled(self, enabled: bool) -> None:
         """Turn the camera on or off in this call (video is untouched by suspension)."""
+        require_bool(enabled, "set_camera_enabled")
         media = self._media
         if enabled and media is not None:
             if m.Capability.SEND_VIDEO not in self.state.value.own_capabilities:
@@ -1341,3 +1349,14 @@ class Call:
                     session_id=dominant.session_id,
                 )
             )
+
+
+def _custom_data(custom: object, what: str) -> dict[str, Any] | None:
+    """A call's ``custom`` data as given (None: unchanged), else InvalidRequestError before any network."""
+    if custom is None:
+        return None
+    if not isinstance(custom, Mapping) or any(not isinstance(key, str) for key in custom):
+        raise InvalidRequestError(
+            f"{what} must be a dict with string keys (a JSON object), not {type(custom).__name__} {custom!r}"
+        )
+    return dict(custom)

@@ -148,6 +148,15 @@ class VideoClient:
         require_instance(user, User, "user")
         if options is not None:
             require_instance(options, ClientOptions, "options")
+        if user_token is not None and not isinstance(user_token, str):
+            raise InvalidRequestError(
+                f"user_token must be a string (JWT) or None, not {type(user_token).__name__} {user_token!r}"
+            )
+        if token_provider is not None and not callable(token_provider):
+            raise InvalidRequestError(
+                "token_provider must be an async function returning a fresh token, "
+                f"not {type(token_provider).__name__} {token_provider!r}"
+            )
         self.api_key = api_key
         self.user = user
         self._tokens = UserTokenSource(user_token, token_provider)
@@ -290,6 +299,8 @@ class VideoClient:
         be joined by this client (else CallStateError). Atomic with respect to other focus changes; if
         a step fails, both calls are put back and the error names the step.
         """
+        require_instance(from_call, Call, "switch_focus from_call")
+        require_instance(to_call, Call, "switch_focus to_call")
         await self._active.switch_focus(from_call, to_call)
 
     def _connection_id(self) -> str | None:

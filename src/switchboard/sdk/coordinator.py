@@ -191,6 +191,12 @@ class EventsConnection:
             ws = await self._session.ws_connect(
                 self._url, heartbeat=self._interval, timeout=aiohttp.ClientWSTimeout(ws_close=2.0)
             )
+        except aiohttp.WSServerHandshakeError as exc:
+            # something answers HTTP there, but not a coordinator's events socket (a wrong port or path)
+            raise NetworkError(
+                f"cannot open the events socket at {self._url}: HTTP {exc.status}; is ClientOptions.base_url "
+                "a switchboard coordinator (e.g. 'http://127.0.0.1:3030', without '/api/v1')?"
+            ) from exc
         except (aiohttp.ClientError, OSError, TimeoutError) as exc:
             raise NetworkError(f"cannot open the events socket at {self._url}: {exc}") from exc
         try:
@@ -241,6 +247,18 @@ class EventsConnection:
         return ok
 
     async def _run(self) -> None:
+        try:
+            await self._run_until_closed()
+        except asyncio.CancelledError:
+            if not self._closing:
+                # cancelled from outside close(): asyncio.run() ending with the client still connected
+                # (no disconnect()). Close the HTTP session so the program exits without aiohttp's
+                # "Unclosed client session" report.
+                with contextlib.suppress(Exception):
+                    await self._session.close()
+            raise
+
+    async def _run_until_closed(self) -> None:
         backoff = 0.05
         while not self._closing:
             ws = self._ws

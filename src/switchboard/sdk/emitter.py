@@ -7,6 +7,7 @@ import logging
 from collections.abc import AsyncIterator, Callable
 from typing import Any
 
+from switchboard.errors import InvalidRequestError
 from switchboard.protocol.coordinator import Event, utcnow
 
 log = logging.getLogger("switchboard.sdk.events")
@@ -29,6 +30,10 @@ class EventEmitter:
 
     def on(self, event_type: str, callback: Callable[[Event], None]) -> Callable[[], None]:
         """Call ``callback`` for each event of ``event_type`` (``"*"``: every event). Returns unsubscribe."""
+        if not isinstance(event_type, str) or not event_type:
+            raise InvalidRequestError(f"event type must be a string such as 'call.ended', not {event_type!r}")
+        if not callable(callback):
+            raise InvalidRequestError(f"the callback for {event_type!r} must be callable, not {callback!r}")
         self._callbacks.setdefault(event_type, []).append(callback)
 
         def unsubscribe() -> None:
@@ -40,6 +45,9 @@ class EventEmitter:
 
     async def events(self, *types: str) -> AsyncIterator[Event]:
         """Every event from now on (only ``types`` when given)."""
+        for event_type in types:
+            if not isinstance(event_type, str) or not event_type:
+                raise InvalidRequestError(f"event types must be strings ('call.ended'), not {event_type!r}")
         queue: asyncio.Queue[Event] = asyncio.Queue()
         entry = (queue, frozenset(types) if types else None)
         self._queues.append(entry)

@@ -21,6 +21,7 @@ __all__ = [
     "IDENTIFIER_RULE",
     "MEMBER_ROLES",
     "require_base_url",
+    "require_bool",
     "require_identifier",
     "require_identifiers",
     "require_instance",
@@ -64,6 +65,13 @@ def require_instance(value: object, kind: type[T], what: str) -> T:
     """``value`` if it is a ``kind``, else InvalidRequestError naming what was given."""
     if not isinstance(value, kind):
         raise InvalidRequestError(f"{what} must be a {kind.__name__}, not {_describe(value)}")
+    return value
+
+
+def require_bool(value: object, what: str) -> bool:
+    """``value`` if it is True or False, else InvalidRequestError (a truthy string is not "on")."""
+    if not isinstance(value, bool):
+        raise InvalidRequestError(f"{what} needs True or False, not {_describe(value)}")
     return value
 
 
@@ -111,4 +119,4 @@ def _require_list(values: object, what: str) -> list[Any]:
 
 
 def _describe(value: object) -> str:
-    return f"{type(value).__name__} {value!r}"
+    return "None" if value is None else f"{type(value).__name__} {value!r}"

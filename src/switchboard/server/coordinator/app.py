@@ -502,7 +502,10 @@ def _parse_auth(first: Any) -> m.AuthRequest:
     try:
         return m.AuthRequest.model_validate(data)
     except ValidationError as exc:
-        raise InvalidRequestError(f"malformed auth message: {exc.error_count()} error(s)") from exc
+        problems = "; ".join(
+            f"{'.'.join(str(p) for p in err['loc']) or 'message'}: {err['msg']}" for err in exc.errors()[:5]
+        )
+        raise InvalidRequestError(f"malformed auth message: {problems}") from exc
 
 
 SOCKET_OPENS_KEY = web.AppKey("socket_opens", Limiter)

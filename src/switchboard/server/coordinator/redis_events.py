@@ -21,6 +21,9 @@ import contextlib
 import logging
 from typing import Any, cast
 
+from redis.exceptions import ConnectionError as RedisConnectionError
+from redis.exceptions import TimeoutError as RedisTimeoutError
+
 from switchboard.protocol.coordinator import Event
 from switchboard.server.coordinator.events import WATCH_GRACE_SECONDS, Connection, EventHub
 from switchboard.server.coordinator.redis_store import RedisStore, event_from_entry
@@ -57,15 +60,25 @@ class RedisEventHub(EventHub):
         redis = self._redis_store.redis
         stream = self._redis_store.events_key
         cursor = f"{last_id}-0"
+        unreachable = False  # Redis went away: said once in one line, not a traceback a second
         while True:
             try:
                 answer = cast(list[Any], await redis.xread({stream: cursor}, block=READ_BLOCK_MS, count=500))
             except asyncio.CancelledError:
                 raise
+            except (RedisConnectionError, RedisTimeoutError, OSError) as exc:
+                if not unreachable:
+                    log.error("cannot read the event stream from Redis (%s); retrying every 1 s", exc)
+                unreachable = True
+                await asyncio.sleep(1.0)
+                continue
             except Exception:
                 log.exception("reading the event stream failed; retrying in 1 s")
                 await asyncio.sleep(1.0)
                 continue
+            if unreachable:
+                log.warning("reading the event stream from Redis again")
+                unreachable = False
             for _stream, entries in answer:
                 for entry_id, fields in entries:
                     stored = event_from_entry(entry_id, fields)

@@ -31,6 +31,9 @@ import time
 from contextlib import AbstractAsyncContextManager
 from typing import TYPE_CHECKING, Any
 
+from redis.exceptions import ConnectionError as RedisConnectionError
+from redis.exceptions import TimeoutError as RedisTimeoutError
+
 from switchboard.errors import CallStateError, InvalidRequestError, PermissionDeniedError
 from switchboard.protocol import coordinator as m
 from switchboard.protocol.coordinator import RejectReason, RingOutcome, utcnow
@@ -124,14 +127,22 @@ class Ringer:
 
     async def _sweep(self) -> None:
         """End rings overdue by more than SWEEP_GRACE s that no timer ended (their coordinator died)."""
+        unreachable = False  # the store (Redis) went away: said once in one line, not 4 tracebacks a second
         while True:
             await asyncio.sleep(SWEEP_INTERVAL)
             try:
                 due = await self._c.store.claim_due_rings(time.time() - SWEEP_GRACE, SWEEP_LEASE)
+                if unreachable:
+                    log.warning("sweeping overdue rings again: the store answers")
+                    unreachable = False
                 for cid, ring_id in due:
                     await self._deadline(cid, ring_id, 0.0)
             except asyncio.CancelledError:
                 raise
+            except (RedisConnectionError, RedisTimeoutError, OSError) as exc:
+                if not unreachable:
+                    log.error("cannot sweep overdue rings: the store is unreachable (%s); retrying", exc)
+                unreachable = True
             except Exception:
                 log.exception("sweeping overdue rings failed; retrying")
 
