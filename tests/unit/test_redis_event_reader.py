@@ -22,6 +22,16 @@ class _FlakyRedis:
         self.reads = 0
         self.answered = asyncio.Event()
 
+    def client(self) -> _FlakyRedis:
+        """The reader's own connection (one client here)."""
+        return self
+
+    async def client_id(self) -> int:
+        if self.reads < self.failures:
+            self.reads += 1
+            raise RedisConnectionError("Error 111 connecting to redis:6379. Connection refused.")
+        return 7
+
     async def xread(self, streams: dict[str, str], **_: Any) -> list[Any]:
         self.reads += 1
         if self.reads <= self.failures:
@@ -43,6 +53,7 @@ async def test_a_lost_redis_is_one_log_line_then_one_when_it_is_back(
     redis = _FlakyRedis(failures=3)
     hub = object.__new__(RedisEventHub)
     hub._redis_store = cast(Any, _Store(redis))
+    hub._closing, hub._reader_id = False, None
     caplog.set_level(logging.INFO, logger="switchboard.coordinator.events")
     reader = asyncio.create_task(hub._read(0))
     try:

@@ -21,7 +21,9 @@ import contextlib
 import logging
 from typing import Any, cast
 
+from redis.asyncio import Redis
 from redis.exceptions import ConnectionError as RedisConnectionError
+from redis.exceptions import RedisError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 
 from switchboard.protocol.coordinator import Event
@@ -35,8 +37,9 @@ log = logging.getLogger("switchboard.coordinator.events")
 #: without closing its sockets leaves them for this long, enough for its clients to come back.
 LIVE_TTL = 24 * 3600
 #: Longest wait of one blocking stream read (ms); the reader loops. Well under redis-py's default
-#: socket timeout (5 s), which would otherwise end a quiet read with a TimeoutError.
-READ_BLOCK_MS = 1000
+#: socket timeout (5 s), which would otherwise end a quiet read with a TimeoutError; also about how
+#: long closing waits for the reader to finish its read (a blocking read is not cancelled).
+READ_BLOCK_MS = 500
 
 
 class RedisEventHub(EventHub):
@@ -46,6 +49,11 @@ class RedisEventHub(EventHub):
         super().__init__(store)
         self._redis_store = store
         self._reader: asyncio.Task[None] | None = None
+        self._closing = False
+        #: the reader's own connection (blocking reads hold it) and its Redis client id, by which
+        #: closing unblocks the read at once (``CLIENT UNBLOCK``)
+        self._reader_client: Redis | None = None
+        self._reader_id: int | None = None
 
     def _key(self, *parts: str) -> str:
         return self._redis_store.key(*parts)
@@ -53,20 +61,26 @@ class RedisEventHub(EventHub):
     async def start(self) -> None:
         """Start reading the shared event stream from its current end."""
         if self._reader is None:
+            self._closing = False
             last = await self._redis_store.last_event_id()
             self._reader = asyncio.get_running_loop().create_task(self._read(last))
 
     async def _read(self, last_id: int) -> None:
-        redis = self._redis_store.redis
+        redis = self._reader_client = self._redis_store.redis.client()
         stream = self._redis_store.events_key
         cursor = f"{last_id}-0"
         unreachable = False  # Redis went away: said once in one line, not a traceback a second
-        while True:
+        while not self._closing:
             try:
+                if self._reader_id is None:
+                    self._reader_id = int(await redis.client_id())
+                    if self._closing:
+                        break
                 answer = cast(list[Any], await redis.xread({stream: cursor}, block=READ_BLOCK_MS, count=500))
             except asyncio.CancelledError:
                 raise
             except (RedisConnectionError, RedisTimeoutError, OSError) as exc:
+                self._reader_id = None  # a new connection, a new client id
                 if not unreachable:
                     log.error("cannot read the event stream from Redis (%s); retrying every 1 s", exc)
                 unreachable = True
@@ -145,8 +159,26 @@ class RedisEventHub(EventHub):
 
     async def close_all(self) -> None:
         await super().close_all()
-        if self._reader is not None:
-            self._reader.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._reader
-            self._reader = None
+        reader, self._reader = self._reader, None
+        if reader is None:
+            return
+        # Not reader.cancel(): a cancellation that lands inside redis-py's blocking XREAD can be
+        # swallowed and leave the task waiting forever (redis/redis-py#2028; seen here about once in
+        # ten server stops under load). CLIENT UNBLOCK ends the read at once (as if it timed out), and
+        # the loop sees it is closing; at worst the read ends by itself within READ_BLOCK_MS.
+        self._closing = True
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + READ_BLOCK_MS / 1000 + 2.0
+        while not reader.done() and loop.time() < deadline:  # again until it lands on a blocked read
+            if self._reader_id is not None:
+                with contextlib.suppress(RedisError, OSError):
+                    await self._redis_store.redis.client_unblock(self._reader_id)
+            await asyncio.wait({reader}, timeout=0.05)
+        if not reader.done():
+            log.warning("the event stream reader did not stop after its read; cancelling it")
+            reader.cancel()
+            await asyncio.wait({reader}, timeout=1.0)
+        client, self._reader_client, self._reader_id = self._reader_client, None, None
+        if client is not None:
+            with contextlib.suppress(RedisError, OSError):
+                await client.aclose()
