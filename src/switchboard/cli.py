@@ -35,6 +35,7 @@ from switchboard.cli_common import (
     configure_logging,
     resolve_key_pair,
     run_until_stopped,
+    start_unless_stopped,
     stop_on_signals,
 )
 from switchboard.protocol.tokens import create_user_token
@@ -101,7 +102,8 @@ async def _serve(
         detail = f" (set {TURN_SECRET_ENV})" if "turn_secret" in str(exc) else ""
         raise CliError(f"{exc}{detail}") from None
     try:
-        await server.start()
+        if not await start_unless_stopped(stop, server):
+            return
     except OSError as exc:
         await server.stop()
         raise bind_failure(host, f"ports {port} and {sfu_port}", exc) from None

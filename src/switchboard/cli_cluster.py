@@ -24,6 +24,7 @@ from switchboard.cli_common import (
     configure_logging,
     resolve_key_pair,
     run_until_stopped,
+    start_unless_stopped,
     stop_on_signals,
 )
 
@@ -115,7 +116,8 @@ async def _cluster(args: argparse.Namespace) -> None:
             api_secret=keys.api_secret,
             log_level=args.log_level,
         )
-        await cluster.start()
+        if not await start_unless_stopped(stop, cluster):
+            return
     except ClusterError as exc:
         raise CliError(str(exc)) from None
     except OSError as exc:

@@ -185,6 +185,31 @@ class _Stoppable(Protocol):
     async def stop(self) -> None: ...
 
 
+class _Startable(_Stoppable, Protocol):
+    async def start(self) -> object: ...
+
+
+async def start_unless_stopped(stop: asyncio.Event, server: _Startable) -> bool:
+    """``await server.start()`` unless ``stop`` (SIGINT/SIGTERM) is set first: then the start-up is
+    cancelled and ``server.stop()`` undoes what it had done. Whether the server started; the errors
+    of ``start()`` propagate. (A start-up that waits on something that never answers, such as a
+    silent Redis, must not make a server deaf to SIGTERM.)"""
+    starting = asyncio.ensure_future(server.start())
+    stopping = asyncio.ensure_future(stop.wait())
+    try:
+        await asyncio.wait({starting, stopping}, return_when=asyncio.FIRST_COMPLETED)
+    finally:
+        stopping.cancel()
+    if starting.done():
+        starting.result()
+        return True
+    starting.cancel()
+    with contextlib.suppress(asyncio.CancelledError, Exception):
+        await starting
+    await server.stop()
+    return False
+
+
 def stop_on_signals() -> asyncio.Event:
     """An event set on SIGINT (Ctrl-C) or SIGTERM, for a server command to stop cleanly.
 

@@ -24,6 +24,7 @@ from switchboard.cli_common import (
     configure_logging,
     resolve_key_pair,
     run_until_stopped,
+    start_unless_stopped,
     stop_on_signals,
 )
 
@@ -97,7 +98,8 @@ async def _coordinator(args: argparse.Namespace) -> None:
         own_sfu=not args.no_sfu,
     )
     try:
-        await server.start()
+        if not await start_unless_stopped(stop, server):
+            return
     except RedisUnavailableError as exc:
         raise CliError(exc.message) from None
     except OSError as exc:

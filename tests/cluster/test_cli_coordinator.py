@@ -58,3 +58,47 @@ async def test_it_serves_with_its_own_sfu_and_stops_on_sigterm(tmp_path: Path, r
         if proc.poll() is None:
             proc.kill()
             proc.wait()
+
+
+async def test_sigterm_during_start_up_stops_it(tmp_path: Path) -> None:
+    """A Redis that accepts connections and never answers holds the start-up; SIGTERM still stops
+    the coordinator at once, cleanly (exit 0, no traceback)."""
+
+    async def silent(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        await reader.read()  # accept, read, never answer
+        writer.close()
+
+    silent_redis = await asyncio.start_server(silent, "127.0.0.1", 0)
+    port = silent_redis.sockets[0].getsockname()[1]
+    proc = subprocess.Popen(  # noqa: ASYNC220 (a real coordinator process)
+        [*CLI, "coordinator", "--redis", f"redis://127.0.0.1:{port}/0", "--port", "0"],
+        env=keyed_env(tmp_path),
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        for _ in range(200):  # until it is waiting on the silent Redis
+            await asyncio.sleep(0.05)
+            if _connected(port):
+                break
+        proc.send_signal(signal.SIGTERM)
+        out, err = await asyncio.get_running_loop().run_in_executor(
+            None, lambda: proc.communicate(timeout=10)
+        )
+        assert proc.returncode == 0, err
+        assert "Traceback" not in err and "switchboard coordinator on" not in out, (out, err)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+        silent_redis.close()
+        await silent_redis.wait_closed()
+
+
+def _connected(port: int) -> bool:
+    """Whether some process holds an established TCP connection to 127.0.0.1:``port``."""
+    done = subprocess.run(
+        ["ss", "-Htn", "state", "established", f"dport = :{port}"], capture_output=True, text=True
+    )
+    return bool(done.stdout.strip())
