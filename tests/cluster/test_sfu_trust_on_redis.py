@@ -16,3 +16,8 @@ from tests.integration.test_sfu_trust import *  # noqa: F403  (the scenarios, re
 @pytest.fixture
 async def server(redis_backed_server: EmbeddedServer) -> EmbeddedServer:
     return redis_backed_server
+
+
+# Not re-run here: it starts its own in-memory server (it measures the SFU's memory, not the store's),
+# so on this page it would run exactly as in tests/integration/test_sfu_trust.py, a minute for nothing.
+del test_update_subscription_naming_made_up_sessions_does_not_grow_memory  # noqa: F821
