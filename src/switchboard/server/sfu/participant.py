@@ -37,6 +37,7 @@ from switchboard.server.sfu.sdp import (
     wants_stereo,
 )
 from switchboard.server.sfu.sessions import (
+    BackgroundTasks,
     apply_pause,
     audience_changed,
     audience_of,
@@ -102,7 +103,7 @@ class Participant:
         self._negotiating = False
         self._renegotiate = False
         self._answer: asyncio.Future[str] | None = None
-        self._tasks: set[asyncio.Task[None]] = set()
+        self._tasks = BackgroundTasks(self)
         #: trickled candidates that arrived before the description they belong to was applied
         self._pending_candidates: dict[str, list[p.IceCandidate]] = {"publisher": [], "subscriber": []}
         self.publisher.on("track", self._on_publisher_track)
@@ -117,14 +118,7 @@ class Participant:
         return participant_info(self.user_id, self.session_id, tracks, self.audience)
 
     def spawn(self, coro: Awaitable[None]) -> None:
-        task = asyncio.ensure_future(coro)
-        self._tasks.add(task)
-        task.add_done_callback(self._task_done)
-
-    def _task_done(self, task: asyncio.Task[None]) -> None:
-        self._tasks.discard(task)
-        if not task.cancelled() and task.exception() is not None:
-            log.error("%r: background task failed", self, exc_info=task.exception())
+        self._tasks.spawn(coro)
 
     async def send(self, message: p.ServerMessage | p._Msg) -> None:
         ws = self.ws
@@ -441,9 +435,7 @@ class Participant:
         self.refused.clear()
         for down in self.downtracks:
             down.close()
-        for task in list(self._tasks):
-            if task is not asyncio.current_task():
-                task.cancel()
+        self._tasks.cancel()
         await asyncio.gather(self.publisher.close(), self.subscriber.close(), return_exceptions=True)
         ws = self.ws
         if ws is not None and not ws.closed:

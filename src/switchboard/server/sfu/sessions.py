@@ -30,6 +30,32 @@ from switchboard.protocol import sfu as p
 
 log = logging.getLogger("switchboard.sfu")
 
+
+class BackgroundTasks:
+    """The tasks one session (or listener) runs beside its socket: kept referenced until done, each
+    failure logged naming ``owner``, all cancelled by :meth:`cancel` when the owner closes."""
+
+    def __init__(self, owner: object) -> None:
+        self._owner = owner
+        self._tasks: set[asyncio.Task[None]] = set()
+
+    def spawn(self, coro: Awaitable[None]) -> None:
+        task = asyncio.ensure_future(coro)
+        self._tasks.add(task)
+        task.add_done_callback(self._done)
+
+    def _done(self, task: asyncio.Task[None]) -> None:
+        self._tasks.discard(task)
+        if not task.cancelled() and task.exception() is not None:
+            log.error("%s: background task failed", self._owner, exc_info=task.exception())
+
+    def cancel(self) -> None:
+        """Cancel every task but the one calling (a task may close its own owner)."""
+        for task in list(self._tasks):
+            if task is not asyncio.current_task():
+                task.cancel()
+
+
 Kind = Literal["audio", "video"]
 #: one pause a subscriber asked for: (publisher session id, or None for every publisher; kind)
 PauseKey = tuple[str | None, Kind]

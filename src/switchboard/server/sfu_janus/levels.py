@@ -14,7 +14,6 @@ to the recording (``recording.py``).
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
 import logging
 from collections.abc import Awaitable, Callable
@@ -25,6 +24,7 @@ from aiortc.mediastreams import MediaStreamTrack
 
 from switchboard.media.local_ice import create_peer_connection
 from switchboard.media.rtp_hooks import EncodedFrame, ReceiverTap, route_remote_ssrcs, tap_receiver
+from switchboard.server.sfu.sessions import BackgroundTasks
 from switchboard.server.sfu.speakers import SpeakerDetector
 from switchboard.server.sfu_janus.janus_api import JanusError, JsonObject
 from switchboard.server.sfu_janus.sdp import janus_dtls_client
@@ -64,18 +64,11 @@ class LevelListener:
         #: a running recording of the call, given every packet too
         self.recorder: PacketSink | None = None
         self.taps: list[ReceiverTap] = []
-        self._tasks: set[asyncio.Task[None]] = set()
+        self._tasks = BackgroundTasks(f"{room.cid} level listener")
         self.closed = False
 
     def spawn(self, coro: Awaitable[None]) -> None:
-        task = asyncio.ensure_future(coro)
-        self._tasks.add(task)
-        task.add_done_callback(self._task_done)
-
-    def _task_done(self, task: asyncio.Task[None]) -> None:
-        self._tasks.discard(task)
-        if not task.cancelled() and task.exception() is not None:
-            log.error("%s: level listener task failed", self.room.cid, exc_info=task.exception())
+        self._tasks.spawn(coro)
 
     async def sync(self) -> None:
         """Subscribe to the audio streams published now and drop those that are gone."""
@@ -154,9 +147,7 @@ class LevelListener:
     async def close(self) -> None:
         self.closed = True
         self.detector.close()
-        for task in list(self._tasks):
-            if task is not asyncio.current_task():
-                task.cancel()
+        self._tasks.cancel()
         await self.subscription.detach()
         for tap in self.taps:
             tap.close()

@@ -38,6 +38,7 @@ from switchboard.protocol.tokens import SfuClaims, SfuGrants
 from switchboard.server.sfu.participant import MAX_PUBLISHER_MEDIA
 from switchboard.server.sfu.sessions import (
     Audience,
+    BackgroundTasks,
     CallSessions,
     Kind,
     ParticipantHook,
@@ -111,7 +112,7 @@ class JanusParticipant:
         self._answer: asyncio.Future[str] | None = None
         self._discard_answer = False
         self.closed = False
-        self._tasks: set[asyncio.Task[None]] = set()
+        self._tasks = BackgroundTasks(self)
 
     def __repr__(self) -> str:
         return f"JanusParticipant({self.user_id}/{self.session_id[:8]})"
@@ -127,14 +128,7 @@ class JanusParticipant:
         return participant_info(self.user_id, self.session_id, tracks, self.audience)
 
     def spawn(self, coro: Awaitable[None]) -> None:
-        task = asyncio.ensure_future(coro)
-        self._tasks.add(task)
-        task.add_done_callback(self._task_done)
-
-    def _task_done(self, task: asyncio.Task[None]) -> None:
-        self._tasks.discard(task)
-        if not task.cancelled() and task.exception() is not None:
-            log.error("%r: background task failed", self, exc_info=task.exception())
+        self._tasks.spawn(coro)
 
     async def send(self, message: p._Msg) -> None:
         ws = self.ws
@@ -420,9 +414,7 @@ class JanusParticipant:
         publisher, self.publisher = self.publisher, None
         if publisher is not None and not publisher.connection.closed.is_set():
             await publisher.detach()
-        for task in list(self._tasks):
-            if task is not asyncio.current_task():
-                task.cancel()
+        self._tasks.cancel()
         ws, self.ws = self.ws, None
         if ws is not None and not ws.closed:
             with contextlib.suppress(Exception):
