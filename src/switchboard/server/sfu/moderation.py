@@ -24,45 +24,23 @@ from switchboard.protocol.tokens import SfuGrants
 from switchboard.server.sfu.forwarding import Kind
 from switchboard.server.sfu.participant import Participant
 from switchboard.server.sfu.room import Room
-from switchboard.server.sfu.sessions import moderation_targets
-
-
-def targets(room: Room, command: p.ModerationCommand) -> list[Participant]:
-    """The sessions ``command`` acts on (never the moderator's own when acting on everyone)."""
-    return moderation_targets(room.participants.values(), command)
+from switchboard.server.sfu.sessions import apply_moderation
 
 
 async def moderate(room: Room, command: p.ModerationCommand) -> int:
     """Apply ``command`` to ``room``; the number of sessions it acted on."""
-    sessions = targets(room, command)
-    for participant in sessions:
-        if command.action == "grants":
-            if command.grants is not None:
-                update_grants(participant, command.grants)
-        elif command.action == "mute":
-            for kind in command.kinds:
-                participant.moderated.add(kind)
-                participant.muted[kind] = True
-                track = participant.published.get(kind)
-                if track is not None:
-                    track.muted = True
-                    track.moderated = True
-                await room.broadcast(
-                    p.MuteStateChanged(
-                        user_id=participant.user_id,
-                        session_id=participant.session_id,
-                        kind=kind,
-                        muted=True,
-                    ),
-                    exclude=None,
-                )
-            await participant.send(p.ModerationNotice(action="muted", by=command.by, kinds=command.kinds))
-        else:
-            await participant.send(
-                p.ModerationNotice(action="removed", by=command.by, blocked=command.blocked)
-            )
-            await room.remove(participant, reason="removed")
-    return len(sessions)
+    return await apply_moderation(room, command, regrant=update_grants, mute=_mute)
+
+
+def _mute(participant: Participant, kinds: list[Kind]) -> None:
+    """Stop forwarding ``kinds`` of ``participant`` until its client unmutes them."""
+    for kind in kinds:
+        participant.moderated.add(kind)
+        participant.muted[kind] = True
+        track = participant.published.get(kind)
+        if track is not None:
+            track.muted = True
+            track.moderated = True
 
 
 def update_grants(participant: Participant, grants: SfuGrants) -> None:

@@ -27,6 +27,7 @@ from collections.abc import Awaitable, Callable, Collection, Iterable
 from typing import Any, Generic, Literal, Protocol, TypeVar
 
 from switchboard.protocol import sfu as p
+from switchboard.protocol.tokens import SfuGrants
 
 log = logging.getLogger("switchboard.sfu")
 
@@ -211,3 +212,37 @@ class CallSessions(Generic[S]):
         timer = self._removal_timers.pop(participant.session_id, None)
         if timer is not None:
             timer.cancel()
+
+
+async def apply_moderation(
+    room: CallSessions[S],
+    command: p.ModerationCommand,
+    *,
+    regrant: Callable[[S, SfuGrants], None],
+    mute: Callable[[S, list[p.TrackKind]], None],
+) -> int:
+    """Apply a moderator's ``command`` to ``room`` as every engine does; the number of sessions it
+    acted on. The engine's part: ``regrant`` applies new grants to one session, ``mute`` stops
+    forwarding kinds of one session until its own client unmutes them; this part tells everyone
+    (``mute_state_changed``, ``moderation_notice``) and removes sessions (reason ``removed``)."""
+    sessions = moderation_targets(list(room.participants.values()), command)
+    for participant in sessions:
+        if command.action == "grants":
+            if command.grants is not None:
+                regrant(participant, command.grants)
+        elif command.action == "mute":
+            mute(participant, command.kinds)
+            for kind in command.kinds:
+                await room.broadcast(
+                    p.MuteStateChanged(
+                        user_id=participant.user_id, session_id=participant.session_id, kind=kind, muted=True
+                    ),
+                    exclude=None,
+                )
+            await participant.send(p.ModerationNotice(action="muted", by=command.by, kinds=command.kinds))
+        else:
+            await participant.send(
+                p.ModerationNotice(action="removed", by=command.by, blocked=command.blocked)
+            )
+            await room.remove(participant, reason="removed")
+    return len(sessions)

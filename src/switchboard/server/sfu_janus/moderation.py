@@ -16,33 +16,25 @@ The same behaviour as the embedded engine (``server/sfu/moderation.py``), throug
 from __future__ import annotations
 
 from switchboard.protocol import sfu as p
-from switchboard.server.sfu.sessions import moderation_targets
-from switchboard.server.sfu_janus.room import JanusRoom
+from switchboard.protocol.sfu import TrackKind
+from switchboard.protocol.tokens import SfuGrants
+from switchboard.server.sfu.sessions import apply_moderation
+from switchboard.server.sfu_janus.room import JanusParticipant, JanusRoom
 
 
 async def moderate(room: JanusRoom, command: p.ModerationCommand) -> int:
     """Apply ``command`` to ``room``; the number of sessions it acted on."""
-    sessions = moderation_targets(list(room.participants.values()), command)
-    for participant in sessions:
-        if command.action == "grants":
-            if command.grants is not None:
-                participant.apply_grants(command.grants)
-                participant.spawn(participant.publish_allowed())
-        elif command.action == "mute":
-            participant.moderated.update(command.kinds)
-            room.refresh_pauses()
-            for kind in command.kinds:
-                participant.muted[kind] = True
-                await room.broadcast(
-                    p.MuteStateChanged(
-                        user_id=participant.user_id, session_id=participant.session_id, kind=kind, muted=True
-                    ),
-                    exclude=None,
-                )
-            await participant.send(p.ModerationNotice(action="muted", by=command.by, kinds=command.kinds))
-        else:
-            await participant.send(
-                p.ModerationNotice(action="removed", by=command.by, blocked=command.blocked)
-            )
-            await room.remove(participant, reason="removed")
-    return len(sessions)
+    return await apply_moderation(room, command, regrant=_regrant, mute=_mute)
+
+
+def _regrant(participant: JanusParticipant, grants: SfuGrants) -> None:
+    participant.apply_grants(grants)
+    participant.spawn(participant.publish_allowed())
+
+
+def _mute(participant: JanusParticipant, kinds: list[TrackKind]) -> None:
+    """Held back from every subscriber until the client unmutes them itself."""
+    participant.moderated.update(kinds)
+    participant.room.refresh_pauses()
+    for kind in kinds:
+        participant.muted[kind] = True
