@@ -112,7 +112,7 @@ import math
 import queue
 import time
 from collections import deque
-from collections.abc import Callable, Coroutine
+from collections.abc import Callable, Coroutine, Iterable
 from dataclasses import dataclass
 from typing import Any, Final, Literal
 
@@ -1282,6 +1282,19 @@ def _all_names(code: types.CodeType) -> set[str]:
     return names
 
 
+def _code_problems(expectations: Iterable[tuple[type, str, frozenset[str]]]) -> list[str]:
+    """For each ``(owner, function name, names)``: "missing" when ``owner`` has no such function, or
+    the ``names`` its code (nested code included) no longer references."""
+    problems: list[str] = []
+    for owner, name, names in expectations:
+        code = getattr(getattr(owner, name, None), "__code__", None)
+        if code is None:
+            problems.append(f"{owner.__name__}.{name} is missing")
+        elif missing := names - _all_names(code):
+            problems.append(f"{owner.__name__}.{name} no longer references {sorted(missing)}")
+    return problems
+
+
 def _verify_aioice(version: str = aioice.__version__) -> None:
     """Raise ``RuntimeError`` unless aioice is the exact version/code shape the ICE hooks target."""
     if version != SUPPORTED_AIOICE_VERSION:
@@ -1290,13 +1303,7 @@ def _verify_aioice(version: str = aioice.__version__) -> None:
             f"aioice {version} is installed; pin aioice=={SUPPORTED_AIOICE_VERSION} or port the ICE "
             "section of this module (check aioice/ice.py and aiortc/rtcicetransport.py)."
         )
-    problems: list[str] = []
-    for owner, name, names in _ICE_CODE_EXPECTATIONS:
-        code = getattr(getattr(owner, name, None), "__code__", None)
-        if code is None:
-            problems.append(f"{owner.__name__}.{name} is missing")
-        elif missing := names - _all_names(code):
-            problems.append(f"{owner.__name__}.{name} no longer references {sorted(missing)}")
+    problems = _code_problems(_ICE_CODE_EXPECTATIONS)
     parameters = list(inspect.signature(aioice.Connection.get_component_candidates).parameters)
     if parameters != ["self", "component", "addresses", "timeout"]:
         problems.append(f"Connection.get_component_candidates takes {parameters}")
@@ -1488,13 +1495,7 @@ _DIRECT_CODE_EXPECTATIONS: Final[tuple[tuple[type, str, frozenset[str]], ...]] =
 def _verify_direct_egress() -> None:
     """Raise ``RuntimeError`` unless the sender/DTLS/ICE code has the shape :class:`DirectRtpSender`
     relies on (aiortc 1.16.0, aioice 0.13.0; the versions themselves are checked above)."""
-    problems: list[str] = []
-    for owner, name, names in _DIRECT_CODE_EXPECTATIONS:
-        code = getattr(getattr(owner, name, None), "__code__", None)
-        if code is None:
-            problems.append(f"{owner.__name__}.{name} is missing")
-        elif missing := names - _all_names(code):
-            problems.append(f"{owner.__name__}.{name} no longer references {sorted(missing)}")
+    problems = _code_problems(_DIRECT_CODE_EXPECTATIONS)
     if RTP_HISTORY_SIZE != 128:
         problems.append(f"aiortc.rtp.RTP_HISTORY_SIZE is {RTP_HISTORY_SIZE}, not 128")
     if problems:
