@@ -467,6 +467,7 @@ class Coordinator:
         are joining again on the new node. Sessions of users who are neither members nor the
         joining user are not listed by user here: they expire with their records.
         """
+        response = await self.call_response(call)  # the record does not change here: read once
         for member in await self.member_user_ids(call.cid) | {user_id}:
             for session_id in await self.sfu_sessions.media_session_ids(call.cid, member):
                 await self.sfu_sessions.left(session_id)
@@ -474,7 +475,7 @@ class Coordinator:
                 event = m.ParticipantLeftEvent(
                     created_at=utcnow(),
                     cid=call.cid,
-                    call=await self.call_response(call),
+                    call=response,
                     user_id=member,
                     session_id=session_id,
                 )
